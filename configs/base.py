@@ -1,0 +1,94 @@
+"""Base configuration: the reference hyperparameters of DESIGN.md §2 (stable_64 on GSM8K).
+
+Every experiment file imports this and changes only what differs. An ablation is a
+config file, never a code branch.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "stable_64"
+  c.seed = 1234
+
+  # Frozen LLMs: a local HF checkpoint directory or a hub id (hub ids need the network).
+  c.source = ml_collections.ConfigDict()
+  c.source.path = "mistralai/Mistral-7B-Instruct-v0.3"
+  c.source.dtype = "bfloat16"
+  c.source.layer = -1  # which hidden state feeds the translator (HF indexing: 0 = embeddings, -1 = after final norm)
+  c.target = ml_collections.ConfigDict()
+  c.target.path = "meta-llama/Llama-3.1-8B-Instruct"
+  c.target.dtype = "bfloat16"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset = "gsm8k"  # gsm8k | hotpotqa | toy
+  c.data.hf_name = "openai/gsm8k"
+  c.data.hf_config = "main"
+  c.data.train_path = ""  # local .jsonl / .parquet; empty = load c.data.hf_name through `datasets`
+  c.data.test_path = ""
+  c.data.num_shots = 8
+  c.data.shot_seed = 42
+  c.data.shuffle_seed = 1234
+  c.data.max_source_len = 2048  # source prompt tokens; exemplars are dropped (never the question) to fit
+  c.data.max_answer_len = 256  # target answer tokens in teacher forcing (+ EOS)
+  c.data.answer_anchor = "Answer: "  # target prompt text after the soft tokens
+  c.data.num_workers = 0
+
+  c.translator = ml_collections.ConfigDict()
+  c.translator.num_soft_tokens = 64
+  c.translator.bottleneck = 1024
+  c.translator.depth = 8
+  c.translator.num_heads = 16
+  c.translator.dropout = 0.1
+  c.translator.calibrate_rms = True
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.infonce_weight = 0.05
+  c.loss.infonce_start_step = 375  # half the warmup
+  c.loss.temperature = 0.07
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.learning_rate = 1e-4
+  c.optim.warmup_steps = 750
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.98
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.01
+  c.optim.gate_lr_multiplier = 3.0
+  c.optim.clip_norm = 1.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 3000
+  c.train.batch_size = 32
+  c.train.log_every = 10
+  c.train.eval_every = 250
+  c.train.eval_num_samples = 200
+  c.train.early_stopping = True
+  c.train.patience = 5
+  c.train.keep_checkpoints = 2
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")
+  c.eval.num_samples = 500
+  c.eval.batch_size = 8
+  c.eval.max_new_tokens = 256
+  c.eval.stop_strings = ("\nQ:",)
+  c.eval.repetition_penalty = 1.0  # 1.1 was tried by the first implementation; off by default
+  c.eval.no_repeat_ngram_size = 0  # 3 was tried; off by default
+  c.eval.length_buckets = (128, 256, 512, 1024, 2048)
+  c.eval.latency_batch_sizes = (1, 4, 8)
+  c.eval.bootstrap_samples = 10000
+
+  c.compression = ml_collections.ConfigDict()
+  c.compression.formats = ("fp16", "bf16", "int8", "int6", "int4")
+  c.compression.group_size = 32
+  c.compression.num_samples = 200
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # -1: all devices not used by "model"
+  c.mesh.model = 1
+
+  c.profile = ml_collections.ConfigDict()
+  c.profile.start_step = -1  # -1: no trace
+  c.profile.num_steps = 3
+  return c
