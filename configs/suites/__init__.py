@@ -1,0 +1,1 @@
+"""Suites: each file's get_config() lists the experiments `interlingua_jax.ablations` runs."""
