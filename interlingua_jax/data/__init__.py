@@ -1,0 +1,1 @@
+"""Data: dataset records (`records`) and the prompts built from them (`prompts`)."""

@@ -1,0 +1,82 @@
+"""Prompts: the 8-shot GSM8K prompt of DESIGN.md §2, HotpotQA's context prompt, the toy world's
+zero-shot prompt, and fitting a prompt to a token budget by dropping exemplars.
+
+The exemplars are drawn once from the train split with a fixed seed and are excluded from
+the training pool (DESIGN.md §3.10), so the model never trains on its own evaluation prefix.
+"""
+import random
+from collections.abc import Callable, Collection, Sequence
+
+from interlingua_jax.data.records import Example
+
+GSM8K_INSTRUCTION = ("Solve each problem step by step, then give the final answer on its own line "
+                     "as '#### <number>'.")
+
+
+def exemplar_indices(n: int, k: int = 8, seed: int = 42) -> list[int]:
+  """Indices into a train split of size `n`, as the reference drew them:
+  `random.Random(seed).sample(range(n), k)` (order matters: it is the prompt order)."""
+  if not 0 <= k <= n:
+    raise ValueError(f"cannot draw {k} exemplars from a train split of {n} examples (data.num_shots)")
+  return random.Random(seed).sample(range(n), k)
+
+
+def select_exemplars(train: Sequence[Example], k: int = 8, seed: int = 42) -> list[Example]:
+  return [train[i] for i in exemplar_indices(len(train), k, seed)]
+
+
+def training_pool(train: Sequence[Example], exemplar_ids: Collection[str]) -> list[Example]:
+  """The train split without the prompt exemplars (DESIGN.md §3.10)."""
+  exemplar_ids = set(exemplar_ids)
+  missing = exemplar_ids - {example.id for example in train}
+  if missing:  # an id that matches nothing would silently exclude nothing
+    raise ValueError(f"exemplar ids {sorted(missing, key=str)[:5]} are not ids of the train split; "
+                     "pass the `id`s of the selected exemplars")
+  return [example for example in train if example.id not in exemplar_ids]
+
+
+def fewshot_prompt(question: str, exemplars: Sequence[Example] = (), *,
+                   instruction: str | None = GSM8K_INSTRUCTION) -> str:
+  """`instruction`, then `Q: …\\nA: <answer>` per exemplar, then `Q: <question>\\nA:`, joined by
+  blank lines. A GSM8K answer already ends in `#### n`. Zero-shot with no instruction: `Q: …\\nA:`."""
+  parts = [] if instruction is None else [instruction]
+  parts += [f"Q: {e.question}\nA: {e.answer}" for e in exemplars]
+  parts.append(f"Q: {question}\nA:")
+  return "\n\n".join(parts)
+
+
+def hotpotqa_prompt(question: str, context: str) -> str:
+  return f"{context}\n\nQuestion: {question}\nAnswer:"
+
+
+def build_prompt(dataset: str, example: Example, exemplars: Sequence[Example] = ()) -> str:
+  """The evaluation prompt for `example`: GSM8K few-shot with the instruction, the toy world
+  zero-shot without it (its tiny models learn the bare format), HotpotQA with its context."""
+  if dataset == "gsm8k":
+    return fewshot_prompt(example.question, exemplars)
+  if dataset == "toy":
+    return fewshot_prompt(example.question, exemplars, instruction=None)
+  if dataset == "hotpotqa":
+    if exemplars:
+      raise ValueError("hotpotqa prompts take no exemplars: set data.num_shots = 0")
+    if example.context is None:
+      raise ValueError(f"hotpotqa example {example.id!r} has no context paragraphs")
+    return hotpotqa_prompt(example.question, example.context)
+  raise ValueError(f"unknown dataset {dataset!r}; expected one of gsm8k, hotpotqa, toy")
+
+
+def fit_prompt(dataset: str, example: Example, exemplars: Sequence[Example], *,
+               count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str, int]:
+  """The longest prompt within `max_tokens`, dropping exemplars from the end, never the question.
+
+  Returns the prompt and how many exemplars were dropped (the caller logs it). To fit both
+  models, pass `count_tokens` as the larger of the two tokenizers' counts.
+  """
+  for dropped in range(len(exemplars) + 1):
+    prompt = build_prompt(dataset, example, exemplars[:len(exemplars) - dropped])
+    num_tokens = count_tokens(prompt)
+    if num_tokens <= max_tokens:
+      return prompt, dropped
+  raise ValueError(f"example {example.id!r}: its prompt with no exemplars is {num_tokens} tokens, over the "
+                   f"limit of {max_tokens} (data.max_source_len); the question is never truncated, so raise "
+                   "the limit or drop the example")

@@ -1,0 +1,75 @@
+"""Uncertainty for accuracy comparisons: bootstrap intervals and McNemar's exact test.
+
+Every method is scored on the same questions, so differences are tested *paired*: resampling
+question indices jointly and testing only the questions where the two methods disagree.
+Plain numpy, seeded, and vectorised over resamples.
+"""
+import math
+
+import numpy as np
+
+_MAX_RESAMPLE_ELEMENTS = 1 << 23  # resample indices held at once (64 MiB of int64)
+
+
+def _as_vector(values, name: str) -> np.ndarray:
+  array = np.asarray(values, dtype=np.float64)
+  if array.ndim != 1 or array.size == 0:
+    raise ValueError(f"{name} must be a non-empty 1-D sequence of per-question values, got shape {array.shape}")
+  if not np.all(np.isfinite(array)):
+    raise ValueError(f"{name} contains NaN or infinite values")
+  return array
+
+
+def _resampled_means(values: np.ndarray, n: int, seed: int) -> np.ndarray:
+  """Means of `n` bootstrap resamples, drawn in as few chunks as memory allows."""
+  rng = np.random.default_rng(seed)
+  size = values.size
+  chunk = max(1, _MAX_RESAMPLE_ELEMENTS // size)
+  return np.concatenate([values[rng.integers(0, size, size=(min(chunk, n - start), size))].mean(axis=1)
+                         for start in range(0, n, chunk)])
+
+
+def _check_args(n: int, alpha: float) -> None:
+  if n < 1:
+    raise ValueError(f"the number of bootstrap resamples must be >= 1, got {n}")
+  if not 0 < alpha < 1:
+    raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def bootstrap_ci(values, n: int = 10000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+  """Percentile bootstrap (1 - alpha) interval for the mean of per-question values."""
+  _check_args(n, alpha)
+  means = _resampled_means(_as_vector(values, "values"), n, seed)
+  lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+  return float(lo), float(hi)
+
+
+def paired_bootstrap(a, b, n: int = 10000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+  """Mean of `a - b` and its percentile interval, resampling questions jointly.
+
+  Resampling the same question indices for both methods is resampling the per-question
+  differences, which keeps the correlation between methods that share the questions.
+  """
+  a, b = _as_vector(a, "a"), _as_vector(b, "b")
+  if a.shape != b.shape:
+    raise ValueError(f"paired samples must score the same questions: {a.size} vs {b.size} values")
+  lo, hi = bootstrap_ci(a - b, n, seed, alpha)
+  return float(np.mean(a - b)), lo, hi
+
+
+def mcnemar_p(a, b) -> float:
+  """Exact two-sided McNemar p-value for paired correct/incorrect outcomes.
+
+  Under the null the discordant pairs split as Binomial(d, 1/2); the p-value is twice the
+  smaller tail, capped at 1, computed in exact integer arithmetic.
+  """
+  a, b = _as_vector(a, "a"), _as_vector(b, "b")
+  if a.shape != b.shape:
+    raise ValueError(f"paired samples must score the same questions: {a.size} vs {b.size} values")
+  if not np.all(np.isin(a, (0, 1)) & np.isin(b, (0, 1))):
+    raise ValueError("McNemar's test takes per-question correctness (0/1 or bool), not graded scores")
+  only_a = int(np.sum((a == 1) & (b == 0)))
+  only_b = int(np.sum((a == 0) & (b == 1)))
+  discordant = only_a + only_b
+  tail = sum(math.comb(discordant, i) for i in range(min(only_a, only_b) + 1))
+  return min(1.0, 2 * tail / 2**discordant)

@@ -1,0 +1,119 @@
+"""Bootstrap intervals and McNemar's exact test, against closed forms and known values."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from interlingua_jax import stats
+
+
+def _binary(n, p, seed):
+  return (np.random.default_rng(seed).random(n) < p).astype(np.float64)
+
+
+def test_bootstrap_ci_matches_normal_approximation():
+  values = _binary(400, 0.7, seed=1)
+  mean, se = values.mean(), values.std() / math.sqrt(values.size)
+  lo, hi = stats.bootstrap_ci(values)
+  assert lo < mean < hi
+  assert lo == pytest.approx(mean - 1.96 * se, abs=0.15 * se)
+  assert hi == pytest.approx(mean + 1.96 * se, abs=0.15 * se)
+  assert stats.bootstrap_ci(values, alpha=0.5)[1] - stats.bootstrap_ci(values, alpha=0.5)[0] < hi - lo
+
+
+def test_bootstrap_ci_seeded():
+  values = _binary(50, 0.5, seed=2)
+  assert stats.bootstrap_ci(values, seed=3) == stats.bootstrap_ci(values, seed=3)
+  assert stats.bootstrap_ci(values, n=200, seed=3) != stats.bootstrap_ci(values, n=200, seed=4)
+
+
+def test_bootstrap_ci_constant_and_single():
+  assert stats.bootstrap_ci([1.0] * 30) == (1.0, 1.0)
+  assert stats.bootstrap_ci([0.25]) == (0.25, 0.25)
+
+
+def test_bootstrap_chunks_agree(monkeypatch):
+  """Memory-bounded chunks give the same distribution as one draw."""
+  values = _binary(300, 0.4, seed=5)
+  whole = stats.bootstrap_ci(values, n=4000)
+  monkeypatch.setattr(stats, "_MAX_RESAMPLE_ELEMENTS", 7 * 300 + 11)  # chunks of 7 resamples, the last one short
+  means = stats._resampled_means(values, 4000, seed=0)
+  assert means.shape == (4000,)
+  chunked = stats.bootstrap_ci(values, n=4000)
+  assert chunked == pytest.approx(whole, abs=0.02)
+
+
+def test_paired_bootstrap_keeps_pairs():
+  """Two methods that agree on most questions: the paired interval is tight around the true
+  difference; resampling the two methods independently would give one over 3x wider."""
+  a = _binary(500, 0.5, seed=6)
+  b = a.copy()
+  b[:20] = 1 - b[:20]
+  diff, lo, hi = stats.paired_bootstrap(a, b, n=5000, seed=0)
+  assert diff == pytest.approx(np.mean(a - b))
+  assert lo <= diff <= hi
+  independent_width = 2 * 1.96 * math.sqrt(a.var() / a.size + b.var() / b.size)
+  assert hi - lo < independent_width / 2
+
+
+def test_paired_bootstrap_identical_and_dominating():
+  a = _binary(100, 0.6, seed=7)
+  assert stats.paired_bootstrap(a, a) == (0.0, 0.0, 0.0)
+  assert stats.paired_bootstrap(np.ones(10), np.zeros(10)) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("only_a, only_b, expected", [
+    (0, 0, 1.0),
+    (10, 0, 2 / 1024),
+    (5, 3, 2 * (1 + 8 + 28 + 56) / 256),
+    (3, 5, 2 * (1 + 8 + 28 + 56) / 256),
+    (4, 4, 1.0),
+    (1, 0, 1.0),
+])
+def test_mcnemar_known_values(only_a, only_b, expected):
+  both, neither = 7, 4  # concordant pairs carry no information
+  a = [1] * only_a + [0] * only_b + [1] * both + [0] * neither
+  b = [0] * only_a + [1] * only_b + [1] * both + [0] * neither
+  assert stats.mcnemar_p(a, b) == pytest.approx(expected, rel=1e-12)
+  assert stats.mcnemar_p(np.array(a, bool), np.array(b, bool)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mcnemar_large_counts_against_log_space():
+  only_a, only_b = 1400, 1600
+  a = [1] * only_a + [0] * only_b
+  b = [0] * only_a + [1] * only_b
+  d = only_a + only_b
+  log_terms = [math.lgamma(d + 1) - math.lgamma(i + 1) - math.lgamma(d - i + 1) - d * math.log(2)
+               for i in range(only_a + 1)]
+  top = max(log_terms)
+  expected = 2 * math.exp(top) * sum(math.exp(t - top) for t in log_terms)
+  assert stats.mcnemar_p(a, b) == pytest.approx(expected, rel=1e-9)
+  assert 0 < expected < 1e-3
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_mcnemar_is_a_symmetric_probability(pairs):
+  a, b = zip(*pairs)
+  p = stats.mcnemar_p(a, b)
+  assert 0.0 < p <= 1.0
+  assert p == stats.mcnemar_p(b, a)
+
+
+def test_bad_input():
+  with pytest.raises(ValueError, match="values must be a non-empty 1-D sequence"):
+    stats.bootstrap_ci([])
+  with pytest.raises(ValueError, match="values must be a non-empty 1-D sequence"):
+    stats.bootstrap_ci([[1.0, 0.0]])
+  with pytest.raises(ValueError, match="values contains NaN"):
+    stats.bootstrap_ci([1.0, float("nan")])
+  with pytest.raises(ValueError, match="alpha must be in"):
+    stats.bootstrap_ci([1.0], alpha=1.5)
+  with pytest.raises(ValueError, match="resamples must be >= 1"):
+    stats.bootstrap_ci([1.0], n=0)
+  with pytest.raises(ValueError, match="same questions: 3 vs 2"):
+    stats.paired_bootstrap([1, 0, 1], [1, 0])
+  with pytest.raises(ValueError, match="same questions: 3 vs 2"):
+    stats.mcnemar_p([1, 0, 1], [1, 0])
+  with pytest.raises(ValueError, match="correctness"):
+    stats.mcnemar_p([0.5, 1], [1, 0])
