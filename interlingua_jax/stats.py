@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-_MAX_RESAMPLE_ELEMENTS = 1 << 23  # resample indices held at once (64 MiB of int64)
+_MAX_RESAMPLE_ELEMENTS = 1 << 23  # resample indices held at once (32 MiB of int32)
 
 
 def _as_vector(values, name: str) -> np.ndarray:
@@ -25,8 +25,11 @@ def _resampled_means(values: np.ndarray, n: int, seed: int) -> np.ndarray:
   rng = np.random.default_rng(seed)
   size = values.size
   chunk = max(1, _MAX_RESAMPLE_ELEMENTS // size)
-  return np.concatenate([values[rng.integers(0, size, size=(min(chunk, n - start), size))].mean(axis=1)
-                         for start in range(0, n, chunk)])
+  chunks = []
+  for start in range(0, n, chunk):
+    indices = rng.integers(0, size, size=(min(chunk, n - start), size), dtype=np.int32)
+    chunks.append(values[indices].mean(axis=1))
+  return np.concatenate(chunks)
 
 
 def _check_args(n: int, alpha: float) -> None:
