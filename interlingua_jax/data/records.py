@@ -59,7 +59,7 @@ def _read_hub(dataset: str, split: str, hf_name: str, hf_config: str) -> list[di
                      f"local {'/'.join(FILE_FORMATS)} file, or data.hf_name")
   try:
     loaded = datasets.load_dataset(hf_name, hf_config or None, split=split)
-  except (ConnectionError, OSError) as e:  # offline, unreachable hub, or a name the hub does not have
+  except OSError as e:  # ConnectionError when offline or unreachable; FileNotFoundError for an unknown name
     raise RuntimeError(
         f"could not load {hf_name!r} ({hf_config or 'default'}) split {split!r} through `datasets`: "
         f"{type(e).__name__}: {e}. Without network access, download the split once and set "
