@@ -1,0 +1,103 @@
+"""Shared fixtures: a tiny tokenizer and tiny random Llama/Mistral checkpoints in HF format.
+
+Four simulated CPU devices are configured before any JAX call, so sharding tests can build a
+(data=2, model=2) mesh in-process while everything else uses one device.
+"""
+import jax
+
+jax.config.update("jax_num_cpu_devices", 4)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY_CORPUS = [
+    "Q: Ann has 12 apples and buys 7 more. How many apples does Ann have?",
+    "A: 12 + 7 = 19. #### 19",
+    "Answer: The answer is 42.",
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.",
+    "Which magazine was started first, Arthur's Magazine or First for Women?",
+    "the quick brown fox jumps over the lazy dog 0 1 2 3 4 5 6 7 8 9 , . ? ! + - * / = ####",
+]
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]  # ids 0, 1, 2
+
+
+def build_tiny_tokenizer(vocab_size: int = 384):
+  """A byte-level BPE (any text encodes, no UNK) that, like the Llama/Mistral tokenizers, adds <s> itself."""
+  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+  from transformers import PreTrainedTokenizerFast
+
+  tok = Tokenizer(models.BPE())
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+  tok.train_from_iterator(TINY_CORPUS * 4, trainer=trainer)
+  tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                     special_tokens=[("<s>", tok.token_to_id("<s>"))])
+  return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def tiny_hf_config(model_type: str, vocab_size: int, **overrides):
+  """Small Llama-3.1- or Mistral-v0.3-shaped config (GQA 4:2, untied head); overrides change any field."""
+  from transformers import LlamaConfig, MistralConfig
+
+  common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
+                max_position_embeddings=512, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+                pad_token_id=0, initializer_range=0.1)
+  if model_type == "llama":
+    common.update(rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+    common.update(overrides)
+    return LlamaConfig(**common)
+  common.update(rope_theta=1e6, sliding_window=None)
+  common.update(overrides)
+  return MistralConfig(**common)
+
+
+def save_tiny_hf_model(path, model_type: str, tokenizer=None, seed: int = 0, vocab_size: int | None = None,
+                       **overrides):
+  """Saves a random float32 HF model (and tokenizer) to `path`; returns the torch model in eval mode."""
+  from transformers import LlamaForCausalLM, MistralForCausalLM
+
+  vocab = vocab_size or len(tokenizer)
+  config = tiny_hf_config(model_type, vocab, **overrides)
+  torch.manual_seed(seed)
+  cls = LlamaForCausalLM if model_type == "llama" else MistralForCausalLM
+  model = cls(config).float().eval()
+  model.save_pretrained(path)
+  if tokenizer is not None:
+    tokenizer.save_pretrained(path)
+  return model
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+  """Directory of a saved byte-level BPE PreTrainedTokenizerFast: <pad>=0, <s>=1, </s>=2, adds <s>."""
+  path = tmp_path_factory.mktemp("tiny_tokenizer")
+  build_tiny_tokenizer().save_pretrained(path)
+  return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir):
+  from transformers import AutoTokenizer
+  return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, tiny_tokenizer):
+  """Tiny random LlamaForCausalLM (float32, d=64, 2 layers, 4 heads / 2 kv heads, llama3 rope) + tokenizer."""
+  path = tmp_path_factory.mktemp("tiny_llama")
+  save_tiny_hf_model(path, "llama", tiny_tokenizer, seed=0)
+  return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_mistral_dir(tmp_path_factory, tiny_tokenizer):
+  """Tiny random MistralForCausalLM (float32, d=64, 2 layers, 4 heads / 2 kv heads, no window) + tokenizer."""
+  path = tmp_path_factory.mktemp("tiny_mistral")
+  save_tiny_hf_model(path, "mistral", tiny_tokenizer, seed=1)
+  return str(path)
