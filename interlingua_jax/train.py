@@ -1,0 +1,324 @@
+"""Translator training: a jitted, sharded train step and the loop around it.
+
+    h_src = source_L(question)                 frozen, outside the gradient
+    soft  = translator(h_src)                  the only trainable parameters (float32 master)
+    loss  = CE(target([BOS][soft][anchor][answer][EOS]))  on answer + EOS only
+          + λ · 1[step ≥ start] · InfoNCE(mean(soft), mean(target_embed(question)))
+
+The loop evaluates bridged accuracy every `train.eval_every` steps (and at step 0), stops
+early after `train.patience` evaluations without improvement (decided identically on
+every process), keeps the latest checkpoints and a separate on-disk copy of the best one,
+and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
+"""
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from interlingua_jax import bridge, losses, optim
+from interlingua_jax.data import pipeline
+from interlingua_jax.models import embed, forward, lm_head
+from interlingua_jax.sharding import param_shardings
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class TrainState:
+  """Everything that changes during training; the frozen LLMs are deliberately not in here."""
+  step: jax.Array
+  params: nnx.State  # translator parameters, float32
+  rngs: nnx.State  # the translator's dropout stream (key data + counter)
+  opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+  infonce_weight: float
+  infonce_start_step: int
+  temperature: float
+  answer_window: int  # the last positions of a row that can hold answer tokens or the EOS
+
+
+def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen_configs, layer: int,
+            spec: LossSpec):
+  source_params, target_params = frozen_params
+  source_config, target_config = frozen_configs
+  translator = bridge.merge_translator(graphdef, params, state.rngs)
+  hidden = bridge.source_states(source_params, source_config, batch["source_ids"], batch["source_mask"], layer)
+  soft = translator(hidden, batch["source_mask"], deterministic=False)
+  inputs = bridge.target_inputs(target_params, target_config, soft, batch["target_token_ids"],
+                                batch["target_soft_index"])
+  out = forward(target_params, target_config, inputs_embeds=inputs, attention_mask=batch["target_attention_mask"],
+                positions=batch["target_positions"], compute_logits=False)
+  # Logits only where answers live (the rows are left-padded, so answers end every row): a (B, S, V)
+  # float32 logit tensor for a 128k vocabulary would dominate memory for nothing.
+  window = slice(-spec.answer_window, None)
+  logits = lm_head(target_params, target_config, out.hidden_states[-1][:, window])
+  labels, mask = batch["target_labels"][:, window], batch["target_loss_mask"][:, window]
+  ce = losses.answer_cross_entropy(logits, labels, mask)
+  metrics = {"ce": ce, "token_accuracy": losses.answer_accuracy(logits, labels, mask)}
+  loss = ce
+  if spec.infonce_weight > 0:
+    anchors = losses.mean_pool(soft)
+    positives = losses.mean_pool(embed(target_params, target_config, batch["question_ids"]), batch["question_mask"])
+    nce = losses.info_nce(anchors, positives, spec.temperature)
+    on = (state.step >= spec.infonce_start_step).astype(jnp.float32)
+    loss = loss + spec.infonce_weight * on * nce
+    metrics["infonce"] = nce
+  new_rngs = bridge.translator_rngs(translator)
+  return loss, (metrics, new_rngs)
+
+
+def train_step(state: TrainState, frozen_params, batch, *, graphdef, tx, schedule, frozen_configs, layer, spec):
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, (metrics, rngs)), grads = grad_fn(state.params, state, graphdef, frozen_params, batch,
+                                           frozen_configs=frozen_configs, layer=layer, spec=spec)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
+  return TrainState(state.step + 1, params, rngs, opt_state), metrics
+
+
+def make_train_step(*, mesh: Mesh, frozen: bridge.Frozen, graphdef, tx, schedule, spec: LossSpec) -> Callable:
+  """jax.jit with explicit shardings: batch over "data", frozen weights over "model", state replicated.
+
+  The state buffers are donated: the optimizer update happens in place.
+  """
+  replicated = NamedSharding(mesh, P())
+  frozen_shardings = (param_shardings(frozen.source.config, mesh), param_shardings(frozen.target.config, mesh))
+  fn = lambda state, frozen_params, batch: train_step(
+      state, frozen_params, batch, graphdef=graphdef, tx=tx, schedule=schedule,
+      frozen_configs=(frozen.source.config, frozen.target.config), layer=frozen.source_layer, spec=spec)
+  return jax.jit(fn, in_shardings=(replicated, frozen_shardings, NamedSharding(mesh, P("data"))),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+
+
+def init_state(translator, tx, mesh: Mesh) -> tuple[object, TrainState]:
+  graphdef, params, rngs = bridge.split_translator(translator)
+  state = TrainState(jnp.zeros((), jnp.int32), params, rngs, tx.init(params))
+  return graphdef, jax.device_put(state, NamedSharding(mesh, P()))
+
+
+def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """This process's rows → one global array per field, split over "data"."""
+  sharding = NamedSharding(mesh, P("data"))
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+class Checkpoints:
+  """Latest checkpoints (for resuming) and a separate copy of the best one (for evaluation).
+
+  Each checkpoint holds the train state, the data-iterator state and the loop's bookkeeping.
+  The best checkpoint is written to its own directory at the moment it is best: a real copy
+  on disk, never a reference to weights that keep training (DESIGN §3.8).
+  """
+
+  def __init__(self, workdir: str, keep: int):
+    root = os.path.join(os.path.abspath(workdir), "checkpoints")
+    items = ("state", "data", "loop")
+    self.latest = ocp.CheckpointManager(os.path.join(root, "latest"), item_names=items,
+                                        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self.best = ocp.CheckpointManager(os.path.join(root, "best"), item_names=items,
+                                      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+
+  @staticmethod
+  def _args(state, data_state, loop):
+    return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+                              loop=ocp.args.JsonSave(loop))
+
+  def save(self, step: int, state: TrainState, data_state: dict, loop: dict, *, best: bool) -> None:
+    self.latest.save(step, args=self._args(state, data_state, loop), force=True)
+    if best:
+      self.best.save(step, args=self._args(state, data_state, loop), force=True)
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  @staticmethod
+  def restore(manager: ocp.CheckpointManager, abstract_state: TrainState, step: int | None = None):
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      return None
+    out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                        data=ocp.args.JsonRestore(), loop=ocp.args.JsonRestore()))
+    return out.state, out.data, out.loop
+
+
+def abstract_like(state: TrainState) -> TrainState:
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def restore_best_translator(workdir: str, translator, tx, mesh: Mesh):
+  """The translator of the best checkpoint: (graphdef, params, rngs, step). A clear error if there is none."""
+  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+  manager = ocp.CheckpointManager(ckpt_dir, item_names=("state", "data", "loop"))
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f"no best checkpoint under {ckpt_dir}: train first "
+                            f"(python -m interlingua_jax.main --config=... --workdir={workdir} --mode=train).")
+  graphdef, state = init_state(translator, tx, mesh)
+  restored, _, loop = Checkpoints.restore(manager, abstract_like(state))
+  return graphdef, restored.params, restored.rngs, int(restored.step)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+class MetricsLog:
+  """metrics.jsonl (one JSON object per logged step) and TensorBoard event files; process 0 only."""
+
+  def __init__(self, workdir: str):
+    self.enabled = jax.process_index() == 0
+    if self.enabled:
+      from tensorboardX import SummaryWriter
+      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, row: dict) -> None:
+    if not self.enabled:
+      return
+    self.jsonl.write(json.dumps(row) + "\n")
+    self.jsonl.flush()
+    for k, v in row.items():
+      if k != "step" and isinstance(v, (int, float)):
+        self.tb.add_scalar(k, v, row["step"])
+    self.tb.flush()
+
+  def close(self) -> None:
+    if self.enabled:
+      self.jsonl.close()
+      self.tb.close()
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+  """Patience counted in evaluations without a new best bridged accuracy."""
+  patience: int
+  enabled: bool
+  best_accuracy: float = -1.0
+  best_step: int = -1
+  since_best: int = 0
+
+  def update(self, step: int, accuracy: float) -> tuple[bool, bool]:
+    """Returns (is_new_best, should_stop)."""
+    if accuracy > self.best_accuracy:
+      self.best_accuracy, self.best_step, self.since_best = accuracy, step, 0
+      return True, False
+    self.since_best += 1
+    return False, self.enabled and self.since_best >= self.patience
+
+
+def same_on_all_processes(flag: bool) -> bool:
+  """Process 0's decision, broadcast: no worker may stop (or go on) alone (DESIGN §3.14)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
+
+
+def fit(*, state: TrainState, step_fn: Callable, frozen_params, data_iter, mesh: Mesh, total_steps: int,
+        log_every: int, eval_every: int, evaluate: Callable[[TrainState], float], checkpoints: Checkpoints,
+        metrics: MetricsLog, stopper: EarlyStopping, global_batch_size: int,
+        profile_dir: str | None = None, profile_steps: tuple[int, int] = (-1, 0),
+        progress: bool = True) -> tuple[TrainState, dict]:
+  """Runs steps until `total_steps` or early stop; returns the final state and a summary."""
+  from tqdm import tqdm
+  start = int(state.step)
+  bar = tqdm(total=total_steps, initial=start, disable=not progress or jax.process_index() != 0,
+             dynamic_ncols=True, desc="train")
+  history = []
+  stopped_early = False
+  t0, steps_since = time.perf_counter(), 0
+  last_accuracy = None
+
+  def evaluate_and_save(step: int) -> bool:
+    nonlocal last_accuracy
+    check_finite(state_metrics=None, state=state, step=step)
+    accuracy = evaluate(state)
+    last_accuracy = accuracy
+    is_best, stop = stopper.update(step, accuracy)
+    is_best, stop = same_on_all_processes(is_best), same_on_all_processes(stop)
+    metrics.write({"step": step, "bridged_accuracy": accuracy})
+    history.append((step, accuracy))
+    loop = dataclasses.asdict(stopper)
+    checkpoints.save(step, state, data_iter.get_state(), loop, best=is_best)
+    return stop
+
+  if start == 0 and stopper.best_step < 0:
+    stopped_early = evaluate_and_save(0)
+  step = start
+  while step < total_steps and not stopped_early:
+    if step == profile_steps[0] and profile_dir:
+      jax.profiler.start_trace(profile_dir)
+    batch = global_batch(next(data_iter), mesh)
+    state, step_metrics = step_fn(state, frozen_params, batch)
+    step += 1
+    steps_since += 1
+    if profile_dir and step == profile_steps[0] + profile_steps[1]:
+      jax.block_until_ready(state)
+      jax.profiler.stop_trace()
+    if step % log_every == 0 or step == total_steps:
+      row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      check_finite(state_metrics=row, state=None, step=step)
+      elapsed = time.perf_counter() - t0
+      row.update(step=step, samples_per_s=steps_since * global_batch_size / max(elapsed, 1e-9))
+      metrics.write(row)
+      bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", sps=f"{row['samples_per_s']:.1f}")
+      t0, steps_since = time.perf_counter(), 0
+    bar.update(1)
+    if step % eval_every == 0 or step == total_steps:
+      stopped_early = evaluate_and_save(step)
+  checkpoints.wait()
+  bar.close()
+  summary = {"best_step": stopper.best_step, "best_accuracy": stopper.best_accuracy, "final_step": step,
+             "final_accuracy": last_accuracy, "stopped_early": stopped_early}
+  return state, summary
+
+
+def check_finite(*, state_metrics: dict | None, state: TrainState | None, step: int) -> None:
+  """Stops the run on a NaN/inf loss or parameter, before anything non-finite can be checkpointed."""
+  if state_metrics is not None and not all(math.isfinite(v) for v in state_metrics.values()):
+    bad = {k: v for k, v in state_metrics.items() if not math.isfinite(v)}
+    raise FloatingPointError(f"non-finite training metrics at step {step}: {bad}. Nothing was saved for this "
+                             "step; lower optim.learning_rate or check the data.")
+  if state is not None:
+    finite = jax.tree.reduce(lambda a, b: a & b,
+                             jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state.params), jnp.array(True))
+    if not bool(finite):
+      raise FloatingPointError(f"non-finite translator parameters at step {step}; refusing to checkpoint them. "
+                               "Lower optim.learning_rate or check the data.")
+
+
+def summarize_params(translator) -> dict[str, int]:
+  _, params, _ = nnx.split(translator, nnx.Param, ...)
+  return {"translator_params": bridge.count_params(params)}
+
+
+def encode_pool(examples: Sequence, **kwargs) -> list[dict[str, np.ndarray]]:
+  return [pipeline.encode_example(e, **kwargs) for e in examples]
+
+
+def make_optimizer(cfg, total_steps: int):
+  o = cfg.optim
+  tx = optim.make_optimizer(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps, total_steps=total_steps,
+                            b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+                            gate_lr_multiplier=o.gate_lr_multiplier, clip_norm=o.clip_norm)
+  schedule = optim.make_schedule(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
+                                 total_steps=total_steps)
+  return tx, schedule
