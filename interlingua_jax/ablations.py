@@ -30,14 +30,20 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-_SUITE = config_flags.DEFINE_config_file(
-    "suite", None, "Suite file whose get_config() lists the experiments.")
-_ROOT = flags.DEFINE_string(
-    "root", None, "Parent directory; the suite runs in a new <root>/<YYYYmmdd_HHMMSS>/.")
-_RESUME = flags.DEFINE_string(
-    "resume", None, "An existing suite root to continue in (runs with DONE are skipped).")
-_ONLY = flags.DEFINE_list("only", None, "Run only these experiments (comma-separated names).")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands without running anything.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Defined only when run as a program: tests import this beside modules that also have --root."""
+  config_flags.DEFINE_config_file("suite", None,
+                                  "Suite file whose get_config() lists the experiments.")
+  flags.DEFINE_string("root", None,
+                      "Parent directory; the suite runs in a new <root>/<YYYYmmdd_HHMMSS>/.")
+  flags.DEFINE_string("resume", None,
+                      "An existing suite root to continue in (runs with DONE are skipped).")
+  flags.DEFINE_list("only", None, "Run only these experiments (comma-separated names).")
+  flags.DEFINE_bool("dry_run", False, "Print the commands without running anything.")
+
 
 # `{config}` and `{workdir}` are filled in per run; overrides follow as `--config.k=v`.
 MAIN_COMMAND = (sys.executable, "-m", "interlingua_jax.main", "--config={config}",
@@ -181,7 +187,8 @@ def run_suite(experiments: Sequence[Experiment], root: Path, *,
 
 def report(results: Sequence[RunResult], root: Path, out: TextIO = sys.stdout) -> int:
   """Prints the end-of-suite summary; the exit status is 1 when any run failed."""
-  counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "dry_run")}
+  statuses = ("done", "skipped", "failed", "dry_run")
+  counts = {s: sum(r.status == s for r in results) for s in statuses}
   out.write(f"\nSuite {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + "\n")
   for r in results:
     line = f"  {r.status:8s} {r.name}"
@@ -219,26 +226,27 @@ def write_suite_record(root: Path, suite: ml_collections.ConfigDict,
 def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _SUITE.value is None:
+  if FLAGS.suite is None:
     sys.exit("ablations: --suite=FILE is required, e.g. --suite=configs/suites/paper.py")
   try:
-    experiments = parse_suite(_SUITE.value)
-    chosen = select(experiments, _ONLY.value)
-    root = suite_root(_ROOT.value, _RESUME.value)
+    experiments = parse_suite(FLAGS.suite)
+    chosen = select(experiments, FLAGS.only)
+    root = suite_root(FLAGS.root, FLAGS.resume)
   except ValueError as e:
     sys.exit(f"ablations: {e}")
-  print(f"Suite root: {root}" + (" (dry run: nothing is created)" if _DRY_RUN.value else ""))
-  if not _DRY_RUN.value:
+  print(f"Suite root: {root}" + (" (dry run: nothing is created)" if FLAGS.dry_run else ""))
+  if not FLAGS.dry_run:
     try:
-      root.mkdir(parents=True, exist_ok=bool(_RESUME.value))
+      root.mkdir(parents=True, exist_ok=bool(FLAGS.resume))
     except FileExistsError:
       sys.exit(f"ablations: {root} already exists; wait a second and retry, or continue it with "
                f"--resume={root}")
     if os.environ.get("JAX_PROCESS_ID", "0") == "0":
-      write_suite_record(root, _SUITE.value, experiments)
-  results = run_suite(chosen, root, dry_run=_DRY_RUN.value)
+      write_suite_record(root, FLAGS.suite, experiments)
+  results = run_suite(chosen, root, dry_run=FLAGS.dry_run)
   return report(results, root)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
 from matplotlib.ticker import FuncFormatter  # pylint: disable=g-import-not-at-top
 
-_ROOT = flags.DEFINE_string("root", None, "Suite root: the directory holding one dir per run.")
+FLAGS = flags.FLAGS
 
 METHOD_ORDER = ("source_alone", "target_alone", "text_relay", "token_budget", "latent")
 FIGURES = ("training_curves", "stability", "accuracy_vs_soft_tokens", "accuracy_vs_wire_bytes",
@@ -132,7 +132,8 @@ def _compression_error(comp: dict) -> str | None:
   if not isinstance(levels, dict) or not levels:
     return "compression/compression.json has no `levels` object"
   for fmt, level in levels.items():
-    if not isinstance(level, dict) or not all(_is_num(level.get(k)) for k in ("packet_bytes", "accuracy")):
+    if not isinstance(level, dict) or not all(_is_num(level.get(k))
+                                              for k in ("packet_bytes", "accuracy")):
       return f"compression/compression.json: level {fmt!r} lacks numeric packet_bytes/accuracy"
   return None
 
@@ -185,7 +186,8 @@ def find_runs(root: Path) -> list[tuple[str, Path]]:
 
 def summarize(run: Run) -> dict[str, Any]:
   """One run's entry in ablation_results.json."""
-  infonce, early_stop = _dig(run.config, "loss.infonce_weight"), _dig(run.config, "train.early_stopping")
+  infonce = _dig(run.config, "loss.infonce_weight")
+  early_stop = _dig(run.config, "train.early_stopping")
   fixes = None if infonce is None or early_stop is None else bool(infonce > 0 and early_stop)
   out = {
       "name": run.name, "path": str(run.path), "complete": run.done, "problems": run.problems,
@@ -202,7 +204,8 @@ def summarize(run: Run) -> dict[str, Any]:
                final_accuracy=final["bridged_accuracy"], final_step=final["step"],
                degradation=peak["bridged_accuracy"] - final["bridged_accuracy"])
   summary = run.train_summary or {}
-  out["steps_run"] = summary.get("final_step", run.train_rows[-1]["step"] if run.train_rows else None)
+  last_train_step = run.train_rows[-1]["step"] if run.train_rows else None
+  out["steps_run"] = summary.get("final_step", last_train_step)
   out["best_step"] = summary.get("best_step", out.get("peak_step"))
   out["stopped_early"] = summary.get("stopped_early")
   if run.aggregate:
@@ -482,9 +485,11 @@ def fig_accuracy_vs_soft_tokens(results: list[dict]) -> plt.Figure | None:
   fig, ax = plt.subplots(figsize=(8, 5))
   styles = {"latent": ("o", "-"), "token_budget": ("s", "--"), "target_alone": ("^", ":")}
   for ds in datasets:
-    ds_runs = sorted((r for r in runs if str(r["dataset"]) == ds), key=lambda r: r["num_soft_tokens"])
+    ds_runs = sorted((r for r in runs if str(r["dataset"]) == ds),
+                     key=lambda r: r["num_soft_tokens"])
     for method, (marker, ls) in styles.items():
-      pts = [(r["num_soft_tokens"], r["methods"][method]) for r in ds_runs if method in r["methods"]]
+      pts = [(r["num_soft_tokens"], r["methods"][method])
+             for r in ds_runs if method in r["methods"]]
       if pts:
         label = method if len(datasets) == 1 else f"{method} ({ds})"
         _errorbar(ax, [p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, label=label)
@@ -550,7 +555,8 @@ def fig_inference_costs(results: list[dict], colors: dict[str, str]) -> plt.Figu
     ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
     ax.set_xlabel("method")
     ax.legend()
-  ax_kv.set(ylabel=f"mean KV cache per question ({unit})", title="KV-cache memory held by the model")
+  ax_kv.set(ylabel=f"mean KV cache per question ({unit})",
+            title="KV-cache memory held by the model")
   ax_lat.set(ylabel="mean latency per question (s)", title="Latency")
   fig.suptitle("Inference costs per method", fontsize=14)
   fig.tight_layout()
@@ -630,10 +636,10 @@ def analyze(root: Path) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _ROOT.value:
+  if not FLAGS.root:
     sys.exit("analysis: --root=DIR is required (the timestamped suite root)")
   try:
-    report = analyze(Path(_ROOT.value))
+    report = analyze(Path(FLAGS.root))
   except ValueError as e:
     sys.exit(f"analysis: {e}")
   for r in report["runs"]:
@@ -641,8 +647,10 @@ def main(argv: Sequence[str]) -> None:
       logging.warning("%s: %s", r["name"], p)
   for s in report["not_produced"]:
     logging.warning("not produced: %s", s)
-  print(f"Wrote {len(report['files'])} files to {Path(_ROOT.value) / 'analysis'}")
+  print(f"Wrote {len(report['files'])} files to {Path(FLAGS.root) / 'analysis'}")
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: tests import this beside modules that also have --root.
+  flags.DEFINE_string("root", None, "Suite root: the directory holding one dir per run.")
   app.run(main)
