@@ -1,0 +1,73 @@
+"""The wire analysis (`--mode=compression`): real packets, real byte counts, the accuracy cost.
+
+For N test questions: the UTF-8 bytes and source tokens of the text prompt the bridge
+replaces; the bytes of the soft-token packet at each precision (`wire.encode`, measured,
+and equal to `wire.packet_size`); and bridged accuracy when the target reads the soft
+tokens after an encode → decode round trip. The table says plainly where a packet is
+larger than the text it replaces: at M × d_tgt numbers it usually is, and the saving is
+in the target's KV cache (M soft tokens instead of the prompt's tokens), not in bytes.
+"""
+import json
+import os
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from interlingua_jax import evaluate, stats, wire
+from interlingua_jax.data import pipeline
+
+
+def analyse(h: evaluate.Harness, examples: Sequence, *, formats: Sequence[str], group_size: int, out_dir: str,
+            seed: int) -> dict:
+  """Runs the latent method once per precision (plus float32, no wire) and writes compression.json."""
+  prompts = [h.builder.source_prompt(e) for e in examples]
+  text_bytes = np.array([len(p.encode("utf-8")) for p in prompts], np.float64)
+  text_tokens = np.array([len(pipeline.token_ids(h.frozen.source_tokenizer, p)) + 1 for p in prompts], np.float64)
+  shape = (h.num_soft_tokens, h.frozen.target.config.hidden_size)
+  levels = {}
+  packets: dict[str, list[int]] = {}
+  for fmt in ("float32", *formats):
+    if fmt == "float32":
+      h.soft_transform, bytes_ = None, 4 * shape[0] * shape[1]
+    else:
+      sizes = packets.setdefault(fmt, [])
+
+      def roundtrip(soft: np.ndarray, fmt=fmt, sizes=sizes) -> np.ndarray:
+        packet = wire.encode(soft, fmt=fmt, group_size=group_size)
+        sizes.append(len(packet))
+        return wire.decode(packet)
+
+      h.soft_transform, bytes_ = roundtrip, wire.packet_size(shape, fmt, group_size)
+    records = evaluate.run_methods(h, ["latent"], examples, samples_path=None, progress=False)
+    correct = np.array([r["correct"] for r in records], np.float64)
+    if fmt in packets and any(s != bytes_ for s in packets[fmt]):
+      raise AssertionError(f"{fmt}: measured packet sizes {set(packets[fmt])} differ from the formula {bytes_}")
+    levels[fmt] = {"packet_bytes": int(bytes_), "bytes_ratio_vs_text": float(text_bytes.mean() / bytes_),
+                   "accuracy": float(correct.mean()), "ci95": list(stats.bootstrap_ci(correct, seed=seed))}
+  h.soft_transform = None
+  result = {"num_samples": len(examples), "num_soft_tokens": h.num_soft_tokens, "soft_shape": list(shape),
+            "group_size": group_size, "text_bytes_mean": float(text_bytes.mean()),
+            "text_tokens_mean": float(text_tokens.mean()), "levels": levels}
+  if jax.process_index() == 0:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "compression.json"), "w") as f:
+      json.dump(result, f, indent=2)
+  return result
+
+
+def table(result: dict) -> str:
+  """A plain-text table; every level larger than the text it replaces is flagged as such."""
+  text = result["text_bytes_mean"]
+  lines = [f"Wire: {result['num_samples']} questions; text prompt {text:.0f} B UTF-8, "
+           f"{result['text_tokens_mean']:.1f} tokens; latent {result['num_soft_tokens']} soft tokens "
+           f"({result['soft_shape'][0]} x {result['soft_shape'][1]} numbers)",
+           f"{'level':>8} {'packet B':>10} {'text/packet':>12} {'accuracy':>9}  verdict"]
+  for fmt, v in result["levels"].items():
+    verdict = (f"packet is {v['packet_bytes'] / text:.1f}x LARGER than the text" if v["packet_bytes"] > text
+               else f"packet is {text / v['packet_bytes']:.1f}x smaller than the text")
+    lines.append(f"{fmt:>8} {v['packet_bytes']:>10,} {v['bytes_ratio_vs_text']:>12.4f} {v['accuracy']:>9.3f}  {verdict}")
+  tokens_saved = result["text_tokens_mean"] - result["num_soft_tokens"]
+  lines.append(f"KV-cache view: the target holds {result['num_soft_tokens']} soft tokens instead of "
+               f"{result['text_tokens_mean']:.1f} prompt tokens ({tokens_saved:+.1f} tokens saved per question).")
+  return "\n".join(lines)

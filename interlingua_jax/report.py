@@ -1,0 +1,115 @@
+"""A run's report, regenerated from its saved outputs alone: `report.md` and PNG plots.
+
+    python -m interlingua_jax.main --config=... --workdir=DIR --mode=report
+"""
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _read_json(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _read_metrics(path: str) -> tuple[list[dict], list[dict]]:
+  train_rows, eval_rows = [], []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        row = json.loads(line)
+        (eval_rows if "bridged_accuracy" in row else train_rows).append(row)
+  return train_rows, eval_rows
+
+
+def methods_table(agg: dict) -> str:
+  """Markdown table of accuracy per method with its interval, KV bytes and latency."""
+  lines = ["| method | accuracy | 95% CI | mean KV-cache bytes | mean latency (s) |", "|---|---|---|---|---|"]
+  for name, m in agg["methods"].items():
+    lo, hi = m["ci95"]
+    lines.append(f"| {name} | {m['accuracy']:.3f} | [{lo:.3f}, {hi:.3f}] | {m['mean_kv_bytes']:,.0f} | "
+                 f"{m['mean_latency_s']:.4f} |")
+  return "\n".join(lines)
+
+
+def plot_training(train_rows: list[dict], eval_rows: list[dict], path: str) -> None:
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+  if train_rows:
+    steps = [r["step"] for r in train_rows]
+    ax1.plot(steps, [r["loss"] for r in train_rows], label="total loss")
+    ax1.plot(steps, [r["ce"] for r in train_rows], label="answer cross-entropy", linestyle="--")
+    if "infonce" in train_rows[0]:
+      ax1.plot(steps, [r["infonce"] for r in train_rows], label="InfoNCE", linestyle=":")
+  ax1.set(xlabel="training step", ylabel="loss (nats)", title="Training loss")
+  ax1.legend()
+  ax1.grid(alpha=0.3)
+  if eval_rows:
+    ax2.plot([r["step"] for r in eval_rows], [100 * r["bridged_accuracy"] for r in eval_rows], marker="o",
+             label="bridged (latent) accuracy")
+  ax2.set(xlabel="training step", ylabel="accuracy (%)", title="Bridged accuracy on held-out questions",
+          ylim=(0, 100))
+  ax2.legend()
+  ax2.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_methods(agg: dict, path: str) -> None:
+  names = list(agg["methods"])
+  acc = [100 * agg["methods"][n]["accuracy"] for n in names]
+  err = [[100 * (agg["methods"][n]["accuracy"] - agg["methods"][n]["ci95"][0]) for n in names],
+         [100 * (agg["methods"][n]["ci95"][1] - agg["methods"][n]["accuracy"]) for n in names]]
+  fig, ax = plt.subplots(figsize=(8, 4))
+  bars = ax.bar(names, acc, yerr=err, capsize=5, color="tab:blue", label="accuracy, 95% bootstrap CI")
+  for b, a in zip(bars, acc):
+    ax.text(b.get_x() + b.get_width() / 2, a + 2, f"{a:.1f}", ha="center")
+  ax.set(xlabel="method", ylabel="accuracy (%)", ylim=(0, 105),
+         title=f"Accuracy per method ({agg['num_questions']} questions, M = {agg['num_soft_tokens']})")
+  ax.legend(loc="upper right")
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write(workdir: str) -> str:
+  """Writes report.md (and its PNGs) into `workdir`; returns the report's path."""
+  train_rows, eval_rows = _read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  agg = _read_json(os.path.join(workdir, "eval", "aggregate.json"))
+  comp = _read_json(os.path.join(workdir, "compression", "compression.json"))
+  summary = _read_json(os.path.join(workdir, "train_summary.json"))
+  lines = [f"# Run report: {os.path.basename(os.path.abspath(workdir))}", ""]
+  if summary:
+    lines += ["## Training", "",
+              f"Best bridged accuracy {summary['best_accuracy']:.3f} at step {summary['best_step']}; "
+              f"final step {summary['final_step']} ({'stopped early' if summary['stopped_early'] else 'ran to the end'}).",
+              "", "![training curves](training_curves.png)", ""]
+  if train_rows or eval_rows:
+    plot_training(train_rows, eval_rows, os.path.join(workdir, "training_curves.png"))
+  if agg:
+    plot_methods(agg, os.path.join(workdir, "accuracy_by_method.png"))
+    lines += [f"## Results ({agg['dataset']}, {agg['num_questions']} held-out questions, "
+              f"M = {agg['num_soft_tokens']} soft tokens)", "", methods_table(agg), "",
+              "![accuracy per method](accuracy_by_method.png)", "", "### Latent against each method (paired)", "",
+              "| comparison | difference | 95% CI | McNemar p |", "|---|---|---|---|"]
+    for name, c in agg["comparisons"].items():
+      lines.append(f"| {name} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['mcnemar_p']:.2g} |")
+    lines += ["", f"Scenario: **{agg['scenario']}**."]
+    if agg.get("kv_saving"):
+      k = agg["kv_saving"]
+      lines += ["", f"KV cache held by the target: latent {k['latent_mean_kv_bytes']:,.0f} B vs target_alone "
+                    f"{k['target_alone_mean_kv_bytes']:,.0f} B per question (saving {100 * k['saving_fraction']:.1f}%)."]
+  if comp:
+    from interlingua_jax.compression import table
+    lines += ["", "## Wire", "", "```", table(comp), "```"]
+  path = os.path.join(workdir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path

@@ -1,0 +1,209 @@
+"""Wires a config to the stages of a run: train → eval → compression → report.
+
+This is the only place (with `main`) that reads a whole ConfigDict; everything it calls
+takes explicit arguments.
+"""
+import dataclasses
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+
+from interlingua_jax import bridge, compression, evaluate, report, train
+from interlingua_jax.data import pipeline, prompts
+from interlingua_jax.data.records import load_split
+from interlingua_jax.models import from_pretrained
+from interlingua_jax.sharding import make_mesh
+
+# Config sections that may change between runs in one workdir: they do not shape the trained state.
+_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir", "train.log_every")
+
+
+@dataclasses.dataclass
+class Setup:
+  frozen: bridge.Frozen
+  builder: pipeline.PromptBuilder
+  pool: list  # training examples, exemplars excluded
+  test: list
+  mesh: jax.sharding.Mesh
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+  return out
+
+
+def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses a workdir whose checkpoints were trained with a different config; records the config."""
+  path = os.path.join(workdir, "config.json")
+  current = json.loads(cfg.to_json_best_effort())
+  has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
+  if os.path.exists(path) and has_checkpoints:
+    with open(path) as f:
+      saved = _flat(json.load(f))
+    now = _flat(current)
+    free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
+    diff = sorted(k for k in saved.keys() | now.keys() if not free(k) and saved.get(k) != now.get(k))
+    if diff:
+      shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
+      raise ValueError(f"{workdir} holds checkpoints of a different config ({shown}). Use a new --workdir, "
+                       "or pass the same config to resume.")
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump(current, f, indent=2)
+
+
+def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """The toy world: write its data and pretrain its two LMs (cached), and point the config at them."""
+  from interlingua_jax.toy import world
+  paths = world.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.world.to_dict())
+  with cfg.unlocked():
+    cfg.source.path, cfg.target.path = paths["source"], paths["target"]
+    cfg.data.train_path, cfg.data.test_path = paths["train"], paths["test"]
+
+
+def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
+  mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
+  source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
+  target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
+  frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
+  d = cfg.data
+  train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
+  test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
+  exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
+  pool = prompts.training_pool(train_set, [e.id for e in exemplars])
+  builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
+  logging.info("data: %d train (%d exemplars excluded), %d test", len(pool), len(exemplars), len(test_set))
+  return Setup(frozen, builder, pool, test_set, mesh)
+
+
+def harness(cfg: ml_collections.ConfigDict, s: Setup, batch_size: int | None = None) -> evaluate.Harness:
+  e = cfg.eval
+  decoding = evaluate.Decoding(max_new_tokens=e.max_new_tokens, stop_strings=tuple(e.stop_strings),
+                               batch_size=batch_size or e.batch_size, length_buckets=tuple(e.length_buckets),
+                               repetition_penalty=e.repetition_penalty, no_repeat_ngram_size=e.no_repeat_ngram_size)
+  return evaluate.Harness(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
+                          s.mesh)
+
+
+def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
+  t = cfg.translator
+  return bridge.make_translator(frozen=s.frozen, num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck,
+                                depth=t.depth, num_heads=t.num_heads, dropout=t.dropout,
+                                calibrate_rms=t.calibrate_rms, seed=cfg.seed)
+
+
+def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
+  summary_path = os.path.join(workdir, "train_summary.json")
+  if os.path.exists(summary_path):
+    logging.info("training already finished (%s); skipping", summary_path)
+    with open(summary_path) as f:
+      return json.load(f)
+  tok = s.frozen.target_tokenizer
+  m = cfg.translator.num_soft_tokens
+  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
+                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
+  logging.info("static lengths: %s", lengths)
+  encoded = train.encode_pool(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
+                              num_soft_tokens=m, lengths=lengths)
+  data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size, seed=cfg.data.shuffle_seed,
+                                          process_index=jax.process_index(), process_count=jax.process_count()))
+  translator = new_translator(cfg, s)
+  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(translator, tx, s.mesh)
+  logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
+  checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
+  stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
+  restored = train.Checkpoints.restore(checkpoints.latest, train.abstract_like(state))
+  if restored is not None:
+    state, data_state, loop = restored
+    data_iter.set_state(data_state)
+    stopper = train.EarlyStopping(**loop)
+    logging.info("resumed from step %d", int(state.step))
+  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
+                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2)
+  step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
+                                  spec=spec)
+  h = harness(cfg, s)
+  eval_examples = s.test[:cfg.train.eval_num_samples]
+
+  def bridged_accuracy(st: train.TrainState) -> float:
+    h.translator = (graphdef, st.params, st.rngs)
+    return evaluate.bridged_accuracy(h, eval_examples)
+
+  p = cfg.profile
+  state, summary = train.fit(
+      state=state, step_fn=step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
+      data_iter=data_iter, mesh=s.mesh, total_steps=cfg.train.steps, log_every=cfg.train.log_every,
+      eval_every=cfg.train.eval_every, evaluate=bridged_accuracy, checkpoints=checkpoints,
+      metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
+      profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
+      profile_steps=(p.start_step, p.num_steps))
+  if jax.process_index() == 0:
+    with open(summary_path, "w") as f:
+      json.dump(summary, f, indent=2)
+  logging.info("training summary: %s", summary)
+  return summary
+
+
+def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, params, rngs, step = train.restore_best_translator(workdir, new_translator(cfg, s), tx, s.mesh)
+  logging.info("evaluating the best checkpoint (step %d)", step)
+  return graphdef, params, rngs
+
+
+def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
+  e = cfg.eval
+  h = harness(cfg, s)
+  if "latent" in e.methods:
+    h.translator = best_translator(cfg, s, workdir)
+  examples = s.test[:e.num_samples]
+  if len(examples) < e.num_samples:
+    logging.warning("eval.num_samples=%d but the test split has %d questions", e.num_samples, len(examples))
+  out_dir = os.path.join(workdir, "eval")
+  records = evaluate.run_methods(h, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
+  relay_inputs = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
+  throughput = evaluate.measure_throughput(h, list(e.methods), examples, tuple(e.latency_batch_sizes),
+                                           source_predictions=relay_inputs)
+  agg = evaluate.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
+                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
+                           seed=cfg.seed, throughput=throughput)
+  if jax.process_index() == 0:
+    with open(os.path.join(out_dir, "aggregate.json"), "w") as f:
+      json.dump(agg, f, indent=2)
+  print(report.methods_table(agg))
+  return agg
+
+
+def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
+  c = cfg.compression
+  h = harness(cfg, s)
+  h.translator = best_translator(cfg, s, workdir)
+  result = compression.analyse(h, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
+                               out_dir=os.path.join(workdir, "compression"), seed=cfg.seed)
+  print(compression.table(result))
+  return result
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  os.makedirs(workdir, exist_ok=True)
+  if cfg.data.dataset == "toy":
+    resolve_toy(cfg, workdir)
+  check_config(cfg, workdir)
+  out = {}
+  s = setup(cfg, workdir) if set(modes) - {"report"} else None
+  if "train" in modes:
+    out["train"] = train_stage(cfg, s, workdir)
+  if "eval" in modes:
+    out["eval_scenario"] = eval_stage(cfg, s, workdir)["scenario"]
+  if "compression" in modes:
+    compression_stage(cfg, s, workdir)
+  if "report" in modes and jax.process_index() == 0:
+    out["report"] = report.write(workdir)
+  return out
