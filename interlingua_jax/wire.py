@@ -28,8 +28,11 @@ _HEADER = struct.Struct("<4sHBBIIII")
 _FORMAT_CODES = {name: code for code, name in enumerate(FORMATS)}
 # Scale dtype codes: 0 means "no scales" (fp16/bf16 payloads).
 _SCALE_CODES = {"fp16": 1, "fp32": 2}
+_SCALE_NAMES = {code: name for name, code in _SCALE_CODES.items()}
 _SCALE_NP = {"fp16": np.dtype("<f2"), "fp32": np.dtype("<f4")}
 _FLOAT_NP = {"fp16": np.dtype("<f2"), "bf16": np.dtype(ml_dtypes.bfloat16)}
+# Float32 magnitudes from which round-to-nearest-even gives infinity: max + half an ulp.
+_FLOAT_OVERFLOW = {"fp16": 65520.0, "bf16": 2.0**128 * (1 - 2.0**-9)}
 _BITS = {"fp16": 16, "bf16": 16, "int8": 8, "int6": 6, "int4": 4}
 _U32_MAX = 2**32 - 1
 
@@ -97,6 +100,8 @@ def _chunk(bits: int) -> tuple[range, range]:
 
 
 def _pack(q: np.ndarray, bits: int) -> bytes:
+  if bits == 8:  # byte-aligned: the int8 codes are the payload
+    return q.astype(np.int8).tobytes()
   code_shifts, byte_shifts = _chunk(bits)
   codes = q.astype(np.uint32) & ((1 << bits) - 1)
   codes = np.pad(codes, (0, -codes.size % len(code_shifts))).reshape(-1, len(code_shifts))
@@ -111,6 +116,8 @@ def _pack(q: np.ndarray, bits: int) -> bytes:
 
 def _unpack(payload: bytes, bits: int, n: int) -> np.ndarray:
   """int8 codes from a payload whose length was already checked to be ceil(n*bits/8)."""
+  if bits == 8:
+    return np.frombuffer(payload, np.int8)
   code_shifts, byte_shifts = _chunk(bits)
   raw = np.frombuffer(payload, dtype=np.uint8)
   raw = np.pad(raw, (0, -raw.size % len(byte_shifts))).reshape(-1, len(byte_shifts))
@@ -130,15 +137,7 @@ def _unpack(payload: bytes, bits: int, n: int) -> np.ndarray:
 # --- group-wise scaling ------------------------------------------------------------------
 # Groups run over the flattened row-major array: n // g full groups, then one short group
 # if g does not divide n. Nothing is padded to a multiple of g, so a huge group size costs
-# no memory.
-
-
-def _group_absmax(flat: np.ndarray, g: int) -> np.ndarray:
-  full = flat.size // g
-  parts = [np.abs(flat[:full * g]).reshape(full, g).max(axis=1)]
-  if flat.size % g:
-    parts.append(np.abs(flat[full * g:]).max(keepdims=True))
-  return np.concatenate(parts)
+# no memory (np.maximum.reduceat takes the per-group absmax the same way).
 
 
 def _apply_per_group(flat: np.ndarray, scales: np.ndarray, g: int, op) -> np.ndarray:
@@ -168,7 +167,8 @@ def _top(scales: np.ndarray, fmt: str) -> np.ndarray:
 def _quantize(flat: np.ndarray, fmt: str, g: int, scale_dtype: str) -> tuple[np.ndarray, np.ndarray]:
   q_max = qmax(fmt)
   with np.errstate(over="ignore"):
-    scales = _round_up(_group_absmax(flat, g).astype(np.float64) / q_max, _SCALE_NP[scale_dtype])
+    absmax = np.maximum.reduceat(np.abs(flat), np.arange(0, flat.size, g))
+    scales = _round_up(absmax.astype(np.float64) / q_max, _SCALE_NP[scale_dtype])
   if not np.isfinite(scales).all():
     limit = float(np.finfo(_SCALE_NP[scale_dtype]).max) * q_max
     raise ValueError(f"a group's absmax exceeds {limit:.6g}, beyond {scale_dtype} scales for "
@@ -215,13 +215,11 @@ def encode(array, fmt: str = "int8", group_size: int = 32, scale_dtype: str = "f
     body = scales.tobytes() + _pack(q, _BITS[fmt])
     g_field, scale_code = g, _SCALE_CODES[scale_dtype]
   else:
-    with np.errstate(over="ignore"):
-      values = flat.astype(_FLOAT_NP[fmt])
-    if not np.isfinite(values).all():
-      limit = float(np.finfo(_FLOAT_NP[fmt]).max)
+    if np.abs(flat).max() >= _FLOAT_OVERFLOW[fmt]:  # cheaper than isfinite on the cast
+      limit = float(ml_dtypes.finfo(_FLOAT_NP[fmt]).max)
       advice = "use bf16 or an int format" if fmt == "fp16" else "use an int format with fp32 scales"
       raise ValueError(f"array has values beyond the {fmt} range (|x| > {limit:.6g}); {advice}")
-    body = values.tobytes()
+    body = flat.astype(_FLOAT_NP[fmt]).tobytes()
     g_field, scale_code = 0, 0
   head = _HEADER.pack(MAGIC, VERSION, _FORMAT_CODES[fmt], scale_code, g_field, *x.shape, 0)
   crc = zlib.crc32(body, zlib.crc32(head[:HEADER_SIZE - 4]))
@@ -245,7 +243,7 @@ def read_header(data: bytes) -> Header:
   if rows == 0 or cols == 0:
     raise WireFormatError(f"empty shape ({rows}, {cols})")
   if is_quantized(fmt):
-    scale_dtype = {code: name for name, code in _SCALE_CODES.items()}.get(scale_code)
+    scale_dtype = _SCALE_NAMES.get(scale_code)
     if scale_dtype is None:
       raise WireFormatError(f"unknown scale dtype code {scale_code} for {fmt}")
     if g == 0:

@@ -232,10 +232,16 @@ def test_encode_rejects_float64_beyond_float32():
     wire.encode(np.array([[1e300]]), "int8")
 
 
-def test_encode_rejects_values_beyond_fp16():
+def test_encode_rejects_values_beyond_fp16_and_bf16():
   with pytest.raises(ValueError, match="fp16 range"):
     wire.encode(np.array([[65520.0]]), "fp16")
   assert wire.decode(wire.encode(np.array([[65519.0]]), "fp16"))[0, 0] == 65504.0
+  overflow = np.float32(2.0**128 * (1 - 2.0**-9))  # bf16 max + half an ulp: rounds to inf
+  with pytest.raises(ValueError, match="bf16 range"):
+    wire.encode(np.array([[-overflow]]), "bf16")
+  below = np.nextafter(overflow, np.float32(0))
+  assert wire.decode(wire.encode(np.array([[below]]), "bf16"))[0, 0] == ml_dtypes.finfo(
+      ml_dtypes.bfloat16).max
 
 
 @pytest.mark.parametrize("fmt,limit", [("int8", 65504 * 127), ("int6", 65504 * 31),
