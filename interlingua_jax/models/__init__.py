@@ -1,9 +1,10 @@
 """Frozen LLMs (Llama, Mistral): config, params, forward, loading and KV-cache generation."""
 from interlingua_jax.models.config import CheckpointError, DecoderConfig, param_layout
 from interlingua_jax.models.decoder import CausalLM, ModelOutput, embed, forward, init_params, lm_head
+from interlingua_jax.models.generate import GenerateOutput, KVCache, generate
 from interlingua_jax.models.loading import from_pretrained, save_pretrained
 
 __all__ = [
-    "CausalLM", "CheckpointError", "DecoderConfig", "ModelOutput", "embed", "forward", "from_pretrained",
-    "init_params", "lm_head", "param_layout", "save_pretrained",
+    "CausalLM", "CheckpointError", "DecoderConfig", "GenerateOutput", "KVCache", "ModelOutput", "embed", "forward",
+    "from_pretrained", "generate", "init_params", "lm_head", "param_layout", "save_pretrained",
 ]
