@@ -595,7 +595,7 @@ def analyze(root: Path) -> dict[str, Any]:
   written, skipped = [], []
 
   def stale(stem: str, exts: Sequence[str], why: str) -> None:
-    skipped.append(f"{stem}: {why}")
+    skipped.append(f"{stem}.{'/'.join(exts)}: {why}")
     for ext in exts:  # never leave an older version behind that looks current
       (out_dir / f"{stem}.{ext}").unlink(missing_ok=True)
 

@@ -158,7 +158,9 @@ def test_paper_and_toy_suites(monkeypatch):
   assert runs["toy_baseline_8"]["overrides"]["loss.infonce_weight"] == 0.0
   assert runs["toy_baseline_8"]["overrides"]["train.early_stopping"] is False
   assert dict(suite.overrides) == {"toy.cache_dir": "{root}/toy_models"}
-  assert dict(toy.get_config("reduced").overrides)["train.steps"] == 20
+  reduced = toy.get_config("reduced")
+  assert [e["name"] for e in reduced.experiments] == list(runs)
+  assert all(e["config"] == "configs/tiny.py" for e in reduced.experiments)
   with pytest.raises(ValueError, match="unknown toy suite variant 'tiny'"):
     toy.get_config("tiny")
 

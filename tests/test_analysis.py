@@ -229,6 +229,8 @@ def test_nothing_to_plot_is_reported_and_stale_outputs_removed(tmp_path):
   report = analysis.analyze(tmp_path)
   assert report["files"] == ["summary.md", "ablation_results.json"]
   assert len(report["not_produced"]) == len(analysis.FIGURES) + len(analysis.TABLES)
+  assert "inference_costs.pdf/png: no run has the data for this figure" in report["not_produced"]
+  assert "inference_costs.tex: no run has the data for this table" in report["not_produced"]
   assert not (tmp_path / "analysis" / "stability.png").exists()
 
 

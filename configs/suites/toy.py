@@ -4,38 +4,27 @@ Mirrors configs/suites/paper.py: the stability ablation (stable vs no fixes at t
 and a three-point soft-token sweep, M = 8/6/4 being 64/48/32 scaled down by 8. The runs share
 one cache of pretrained toy LMs under the suite root, so those are pretrained once.
 
-`--suite=configs/suites/toy.py:reduced` keeps every run but cuts its steps and samples to
-a minimum: it exercises the whole pipeline (the end-to-end test), not the science.
+`--suite=configs/suites/toy.py:reduced` runs the same experiments on configs/tiny.py (barely
+trained LMs, a few steps): it exercises the whole pipeline (the end-to-end test), not the science.
 """
 import ml_collections
 
 _NO_FIXES = {"loss.infonce_weight": 0.0, "train.early_stopping": False}
-_REDUCED = {
-    "train.steps": 20,
-    "train.eval_every": 10,
-    "train.eval_num_samples": 8,
-    "eval.num_samples": 8,
-    "eval.latency_batch_sizes": (1,),
-    "eval.bootstrap_samples": 100,
-    "compression.num_samples": 8,
-}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg not in (None, "reduced"):
     raise ValueError(f"unknown toy suite variant {arg!r}; use configs/suites/toy.py or "
                      "configs/suites/toy.py:reduced")
+  config = "configs/tiny.py" if arg == "reduced" else "configs/toy.py"
   c = ml_collections.ConfigDict()
   c.experiments = [
-      dict(name="toy_stable_8", config="configs/toy.py",
-           overrides={"translator.num_soft_tokens": 8}),
-      dict(name="toy_baseline_8", config="configs/toy.py",
+      dict(name="toy_stable_8", config=config, overrides={"translator.num_soft_tokens": 8}),
+      dict(name="toy_baseline_8", config=config,
            overrides={"translator.num_soft_tokens": 8, **_NO_FIXES}),
-      dict(name="toy_stable_6", config="configs/toy.py",
-           overrides={"translator.num_soft_tokens": 6}),
-      dict(name="toy_stable_4", config="configs/toy.py",
-           overrides={"translator.num_soft_tokens": 4}),
+      dict(name="toy_stable_6", config=config, overrides={"translator.num_soft_tokens": 6}),
+      dict(name="toy_stable_4", config=config, overrides={"translator.num_soft_tokens": 4}),
   ]
-  overrides = {"toy.cache_dir": "{root}/toy_models", **(_REDUCED if arg == "reduced" else {})}
-  c.overrides = ml_collections.ConfigDict(overrides, allow_dotted_keys=True)
+  c.overrides = ml_collections.ConfigDict({"toy.cache_dir": "{root}/toy_models"},
+                                          allow_dotted_keys=True)
   return c
