@@ -67,12 +67,13 @@ class RunResult:
   log: Path
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(mapping: Mapping[str, Any] | ml_collections.ConfigDict,
+            prefix: str = "") -> dict[str, Any]:
   """Dotted keys for nested mappings, so overrides may be written either way."""
   out = {}
   for key, value in mapping.items():
     dotted = f"{prefix}{key}"
-    if isinstance(value, Mapping):
+    if isinstance(value, (Mapping, ml_collections.ConfigDict)):
       out.update(flatten(value, dotted + "."))
     else:
       out[dotted] = value

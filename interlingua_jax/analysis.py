@@ -147,7 +147,7 @@ def load_run(name: str, path: Path) -> Run:
   if not run.done:
     run.problems.append(f"no DONE: the run failed or is unfinished (see {path / 'run.log'})")
   if not any((path / f).exists() for f in ("config.json", "metrics.jsonl", "eval")):
-    run.problems.append("no outputs at all: it failed before training started")
+    run.problems.append("no outputs at all: it failed (or is still starting) before training")
     return run
   run.config = _read_json(path, "config.json", run.problems)
   run.train_rows, run.eval_rows = _read_metrics(path / "metrics.jsonl", run.problems)
@@ -568,7 +568,7 @@ def fig_inference_costs(results: list[dict], colors: dict[str, str]) -> plt.Figu
 
 def _markdown_summary(root: Path, results: list[dict], tables: list[Table], written: list[str],
                       skipped: list[str]) -> str:
-  lines = [f"# Ablation summary\n", f"Suite root: `{root}`\n", "## Runs\n"]
+  lines = ["# Ablation summary\n", f"Suite root: `{root}`\n", "## Runs\n"]
   for r in results:
     state = "complete" if r["complete"] else "INCOMPLETE"
     lines.append(f"- **{r['name']}** ({state}; dataset {r['dataset'] or '--'}, "
