@@ -109,7 +109,8 @@ def place_soft_tokens(token_embeds: jax.Array, soft: jax.Array, soft_index: jax.
   if soft.shape[0] != token_embeds.shape[0] or soft.shape[2] != token_embeds.shape[2]:
     raise ValueError(f"soft {soft.shape} must be (batch, M, d) matching token_embeds {token_embeds.shape}.")
   if soft_index.shape != token_embeds.shape[:2]:
-    raise ValueError(f"soft_index {soft_index.shape} must be token_embeds' (batch, seq) {token_embeds.shape[:2]}.")
+    raise ValueError(f"soft_index {soft_index.shape} must be token_embeds' (batch, seq) "
+                     f"{token_embeds.shape[:2]}.")
   if soft.shape[1] == 0:
     return token_embeds
   gathered = jnp.take_along_axis(soft, jnp.maximum(soft_index, 0)[..., None], axis=1)

@@ -71,7 +71,8 @@ def test_text_layout_is_the_zero_soft_token_case():
 
 
 def test_bad_input_errors():
-  with pytest.raises(ValueError, match=r"Sample 1 needs 7 positions.*soft 2 \+ prompt 2 \+ answer\+EOS 2.*seq_len is 6"):
+  message = r"Sample 1 needs 7 positions.*soft 2 \+ prompt 2 \+ answer\+EOS 2.*seq_len is 6"
+  with pytest.raises(ValueError, match=message):
     bridged_batch([[5], [5, 6]], [[7], [8]], num_soft_tokens=2, seq_len=6, bos_id=BOS, pad_id=PAD, eos_id=EOS)
   with pytest.raises(ValueError, match="eos_id is required"):
     bridged_batch([[5]], [[6]], num_soft_tokens=2, seq_len=None, bos_id=BOS, pad_id=PAD)
@@ -136,7 +137,8 @@ def test_place_soft_tokens_values_and_gradient():
 
 def test_place_soft_tokens_without_soft_tokens_and_bad_shapes():
   embeds = jnp.ones((1, 3, 4))
-  np.testing.assert_array_equal(place_soft_tokens(embeds, jnp.zeros((1, 0, 4)), -jnp.ones((1, 3), jnp.int32)), embeds)
+  no_soft = -jnp.ones((1, 3), jnp.int32)
+  np.testing.assert_array_equal(place_soft_tokens(embeds, jnp.zeros((1, 0, 4)), no_soft), embeds)
   with pytest.raises(ValueError, match="soft .* must be"):
     place_soft_tokens(embeds, jnp.zeros((1, 2, 5)), -jnp.ones((1, 3), jnp.int32))
   with pytest.raises(ValueError, match="soft_index"):
