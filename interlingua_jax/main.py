@@ -29,7 +29,9 @@ def main(argv) -> None:
   del argv
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     import jax
-    jax.distributed.initialize()  # reads JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID
+    jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                               num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                               process_id=int(os.environ["JAX_PROCESS_ID"]))
   logging.getLogger().setLevel(logging.INFO)
   from interlingua_jax import runner
   cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
@@ -41,13 +43,17 @@ def main(argv) -> None:
   print(f"\nDone. Outputs in {workdir}" + (f"; report: {result['report']}" if result.get("report") else ""))
 
 
-def run() -> None:
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parser, with a bad flag or --config override reported in one line, not a traceback."""
   try:
-    flags.FLAGS(sys.argv)  # parse first, so a bad override is one line, not a traceback
+    return flags.FLAGS(argv)
   except (AttributeError, KeyError, ValueError, flags.Error) as e:
-    message = str(e).replace("\\n", " ").replace("\n", " ").strip("'\"")
+    message = str(e).replace("\\n", " ").replace("\n", " ").replace("\\'", "'").strip("'\"")
     sys.exit(f"error: bad command line or --config override: {message}")
-  app.run(main)
+
+
+def run() -> None:
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def train_step(state: TrainState, frozen_params, batch, *, graphdef, tx, schedul
                                            frozen_configs=frozen_configs, layer=layer, spec=spec)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
+  metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads), lr=schedule(state.step))
   return TrainState(state.step + 1, params, rngs, opt_state), metrics
 
 

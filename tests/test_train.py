@@ -1,0 +1,237 @@
+"""The train step and loop on tiny random Mistral → Llama models (conftest fixtures).
+
+Checks the properties DESIGN.md §3 says the first implementation broke: the frozen models
+never change and carry no optimizer state, the loss flows through the frozen target, the
+best checkpoint is a real copy, resuming reproduces an uninterrupted run, a sharded step
+equals a single-device step, and a NaN stops the run without a NaN checkpoint.
+"""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from interlingua_jax import bridge, runner, train
+from interlingua_jax.data import pipeline
+from interlingua_jax.sharding import make_mesh
+
+QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
+
+
+def _write_data(root) -> tuple[str, str]:
+  rows = [{"question": f"Tom has {a} apples and gets {b} more. How many apples does Tom have?",
+           "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in QUESTIONS]
+  paths = []
+  for split, part in (("train", rows[:28]), ("test", rows[28:])):
+    path = os.path.join(root, f"{split}.jsonl")
+    with open(path, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in part)
+    paths.append(path)
+  return tuple(paths)
+
+
+@pytest.fixture(scope="module")
+def data_paths(tmp_path_factory):
+  return _write_data(str(tmp_path_factory.mktemp("data")))
+
+
+def tiny_config(source_dir, target_dir, data_paths, **overrides):
+  from configs import tiny
+  c = tiny.get_config()
+  c.source.path, c.target.path = source_dir, target_dir
+  c.source.dtype = c.target.dtype = "float32"
+  c.data.dataset = "gsm8k"
+  c.data.train_path, c.data.test_path = data_paths
+  c.data.num_shots = 1
+  c.data.answer_anchor = "A:"
+  c.mesh.data, c.mesh.model = 1, 1
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_mistral_dir, tiny_llama_dir, data_paths, tmp_path_factory):
+  cfg = tiny_config(tiny_mistral_dir, tiny_llama_dir, data_paths)
+  return cfg, runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
+
+
+def _fixed_batch(cfg, s, n):
+  tok = s.frozen.target_tokenizer
+  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
+                                     num_soft_tokens=cfg.translator.num_soft_tokens, max_answer_len=32)
+  rows = train.encode_pool(s.pool[:n], builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
+                           num_soft_tokens=cfg.translator.num_soft_tokens, lengths=lengths)
+  return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
+
+
+def _step_fn(cfg, s, lengths, mesh=None, lr=None):
+  mesh = mesh or s.mesh
+  translator = runner.new_translator(cfg, s)
+  if lr is not None:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.optim.learning_rate = lr
+  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(translator, tx, mesh)
+  spec = train.LossSpec(cfg.loss.infonce_weight, cfg.loss.infonce_start_step, cfg.loss.temperature, lengths.answer + 2)
+  return state, train.make_train_step(mesh=mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
+                                      spec=spec)
+
+
+def test_frozen_models_never_change_and_have_no_optimizer_state(setup):
+  cfg, s = setup
+  batch, lengths = _fixed_batch(cfg, s, 4)
+  state, step = _step_fn(cfg, s, lengths)
+  before = jax.tree.map(np.array, (s.frozen.source.params, s.frozen.target.params))
+  frozen_leaves = {id(x) for x in jax.tree.leaves((s.frozen.source.params, s.frozen.target.params))}
+  for _ in range(3):
+    state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), train.global_batch(batch, s.mesh))
+  after = jax.tree.map(np.array, (s.frozen.source.params, s.frozen.target.params))
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(a, b)  # bit-identical
+  # The optimizer state only mirrors translator parameters: its size is a multiple of theirs, never the LLMs'.
+  n_translator = bridge.count_params(state.params)
+  n_opt = bridge.count_params(state.opt_state)
+  n_frozen = bridge.count_params((s.frozen.source.params, s.frozen.target.params))
+  assert n_opt <= 2 * n_translator + 16 and n_opt < n_frozen
+  assert not frozen_leaves & {id(x) for x in jax.tree.leaves(state)}
+  assert int(state.step) == 3 and np.isfinite(float(metrics["loss"]))
+
+
+@pytest.fixture(scope="module")
+def sensitive_target_dir(tmp_path_factory, tiny_tokenizer):
+  """A tiny random Llama with weights of std 0.5: the conftest one (std 0.1) barely reacts to its prefix,
+  so no translator can move its loss far; with larger weights the prefix matters, as in a trained LM."""
+  from conftest import save_tiny_hf_model
+  path = tmp_path_factory.mktemp("sensitive_llama")
+  save_tiny_hf_model(path, "llama", tiny_tokenizer, seed=1, initializer_range=0.5)
+  return str(path)
+
+
+def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive_target_dir, data_paths):
+  """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
+  cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
+  cfg.train.steps, cfg.optim.warmup_steps, cfg.loss.infonce_weight = 50, 5, 0.0
+  cfg.translator.dropout, cfg.translator.num_soft_tokens = 0.0, 8
+  s = runner.setup(cfg, "/tmp/unused")
+  batch, lengths = _fixed_batch(cfg, s, 4)
+  state, step = _step_fn(cfg, s, lengths, lr=1e-2)
+  batch = train.global_batch(batch, s.mesh)
+  losses = []
+  for _ in range(50):
+    state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), batch)
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] <= 0.5 * losses[0], losses[::10]
+
+
+def test_sharded_step_equals_single_device_step(setup, tiny_mistral_dir, tiny_llama_dir, data_paths):
+  cfg, s1 = setup
+  cfg4 = tiny_config(tiny_mistral_dir, tiny_llama_dir, data_paths)
+  cfg4.mesh.data, cfg4.mesh.model = 2, 2
+  s4 = runner.setup(cfg4, "/tmp/unused")
+  assert s4.mesh.devices.size == 4
+  batch, lengths = _fixed_batch(cfg, s1, 4)
+  results = []
+  for s in (s1, s4):
+    state, step = _step_fn(cfg, s, lengths, mesh=s.mesh)
+    state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), train.global_batch(batch, s.mesh))
+    results.append((jax.tree.map(np.asarray, state.params), float(metrics["loss"])))
+  (p1, l1), (p4, l4) = results
+  assert l1 == pytest.approx(l4, rel=1e-5)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_nan_loss_stops_without_saving(setup, tmp_path):
+  cfg, s = setup
+  checkpoints = train.Checkpoints(str(tmp_path), keep=2)
+  state = train.TrainState(jnp.zeros((), jnp.int32), {"w": jnp.ones(3)}, {}, ())
+
+  def nan_step(state, frozen_params, batch):
+    return train.TrainState(state.step + 1, {"w": state.params["w"] * np.nan}, {}, ()), {"loss": jnp.nan}
+
+  data = iter(pipeline.train_dataset([{"x": np.zeros(2, np.int32)}] * 4, global_batch_size=2, seed=0))
+  with pytest.raises(FloatingPointError, match="non-finite"):
+    train.fit(state=state, step_fn=nan_step, frozen_params=None, data_iter=data, mesh=s.mesh, total_steps=4,
+              log_every=1, eval_every=100, evaluate=lambda st: 0.0, checkpoints=checkpoints,
+              metrics=train.MetricsLog(str(tmp_path)), stopper=train.EarlyStopping(5, True), global_batch_size=2,
+              progress=False)
+  checkpoints.wait()
+  assert checkpoints.latest.all_steps() == [0]  # only the finite initial evaluation was saved
+
+
+def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
+  """When bridged accuracy peaks then falls, the best checkpoint restores the peak weights (DESIGN §3.8)."""
+  cfg, s = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping = 6, 2, False
+  scripted = iter([0.1, 0.9, 0.2, 0.1])  # evaluations at steps 0, 2, 4, 6: peak at step 2
+  snapshots = {}
+
+  def fake_accuracy(h, examples):
+    snapshots[len(snapshots) * 2] = jax.tree.map(np.array, h.translator[1])
+    return next(scripted)
+
+  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
+  summary = runner.train_stage(cfg, s, str(tmp_path))
+  assert summary["best_step"] == 2 and summary["final_step"] == 6
+  _, params, _ = runner.best_translator(cfg, s, str(tmp_path))
+  for a, b in zip(jax.tree.leaves(snapshots[2]), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(snapshots[6]), jax.tree.leaves(params)))
+
+
+def test_resume_reproduces_an_uninterrupted_run(setup, tmp_path, monkeypatch):
+  cfg, s = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.train.steps, cfg.train.eval_every = 6, 3
+  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda h, ex: 0.5)
+  runner.train_stage(cfg, s, str(tmp_path / "straight"))
+
+  real = train.make_train_step
+
+  def interrupted(**kwargs):
+    fn = real(**kwargs)
+
+    def step(state, frozen, batch):
+      if int(state.step) == 3:
+        raise KeyboardInterrupt("simulated crash after the step-3 checkpoint")
+      return fn(state, frozen, batch)
+    return step
+
+  monkeypatch.setattr(train, "make_train_step", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    runner.train_stage(cfg, s, str(tmp_path / "resumed"))
+  monkeypatch.setattr(train, "make_train_step", real)
+  runner.train_stage(cfg, s, str(tmp_path / "resumed"))
+
+  finals = []
+  for name in ("straight", "resumed"):
+    manager = train.Checkpoints(str(tmp_path / name), keep=2).latest
+    assert manager.latest_step() == 6
+    finals.append(manager)
+  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
+  _, template = train.init_state(runner.new_translator(cfg, s), tx, s.mesh)
+  a, b = (train.Checkpoints.restore(m, train.abstract_like(template))[0] for m in finals)
+  for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+
+
+def test_workdir_of_another_config_is_refused(setup, tmp_path):
+  cfg, s = setup
+  workdir = str(tmp_path)
+  runner.check_config(cfg, workdir)
+  os.makedirs(os.path.join(workdir, "checkpoints"))
+  other = cfg.copy_and_resolve_references()
+  other.translator.depth = 3
+  with pytest.raises(ValueError, match="translator.depth"):
+    runner.check_config(other, workdir)
+  fine = cfg.copy_and_resolve_references()
+  fine.eval.num_samples = 3  # evaluation settings may change
+  runner.check_config(fine, workdir)
