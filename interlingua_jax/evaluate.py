@@ -149,8 +149,10 @@ def _left_pad(rows: list[list[int]], length: int, pad_id: int) -> tuple[np.ndarr
 
 
 def _on_mesh(h: Harness, *arrays):
-  sharding = NamedSharding(h.mesh, P("data")) if arrays[0].shape[0] % h.mesh.shape["data"] == 0 \
-      else NamedSharding(h.mesh, P())
+  """Batch rows over "data" on one host. With several processes every process decodes the whole
+  (replicated) batch, so every process reads the same generated tokens and computes the same score."""
+  split = jax.process_count() == 1 and arrays[0].shape[0] % h.mesh.shape["data"] == 0
+  sharding = NamedSharding(h.mesh, P("data") if split else P())
   return [jax.device_put(a, sharding) for a in arrays]
 
 
