@@ -1,4 +1,7 @@
 """Parity of the JAX decoder with transformers' PyTorch forward on tiny random Llama/Mistral models."""
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,7 +81,6 @@ def test_mistral_sliding_window_matches_torch(build):  # (b)
   out = model(input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask))
   assert rel_err(ref, out.logits, mask) <= TOL
   # The window must matter at this length: the same weights without it give other logits.
-  import dataclasses
   unwindowed = models.forward(model.params, dataclasses.replace(model.config, sliding_window=None),
                               input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask))
   assert rel_err(ref, unwindowed.logits, mask) > 100 * TOL
@@ -91,7 +93,6 @@ def test_llama3_rope_scaling_beyond_original_context(build):  # (c)
   ids, mask = left_padded_batch(model.config.vocab_size, batch=2, seq=seq, pads=(0, 7), seed=3)
   ref, _ = hf_forward(hf, ids, mask)
   assert rel_err(ref, model(input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask)).logits, mask) <= TOL
-  import dataclasses
   plain = dataclasses.replace(model.config, rope_scaling=None)
   assert not np.allclose(rope.inverse_frequencies(plain), rope.inverse_frequencies(model.config))
 
@@ -152,9 +153,34 @@ def test_gradient_through_padded_batch_is_finite(build):
   assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)[mask.astype(bool)]).max() > 0
 
 
+def test_last_hidden_state_only_and_remat_give_the_same_values_and_gradients(build):
+  """output_hidden_states=False and remat=True are memory options: values and gradients must not change."""
+  _, model = build("mistral")
+  ids, mask = left_padded_batch(model.config.vocab_size, seed=10)
+  embeds = models.embed(model.params, model.config, jnp.asarray(ids))
+
+  def last_hidden(e, **kwargs):
+    out = models.forward(model.params, model.config, inputs_embeds=e, attention_mask=jnp.asarray(mask),
+                         compute_logits=False, **kwargs)
+    return out.hidden_states
+
+  full = jax.jit(last_hidden)(embeds)
+  slim = jax.jit(functools.partial(last_hidden, output_hidden_states=False, remat=True))(embeds)
+  assert slim.shape == (1,) + full.shape[1:]
+  np.testing.assert_allclose(np.asarray(slim[0]), np.asarray(full[-1]), rtol=1e-6, atol=1e-6)
+  partial = models.forward(model.params, model.config, input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask),
+                           upto_layer=1, output_hidden_states=False)
+  np.testing.assert_allclose(np.asarray(partial.hidden_states[0]), np.asarray(full[1]), rtol=1e-6, atol=1e-6)
+  probe = jax.random.normal(jax.random.key(0), full.shape[1:])  # not |h|^2, which RMSNorm makes nearly constant
+  loss = lambda e, **kw: (last_hidden(e, **kw)[-1] * probe).sum()
+  g_full = jax.jit(jax.grad(loss))(embeds)
+  g_slim = jax.jit(jax.grad(functools.partial(loss, output_hidden_states=False, remat=True)))(embeds)
+  assert np.abs(np.asarray(g_slim - g_full)).max() <= 1e-5 * np.abs(np.asarray(g_full)).max()
+
+
 def test_bfloat16_weights_stay_close_to_float32(tiny_llama_dir):
   f32, _ = models.from_pretrained(tiny_llama_dir, dtype=jnp.float32)
-  bf16, _ = models.from_pretrained(tiny_llama_dir, dtype=jnp.bfloat16)
+  bf16, _ = models.from_pretrained(tiny_llama_dir, dtype="bfloat16")  # config files name dtypes as strings
   assert bf16.params["layers"]["q"].dtype == jnp.bfloat16
   ids, mask = left_padded_batch(f32.config.vocab_size, seed=8)
   ref = np.asarray(f32(input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask)).logits)

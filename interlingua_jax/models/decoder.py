@@ -29,6 +29,7 @@ class ModelOutput:
 
 def init_params(config: DecoderConfig, key: jax.Array, dtype=jnp.float32, mesh: Mesh | None = None) -> Params:
   """Random weights (normal, std 0.02; norms at 1), created already sharded when a mesh is given."""
+  dtype = jnp.dtype(dtype)
   layout = param_layout(config)
   specs, treedef = jax.tree.flatten(layout, is_leaf=lambda x: isinstance(x, ParamSpec))
 
@@ -98,10 +99,12 @@ def _attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params
 
 
 def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: jax.Array, mask: jax.Array, *,
-               num_layers: int, attention_impl: str | None = None, cache: tuple[jax.Array, jax.Array] | None = None,
-               write_index=0):
-  """Runs the first `num_layers` layers; returns (h, per-layer outputs (n, B, S, d), updated cache).
+               num_layers: int, attention_impl: str | None = None, collect: bool = True, remat: bool = False,
+               cache: tuple[jax.Array, jax.Array] | None = None, write_index=0):
+  """Runs the first `num_layers` layers; returns (h, per-layer outputs (n, B, S, d) or None, updated cache).
 
+  collect=False emits no per-layer outputs (no (n, B, S, d) stack to store, nor its cotangent in a backward
+  pass). remat=True recomputes each layer's activations in the backward pass instead of storing them.
   With a cache (k, v), each (L, B, S_cache, K, hd) riding in the scan carry, this step's keys/values are
   written in place at slot `write_index` and attention reads the layer's whole cache (the mask says which
   slots are real). Running fewer layers than exist indexes the stacked weights rather than slicing them,
@@ -109,26 +112,33 @@ def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: j
   """
   cos, sin = rope_tables(config, positions, h.dtype)
   layers = params["layers"]
-  if cache is None and num_layers == config.num_layers:
-    def full_body(h, w):  # scanning over the stacked weights as xs: the plain form when every layer runs
-      q, k, v = _qkv(config, w, h, cos, sin)
-      h = _attend_and_mlp(config, attention_impl, w, h, q, k, v, mask)
-      return h, h
-    h, outs = jax.lax.scan(full_body, h, layers)
+
+  def layer(w, h):
+    q, k, v = _qkv(config, w, h, cos, sin)
+    return _attend_and_mlp(config, attention_impl, w, h, q, k, v, mask)
+
+  if remat:
+    layer = jax.checkpoint(layer)
+
+  if cache is None:
+    if num_layers == config.num_layers:  # scan over the stacked weights as xs: the plain form
+      body = lambda h, w: (h := layer(w, h), h if collect else None)
+      h, outs = jax.lax.scan(body, h, layers)
+    else:
+      body = lambda h, i: (h := layer(jax.tree.map(lambda a: a[i], layers), h), h if collect else None)
+      h, outs = jax.lax.scan(body, h, jnp.arange(num_layers))
     return h, outs, None
 
-  def body(carry, i):
+  def cached_body(carry, i):
     h, cache = carry
     w = jax.tree.map(lambda a: a[i], layers)
     q, k, v = _qkv(config, w, h, cos, sin)
-    if cache is not None:
-      at = (i, 0, write_index, 0, 0)
-      cache = tuple(jax.lax.dynamic_update_slice(c, x[None].astype(c.dtype), at) for c, x in zip(cache, (k, v)))
-      k, v = cache[0][i], cache[1][i]
-    h = _attend_and_mlp(config, attention_impl, w, h, q, k, v, mask)
-    return (h, cache), h
+    at = (i, 0, write_index, 0, 0)
+    cache = tuple(jax.lax.dynamic_update_slice(c, x[None].astype(c.dtype), at) for c, x in zip(cache, (k, v)))
+    h = _attend_and_mlp(config, attention_impl, w, h, q, cache[0][i], cache[1][i], mask)
+    return (h, cache), (h if collect else None)
 
-  (h, cache), outs = jax.lax.scan(body, (h, cache), jnp.arange(num_layers))
+  (h, cache), outs = jax.lax.scan(cached_body, (h, cache), jnp.arange(num_layers))
   return h, outs, cache
 
 
@@ -152,12 +162,15 @@ def input_embeddings(params: Params, config: DecoderConfig, input_ids, inputs_em
 
 def forward(params: Params, config: DecoderConfig, *, input_ids=None, inputs_embeds=None, attention_mask=None,
             positions=None, upto_layer: int | None = None, compute_logits: bool = True,
-            attention_impl: str | None = None) -> ModelOutput:
+            output_hidden_states: bool = True, remat: bool = False, attention_impl: str | None = None) -> ModelOutput:
   """Pure, differentiable forward pass over a (left- or right-) padded batch.
 
   attention_mask (B, S): 1 = real token. positions default to cumsum(mask) - 1. upto_layer=k runs only the
   first k layers (hidden_states then has k + 1 entries, the last one without the final norm, and logits
-  are None). attention_impl: None/"xla"/"cudnn", passed to `jax.nn.dot_product_attention`.
+  are None). output_hidden_states=False keeps only the last entry (hidden_states has shape (1, B, S, d)):
+  use it when only `hidden_states[-1]` is read, above all under a gradient. remat=True recomputes each
+  layer in the backward pass (memory of one layer's activations instead of all). attention_impl:
+  None/"xla"/"cudnn", passed to `jax.nn.dot_product_attention`.
   """
   if attention_impl not in ATTENTION_IMPLS:
     raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}; got {attention_impl!r}.")
@@ -173,12 +186,13 @@ def forward(params: Params, config: DecoderConfig, *, input_ids=None, inputs_emb
   if positions is None:
     positions = default_positions(attention_mask)
   mask = attention_mask_for(config, attention_mask)
-  h, outs, _ = run_layers(params, config, h0, positions, mask, num_layers=n, attention_impl=attention_impl)
+  h, outs, _ = run_layers(params, config, h0, positions, mask, num_layers=n, attention_impl=attention_impl,
+                          collect=output_hidden_states, remat=remat)
   if n < config.num_layers:
-    hidden = jnp.concatenate([h0[None], outs], axis=0)
+    hidden = jnp.concatenate([h0[None], outs], axis=0) if output_hidden_states else h[None]
     return ModelOutput(logits=None, hidden_states=hidden)
   final = rms_norm(h, params["final_norm"], config.rms_norm_eps)
-  hidden = jnp.concatenate([h0[None], outs[:-1], final[None]], axis=0)
+  hidden = jnp.concatenate([h0[None], outs[:-1], final[None]], axis=0) if output_hidden_states else final[None]
   logits = lm_head(params, config, final) if compute_logits else None
   return ModelOutput(logits=logits, hidden_states=hidden)
 
@@ -189,12 +203,13 @@ def attention_mask_for(config: DecoderConfig, attention_mask: jax.Array) -> jax.
   return make_attention_mask(jnp.arange(seq), attention_mask, config.sliding_window)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "upto_layer", "compute_logits", "attention_impl"))
+@functools.partial(jax.jit, static_argnames=("config", "upto_layer", "compute_logits", "output_hidden_states",
+                                             "attention_impl"))
 def _jit_forward(params, config, input_ids, inputs_embeds, attention_mask, positions, upto_layer, compute_logits,
-                 attention_impl):
+                 output_hidden_states, attention_impl):
   return forward(params, config, input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                  positions=positions, upto_layer=upto_layer, compute_logits=compute_logits,
-                 attention_impl=attention_impl)
+                 output_hidden_states=output_hidden_states, attention_impl=attention_impl)
 
 
 class CausalLM:
@@ -207,6 +222,7 @@ class CausalLM:
     self.config, self.params, self.mesh, self.attention_impl = config, params, mesh, attention_impl
 
   def __call__(self, input_ids=None, inputs_embeds=None, attention_mask=None, positions=None,
-               upto_layer: int | None = None, compute_logits: bool = True) -> ModelOutput:
+               upto_layer: int | None = None, compute_logits: bool = True,
+               output_hidden_states: bool = True) -> ModelOutput:
     return _jit_forward(self.params, self.config, input_ids, inputs_embeds, attention_mask, positions, upto_layer,
-                        compute_logits, self.attention_impl)
+                        compute_logits, output_hidden_states, self.attention_impl)

@@ -51,7 +51,8 @@ def _extend(params, config, cache: KVCache, h, valid, positions, attention_impl)
   valid = jax.lax.dynamic_update_slice_in_dim(cache.valid, valid.astype(bool), cache.index, axis=1)
   mask = make_attention_mask(cache.index + jnp.arange(steps), valid, config.sliding_window)
   h, _, (k, v) = run_layers(params, config, h, positions, mask, num_layers=config.num_layers,
-                            attention_impl=attention_impl, cache=(cache.k, cache.v), write_index=cache.index)
+                            attention_impl=attention_impl, collect=False, cache=(cache.k, cache.v),
+                            write_index=cache.index)
   cache = KVCache(k=k, v=v, valid=valid, next_position=positions[:, -1] + 1, index=cache.index + steps)
   return _last_logits(params, config, h), cache
 

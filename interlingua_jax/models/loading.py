@@ -232,7 +232,7 @@ def load_params(directory: str, config: DecoderConfig, dtype, mesh: Mesh) -> Par
       flat[path] = jax.device_put(read(name), target)
       continue
     layer_sharding = NamedSharding(mesh, P(*target.spec[1:]))
-    stack = jax.jit(lambda: jnp.zeros(layout[path].shape, dtype), out_shardings=target)()
+    stack = jnp.zeros(layout[path].shape, dtype, device=target)
     for i in range(config.num_layers):
       stack = _set_layer(stack, jax.device_put(read(name.format(i=i)), layer_sharding), jnp.int32(i))
     flat[path] = stack
@@ -244,10 +244,11 @@ def _has_tokenizer(directory: str) -> bool:
                                                                    "tokenizer.model"))
 
 
-def from_pretrained(path: str, *, dtype=jnp.bfloat16, mesh: Mesh | None = None,
+def from_pretrained(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh | None = None,
                     attention_impl: str | None = None) -> tuple[CausalLM, Any]:
   """(CausalLM, tokenizer) from a local HF directory or a hub id; the tokenizer is None if the directory
   has no tokenizer files. Without a mesh, the model lives on a (1, 1) mesh of the first device."""
+  dtype = jnp.dtype(dtype)
   directory = resolve_checkpoint_dir(path)
   config = read_config(directory)
   mesh = sharding.make_mesh(data=1, model=1) if mesh is None else mesh
