@@ -134,7 +134,8 @@ def resolve_checkpoint_dir(path: str) -> str:
   try:
     import huggingface_hub
     return huggingface_hub.snapshot_download(
-        repo_id=path, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
+        repo_id=path, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"],
+        ignore_patterns=["consolidated*", "original/*"])  # Mistral/Meta-format duplicates of the weights
   except Exception as e:  # offline, gated, unknown repo: one message that says what to do instead
     raise CheckpointError(f"{path!r} is not a local directory and could not be downloaded from the Hugging Face hub "
                           f"({type(e).__name__}: {e}). Without network access, download the checkpoint elsewhere "
