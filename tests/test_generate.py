@@ -14,7 +14,7 @@ MAX_NEW = 16
 
 
 @pytest.fixture(scope="module")
-def pair(request, tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
+def pair(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
   """(hf_model, jax_model) per kind; "mistral_window" has a sliding window shorter than prompt + answer."""
   cache = {}
 

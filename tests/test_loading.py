@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -45,18 +46,13 @@ def test_sharded_checkpoint_with_index_loads(sharded_dir, tiny_llama_dir):
   sharded, tokenizer = models.from_pretrained(sharded_dir, dtype=jnp.float32)
   single, _ = models.from_pretrained(tiny_llama_dir, dtype=jnp.float32)
   assert tokenizer is None  # transformers' save_pretrained wrote no tokenizer here
-  for a, b in zip(*(jax_leaves(m.params) for m in (sharded, single))):
-    np.testing.assert_array_equal(a, b)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), sharded.params,
+               single.params)
   ids = np.arange(3, 15)[None]
   with torch.no_grad():
     ref = AutoModelForCausalLM.from_pretrained(sharded_dir).eval()(torch.tensor(ids)).logits.numpy()
   got = np.asarray(sharded(input_ids=jnp.asarray(ids)).logits)
   assert np.abs(got - ref).max() / np.abs(ref).max() <= 1e-4
-
-
-def jax_leaves(params):
-  import jax
-  return [np.asarray(x) for x in jax.tree.leaves(params)]
 
 
 def test_tokenizer_comes_from_the_checkpoint_directory(tiny_llama_dir, tiny_tokenizer):
