@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from interlingua_jax import bridge, costs, layout, scoring, stats
@@ -90,6 +91,13 @@ def _batches(items: Sequence, size: int):
 def _pad_rows(rows: list, size: int) -> list:
   """A full batch (static shape): the last row repeated; the copies' outputs are discarded."""
   return rows + [rows[-1]] * (size - len(rows))
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+  """The whole global array on every process (a plain device_get cannot read other hosts' shards)."""
+  if jax.process_count() == 1:
+    return np.asarray(jax.device_get(x))
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _peak_memory() -> int | None:
@@ -174,7 +182,7 @@ def generate_batch(h: Harness, batch: list[Prepared]) -> tuple[list[tuple[np.nda
   else:
     inputs, mask = latent_inputs(h, rows)
     out = generate(lm, inputs_embeds=inputs, attention_mask=mask, **kwargs)
-  tokens, lengths = jax.device_get((out.tokens, out.lengths))
+  tokens, lengths = _to_host(out.tokens), _to_host(out.lengths)
   seconds = time.perf_counter() - start
   return [(tokens[i], int(lengths[i])) for i in range(n)], seconds
 
@@ -189,7 +197,7 @@ def latent_inputs(h: Harness, rows: list[Prepared]):
   soft = bridge.soft_tokens_jit(graphdef, params, rngs, h.frozen.source.params,
                                 h.frozen.source.config, src_ids, src_mask, h.frozen.source_layer)
   if h.soft_transform is not None:
-    soft = jax.numpy.asarray(np.stack([h.soft_transform(s) for s in np.asarray(jax.device_get(soft))]))
+    soft = jax.numpy.asarray(np.stack([h.soft_transform(s) for s in _to_host(soft)]))
   row = layout.bridged_batch([r.ids for r in rows], None, num_soft_tokens=h.num_soft_tokens, seq_len=None,
                              bos_id=tgt_tok.bos_token_id, pad_id=tgt_tok.pad_token_id)
   token_ids, soft_index, mask = _on_mesh(h, row.token_ids, row.soft_index, row.attention_mask)

@@ -108,7 +108,21 @@ def make_train_step(*, mesh: Mesh, frozen: bridge.Frozen, graphdef, tx, schedule
 def init_state(translator, tx, mesh: Mesh) -> tuple[object, TrainState]:
   graphdef, params, rngs = bridge.split_translator(translator)
   state = TrainState(jnp.zeros((), jnp.int32), params, rngs, tx.init(params))
-  return graphdef, jax.device_put(state, NamedSharding(mesh, P()))
+  return graphdef, replicate(state, mesh)
+
+
+def replicate(tree, mesh: Mesh):
+  """Every leaf as a global array replicated over the mesh, built from this process's identical copy.
+
+  Unlike `jax.device_put`, this also yields proper global arrays when the mesh spans several processes.
+  """
+  sharding = NamedSharding(mesh, P())
+
+  def put(x):
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(put, tree)
 
 
 def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
