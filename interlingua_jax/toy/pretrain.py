@@ -1,0 +1,163 @@
+"""Pretraining tiny LMs from scratch, and the toy world's two frozen models.
+
+`pretrain_lm` is a plain next-token trainer over `models.forward` (the decoder every
+other stage uses, so the toy models go through exactly the code real checkpoints do).
+Each step draws fresh text: on a fixed pool tiny models memorise instead of learning
+the task (DESIGN.md §6).
+
+`prepare_toy_models` builds a Mistral-architecture source and a Llama-architecture
+target with different tokenizers, pretrains both on toy text and saves them as HF
+checkpoint directories, cached: a marker holding the settings is written last, so an
+interrupted or differently-configured run is never mistaken for a finished one.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Any, Callable
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from interlingua_jax import models
+from interlingua_jax.toy import task
+from interlingua_jax.toy import tokenizer as toy_tokenizer
+
+SampleTexts = Callable[[np.random.Generator, int], list[str]]
+MARKER = "PRETRAINED.json"
+_LENGTH_MULTIPLE = 32  # batches are padded up to a multiple of this: few shapes, few compilations
+
+
+def lm_batch(tokenizer, texts: list[str], config: models.DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
+  """`<s> text </s>` rows, right-padded: (input_ids, attention_mask), both (B, S) int32."""
+  rows = [[config.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"] + [config.eos_token_id[0]]
+          for t in texts]
+  length = -(-max(len(r) for r in rows) // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE
+  ids = np.full((len(rows), length), config.pad_token_id or 0, np.int32)
+  mask = np.zeros((len(rows), length), np.int32)
+  for i, row in enumerate(rows):
+    ids[i, :len(row)] = row
+    mask[i, :len(row)] = 1
+  return ids, mask
+
+
+def lm_loss(params, config: models.DecoderConfig, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
+  """Mean next-token cross-entropy over real tokens (EOS included, so models learn to stop), float32."""
+  logits = models.forward(params, config, input_ids=input_ids, attention_mask=attention_mask,
+                          output_hidden_states=False).logits
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], input_ids[:, 1:])
+  weight = attention_mask[:, 1:].astype(jnp.float32)
+  return jnp.sum(ce * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+def _decay_mask(params):
+  # Norm scales are not decayed toward 0 (that would shrink them away from their 1.0 start).
+  return jax.tree_util.tree_map_with_path(lambda path, _: "norm" not in jax.tree_util.keystr(path), params)
+
+
+def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTexts, *, steps: int,
+                batch_size: int, learning_rate: float, seed: int, log_every: int = 100,
+                warmup_steps: int | None = None, weight_decay: float = 0.01):
+  """Random init, then `steps` AdamW steps (warmup, cosine decay to 10%, clipping at 1.0) on fresh text.
+
+  `sample_texts(rng, n)` returns n texts; BOS/EOS are added here. Returns float32 params.
+  """
+  if steps < 1 or batch_size < 1 or learning_rate <= 0:
+    raise ValueError(f"need steps >= 1, batch_size >= 1, learning_rate > 0; got {steps}, {batch_size}, "
+                     f"{learning_rate}")
+  if len(tokenizer) > config.vocab_size:  # JAX clamps out-of-range ids silently: refuse instead
+    raise ValueError(f"tokenizer has {len(tokenizer)} tokens but config.vocab_size is {config.vocab_size}")
+  if config.bos_token_id is None or not config.eos_token_id:
+    raise ValueError("config needs bos_token_id and eos_token_id: texts are trained as <s> text </s>")
+  warmup = min(100, steps // 10) if warmup_steps is None else warmup_steps
+  schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, steps, end_value=0.1 * learning_rate)
+  optimizer = optax.chain(
+      optax.clip_by_global_norm(1.0),
+      optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay, mask=_decay_mask))
+  params = models.init_params(config, jax.random.PRNGKey(seed), jnp.float32)
+  opt_state = optimizer.init(params)
+
+  @jax.jit
+  def train_step(params, opt_state, input_ids, attention_mask):
+    loss, grads = jax.value_and_grad(lm_loss)(params, config, input_ids, attention_mask)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  rng = np.random.default_rng(seed)
+  start = time.perf_counter()
+  for step in range(1, steps + 1):
+    input_ids, attention_mask = lm_batch(tokenizer, sample_texts(rng, batch_size), config)
+    params, opt_state, loss = train_step(params, opt_state, input_ids, attention_mask)
+    if step % log_every == 0 or step == steps:
+      elapsed = time.perf_counter() - start
+      logging.info("pretrain %s step %d/%d loss %.4f (%.1f s, %.2f steps/s)", config.model_type, step, steps,
+                   float(loss), elapsed, step / elapsed)
+  return params
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyLMSize:
+  """The shape of one toy LM; GQA and an untied head as in the real Mistral/Llama."""
+  hidden_size: int = 64
+  num_layers: int = 2
+  num_heads: int = 4
+  num_kv_heads: int = 2
+  intermediate_size: int = 192
+  rope_theta: float = 10000.0
+
+
+def toy_config(model_type: str, tokenizer, size: ToyLMSize) -> models.DecoderConfig:
+  return models.DecoderConfig(
+      model_type=model_type, vocab_size=len(tokenizer), hidden_size=size.hidden_size,
+      intermediate_size=size.intermediate_size, num_layers=size.num_layers, num_heads=size.num_heads,
+      num_kv_heads=size.num_kv_heads, head_dim=size.hidden_size // size.num_heads, rope_theta=size.rope_theta,
+      bos_token_id=toy_tokenizer.BOS_ID, eos_token_id=(toy_tokenizer.EOS_ID,), pad_token_id=toy_tokenizer.PAD_ID,
+      max_position_embeddings=2048)
+
+
+def _cached(directory: str, settings: dict[str, Any]) -> bool:
+  try:
+    with open(os.path.join(directory, MARKER)) as f:
+      return json.load(f) == settings
+  except (OSError, ValueError):
+    return False
+
+
+def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_size: int = 64,
+                       learning_rate: float = 3e-3, source_size: ToyLMSize = ToyLMSize(),
+                       target_size: ToyLMSize = ToyLMSize(), source_vocab_size: int = 512,
+                       target_vocab_size: int = 384, tokenizer_corpus_size: int = 20000,
+                       template: str = task.LM_TEMPLATE, log_every: int = 100) -> tuple[str, str]:
+  """`<workdir>/toy_models/{source,target}`: pretrained toy LMs with their tokenizers, built once.
+
+  A directory is reused only when its marker records exactly these settings; anything else
+  (missing, interrupted, different settings) is rebuilt from scratch.
+  """
+  out = []
+  for role, model_type, size, vocab_size, train_tokenizer in (
+      ("source", "mistral", source_size, source_vocab_size, toy_tokenizer.train_source_tokenizer),
+      ("target", "llama", target_size, target_vocab_size, toy_tokenizer.train_target_tokenizer)):
+    directory = os.path.join(workdir, "toy_models", role)
+    out.append(directory)
+    settings = dict(role=role, model_type=model_type, seed=seed, steps=steps, batch_size=batch_size,
+                    learning_rate=learning_rate, size=dataclasses.asdict(size), vocab_size=vocab_size,
+                    tokenizer_corpus_size=tokenizer_corpus_size, template=template, task_version=task.VERSION)
+    if _cached(directory, settings):
+      logging.info("toy %s LM: reusing %s", role, directory)
+      continue
+    shutil.rmtree(directory, ignore_errors=True)
+    sample_texts = task.text_sampler(template)
+    tokenizer = train_tokenizer(sample_texts(np.random.default_rng([seed, 2]), tokenizer_corpus_size), vocab_size)
+    config = toy_config(model_type, tokenizer, size)
+    start = time.perf_counter()
+    params = pretrain_lm(config, tokenizer, sample_texts, steps=steps, batch_size=batch_size,
+                         learning_rate=learning_rate, seed=seed + (role == "target"), log_every=log_every)
+    logging.info("toy %s LM: %d steps in %.1f s", role, steps, time.perf_counter() - start)
+    models.save_pretrained(directory, config, params, tokenizer)
+    with open(os.path.join(directory, MARKER), "w") as f:
+      json.dump(settings, f, indent=2)
+  return out[0], out[1]
