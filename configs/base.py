@@ -66,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.early_stopping = True
   c.train.patience = 5
   c.train.keep_checkpoints = 2
+  c.train.remat = True  # recompute the frozen target's layers in the backward pass: activations of 8B fit
 
   c.eval = ml_collections.ConfigDict()
   c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")

@@ -21,7 +21,11 @@ def get_config():
   c.toy.world.seed = 0
   c.toy.world.num_train = 20000
   c.toy.world.num_test = 500
-  c.toy.world.pretrain_steps = 1500
+  c.toy.world.pretrain_steps = 800
+  c.toy.world.pretrain_batch_size = 64
+  c.toy.world.pretrain_learning_rate = 3e-3
+  c.toy.world.hidden_size = 64
+  c.toy.world.num_layers = 2
   c.source.path = ""  # set from the toy world
   c.target.path = ""
   c.source.dtype = c.target.dtype = "float32"
@@ -48,6 +52,7 @@ def get_config():
   c.train.eval_every = 100
   c.train.eval_num_samples = 100
   c.train.patience = 3
+  c.train.remat = False
 
   c.eval.num_samples = 500
   c.eval.batch_size = 100

@@ -43,7 +43,8 @@ class Frozen:
 def source_states(params, config: DecoderConfig, ids: jax.Array, mask: jax.Array, layer: int) -> jax.Array:
   """Hidden states of `layer` (HF index), outside the gradient: the source is frozen and only read."""
   upto = None if layer == config.num_layers else layer
-  out = forward(params, config, input_ids=ids, attention_mask=mask, upto_layer=upto, compute_logits=False)
+  out = forward(params, config, input_ids=ids, attention_mask=mask, upto_layer=upto, compute_logits=False,
+                output_hidden_states=False)
   return jax.lax.stop_gradient(out.hidden_states[-1])
 
 
@@ -69,7 +70,12 @@ def split_translator(translator: Translator):
 
 
 def merge_translator(graphdef, params, rngs) -> Translator:
-  """Inverse of `split_translator`."""
+  """Inverse of `split_translator`.
+
+  The RNG variables are rebuilt from fresh copies of their arrays: a translator merged under a
+  trace (the train step's gradient) must own its dropout counter there, or NNX refuses to update it.
+  """
+  rngs = jax.tree.map(lambda x: x, rngs)
   flat = dict(nnx.to_flat_state(rngs))
   for path, var in flat.items():
     if path[-1] == "key":

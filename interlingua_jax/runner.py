@@ -126,7 +126,8 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     stopper = train.EarlyStopping(**loop)
     logging.info("resumed from step %d", int(state.step))
   spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
-                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2)
+                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2,
+                        remat=cfg.train.remat)
   step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
                                   spec=spec)
   h = harness(cfg, s)

@@ -49,6 +49,7 @@ class LossSpec:
   infonce_start_step: int
   temperature: float
   answer_window: int  # the last positions of a row that can hold answer tokens or the EOS
+  remat: bool = False  # recompute the target's layers in the backward pass (memory for time)
 
 
 def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen_configs, layer: int,
@@ -61,7 +62,8 @@ def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen
   inputs = bridge.target_inputs(target_params, target_config, soft, batch["target_token_ids"],
                                 batch["target_soft_index"])
   out = forward(target_params, target_config, inputs_embeds=inputs, attention_mask=batch["target_attention_mask"],
-                positions=batch["target_positions"], compute_logits=False)
+                positions=batch["target_positions"], compute_logits=False, output_hidden_states=False,
+                remat=spec.remat)
   # Logits only where answers live (the rows are left-padded, so answers end every row): a (B, S, V)
   # float32 logit tensor for a 128k vocabulary would dominate memory for nothing.
   window = slice(-spec.answer_window, None)

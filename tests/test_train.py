@@ -81,6 +81,20 @@ def sensitive_target_dir(tmp_path_factory, tiny_tokenizer):
   return str(path)
 
 
+def test_dropout_step_runs_and_advances_the_rng(setup):
+  """The reference configs train with dropout 0.1: the dropout RNG must update inside the jitted step."""
+  cfg, s = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.translator.dropout = 0.1
+  batch, lengths = _fixed_batch(cfg, s, 4)
+  state, step = _step_fn(cfg, s, lengths)
+  rng_before = jax.tree.map(np.array, state.rngs)
+  batch = train.global_batch(batch, s.mesh)
+  state, first = step(state, (s.frozen.source.params, s.frozen.target.params), batch)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(rng_before), jax.tree.leaves(state.rngs)))
+  assert np.isfinite(float(first["loss"]))
+
+
 def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive_target_dir, data_paths):
   """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
   cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
