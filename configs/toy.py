@@ -29,6 +29,7 @@ def get_config():
   c.source.path = ""  # set from the toy world
   c.target.path = ""
   c.source.dtype = c.target.dtype = "float32"
+  c.source.layer = 1  # the middle of the 2-layer source: learns ~2x faster than the final layer (measured)
 
   c.data.dataset = "toy"
   c.data.num_shots = 0
@@ -42,16 +43,16 @@ def get_config():
   c.translator.num_heads = 4
   c.translator.dropout = 0.0
 
-  c.loss.infonce_start_step = 25
-  c.optim.learning_rate = 1e-3
-  c.optim.warmup_steps = 50
+  c.loss.infonce_start_step = 50  # half the warmup, as in the reference
+  c.optim.learning_rate = 2e-3
+  c.optim.warmup_steps = 100
 
-  c.train.steps = 600
+  c.train.steps = 1000
   c.train.batch_size = 32
   c.train.log_every = 10
-  c.train.eval_every = 100
+  c.train.eval_every = 250
   c.train.eval_num_samples = 100
-  c.train.patience = 3
+  c.train.patience = 5
   c.train.remat = False
 
   c.eval.num_samples = 500
