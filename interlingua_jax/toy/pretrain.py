@@ -29,14 +29,16 @@ from interlingua_jax.toy import tokenizer as toy_tokenizer
 
 SampleTexts = Callable[[np.random.Generator, int], list[str]]
 MARKER = "PRETRAINED.json"
-_LENGTH_MULTIPLE = 32  # batches are padded up to a multiple of this: few shapes, few compilations
+_LENGTH_MULTIPLE = 16
 
 
-def lm_batch(tokenizer, texts: list[str], config: models.DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
-  """`<s> text </s>` rows, right-padded: (input_ids, attention_mask), both (B, S) int32."""
+def lm_batch(tokenizer, texts: list[str], config: models.DecoderConfig,
+             min_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """`<s> text </s>` rows, right-padded to at least min_length and to a multiple of 16:
+  (input_ids, attention_mask), both (B, S) int32."""
   rows = [[config.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"] + [config.eos_token_id[0]]
           for t in texts]
-  length = -(-max(len(r) for r in rows) // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE
+  length = max(min_length, -(-max(len(r) for r in rows) // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE)
   ids = np.full((len(rows), length), config.pad_token_id or 0, np.int32)
   mask = np.zeros((len(rows), length), np.int32)
   for i, row in enumerate(rows):
@@ -88,9 +90,11 @@ def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTex
     return optax.apply_updates(params, updates), opt_state, loss
 
   rng = np.random.default_rng(seed)
+  length = 0  # only grows: after the first few batches every batch has one shape, so one compilation
   start = time.perf_counter()
   for step in range(1, steps + 1):
-    input_ids, attention_mask = lm_batch(tokenizer, sample_texts(rng, batch_size), config)
+    input_ids, attention_mask = lm_batch(tokenizer, sample_texts(rng, batch_size), config, length)
+    length = input_ids.shape[1]
     params, opt_state, loss = train_step(params, opt_state, input_ids, attention_mask)
     if step % log_every == 0 or step == steps:
       elapsed = time.perf_counter() - start
@@ -110,9 +114,9 @@ class ToyLMSize:
   rope_theta: float = 10000.0
 
 
-def toy_config(model_type: str, tokenizer, size: ToyLMSize) -> models.DecoderConfig:
+def toy_config(model_type: str, vocab_size: int, size: ToyLMSize) -> models.DecoderConfig:
   return models.DecoderConfig(
-      model_type=model_type, vocab_size=len(tokenizer), hidden_size=size.hidden_size,
+      model_type=model_type, vocab_size=vocab_size, hidden_size=size.hidden_size,
       intermediate_size=size.intermediate_size, num_layers=size.num_layers, num_heads=size.num_heads,
       num_kv_heads=size.num_kv_heads, head_dim=size.hidden_size // size.num_heads, rope_theta=size.rope_theta,
       bos_token_id=toy_tokenizer.BOS_ID, eos_token_id=(toy_tokenizer.EOS_ID,), pad_token_id=toy_tokenizer.PAD_ID,
@@ -152,7 +156,7 @@ def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_
     shutil.rmtree(directory, ignore_errors=True)
     sample_texts = task.text_sampler(template)
     tokenizer = train_tokenizer(sample_texts(np.random.default_rng([seed, 2]), tokenizer_corpus_size), vocab_size)
-    config = toy_config(model_type, tokenizer, size)
+    config = toy_config(model_type, len(tokenizer), size)
     start = time.perf_counter()
     params = pretrain_lm(config, tokenizer, sample_texts, steps=steps, batch_size=batch_size,
                          learning_rate=learning_rate, seed=seed + (role == "target"), log_every=log_every)
