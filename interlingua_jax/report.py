@@ -68,9 +68,9 @@ def plot_methods(agg: dict, path: str) -> None:
          [100 * (agg["methods"][n]["ci95"][1] - agg["methods"][n]["accuracy"]) for n in names]]
   fig, ax = plt.subplots(figsize=(8, 4))
   bars = ax.bar(names, acc, yerr=err, capsize=5, color="tab:blue", label="accuracy, 95% bootstrap CI")
-  for b, a in zip(bars, acc):
-    ax.text(b.get_x() + b.get_width() / 2, a + 2, f"{a:.1f}", ha="center")
-  ax.set(xlabel="method", ylabel="accuracy (%)", ylim=(0, 105),
+  for b, a, hi in zip(bars, acc, err[1]):
+    ax.text(b.get_x() + b.get_width() / 2, a + hi + 1.5, f"{a:.1f}", ha="center")
+  ax.set(xlabel="method", ylabel="accuracy (%)", ylim=(0, 112),
          title=f"Accuracy per method ({agg['num_questions']} questions, M = {agg['num_soft_tokens']})")
   ax.legend(loc="upper right")
   ax.grid(axis="y", alpha=0.3)

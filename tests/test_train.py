@@ -216,3 +216,15 @@ def test_workdir_of_another_config_is_refused(setup, tmp_path):
   fine = cfg.copy_and_resolve_references()
   fine.eval.num_samples = 3  # evaluation settings may change
   runner.check_config(fine, workdir)
+
+
+def test_profiler_trace_for_the_requested_steps(setup, tmp_path, monkeypatch):
+  cfg, s = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.train.steps, cfg.train.eval_every = 4, 100
+  cfg.profile.start_step, cfg.profile.num_steps = 1, 2
+  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda h, ex: 0.5)
+  runner.train_stage(cfg, s, str(tmp_path))
+  traces = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "profile") for f in files
+            if f.endswith(".xplane.pb")]
+  assert traces and os.path.getsize(traces[0]) > 0
