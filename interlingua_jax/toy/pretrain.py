@@ -134,7 +134,7 @@ def _cached(directory: str, settings: dict[str, Any]) -> bool:
 def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_size: int = 64,
                        learning_rate: float = 3e-3, source_size: ToyLMSize = ToyLMSize(),
                        target_size: ToyLMSize = ToyLMSize(), source_vocab_size: int = 512,
-                       target_vocab_size: int = 384, tokenizer_corpus_size: int = 20000,
+                       target_vocab_size: int = 512, tokenizer_corpus_size: int = 20000,
                        template: str = task.LM_TEMPLATE, log_every: int = 100) -> tuple[str, str]:
   """`<workdir>/toy_models/{source,target}`: pretrained toy LMs with their tokenizers, built once.
 

@@ -2,8 +2,8 @@
 
 The source follows Mistral (SentencePiece-style BPE over "▁"-marked words, large
 enough that every toy word is one token); the target follows Llama-3 (byte-level
-BPE, kept small so a word is several tokens and a question is many times longer
-than the soft-token budget). Both add `<s>` in front like the real tokenizers,
+BPE: any text encodes, punctuation and rarer words split into pieces, so the same
+question has other tokens, and more of them). Both add `<s>` in front like the real tokenizers,
 decode back to the exact text (spaces and newlines included, so strict `#### n`
 extraction sees what the model wrote), and save as `PreTrainedTokenizerFast`
 directories that `AutoTokenizer.from_pretrained` reloads.
@@ -44,8 +44,8 @@ def train_source_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTr
   return _wrap(tok, unk_token=UNK)
 
 
-def train_target_tokenizer(texts: Iterable[str], vocab_size: int = 320) -> PreTrainedTokenizerFast:
-  """Byte-level BPE (any text encodes); a small vocabulary keeps words split into pieces."""
+def train_target_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+  """Byte-level BPE: any text encodes (the harness adds prompt text the toy corpus never had)."""
   tok = Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
