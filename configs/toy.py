@@ -22,7 +22,7 @@ def get_config():
   c.toy.world.num_train = 20000
   c.toy.world.num_test = 500
   c.toy.world.pretrain_steps = 800
-  c.toy.world.pretrain_batch_size = 64
+  c.toy.world.pretrain_batch_size = 32
   c.toy.world.pretrain_learning_rate = 3e-3
   c.toy.world.hidden_size = 64
   c.toy.world.num_layers = 2
