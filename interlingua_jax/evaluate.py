@@ -335,7 +335,9 @@ def scenario(accuracy: dict[str, float]) -> str:
     return "latent above the target only"
   if lat < src:
     return "latent below the source"
-  return "latent between the models: at or above the source, not above the target"
+  if lat == max(src, tgt):
+    return "latent on par with the better single model"
+  return "latent between the models: at or above the source, below the target"
 
 
 def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bootstrap_samples: int,
