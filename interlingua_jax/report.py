@@ -53,8 +53,8 @@ def plot_training(train_rows: list[dict], eval_rows: list[dict], path: str) -> N
     ax2.plot([r["step"] for r in eval_rows], [100 * r["bridged_accuracy"] for r in eval_rows], marker="o",
              label="bridged (latent) accuracy")
   ax2.set(xlabel="training step", ylabel="accuracy (%)", title="Bridged accuracy on held-out questions",
-          ylim=(0, 100))
-  ax2.legend()
+          ylim=(0, 105))
+  ax2.legend(loc="lower right")
   ax2.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
