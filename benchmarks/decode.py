@@ -17,22 +17,18 @@ with the memory-bandwidth bound: each token reads every weight once, so the boun
 import argparse
 import os
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from interlingua_jax import models
-from forward import LLAMA_31_8B, SMALL
+from forward import LLAMA_31_8B, SMALL, best_seconds
 
 
 def timed(fn) -> float:
   """Seconds of one call after a warm-up call (compilation); a decode run is long enough to time once."""
-  fn()
-  start = time.perf_counter()
-  fn()
-  return time.perf_counter() - start
+  return best_seconds(fn, repeats=1)
 
 
 def cpu(args) -> None:
