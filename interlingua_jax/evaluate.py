@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from interlingua_jax import bridge, costs, layout, scoring, stats
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
-from interlingua_jax.models import embed, generate
+from interlingua_jax.models import generate
 
 METHODS = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")
 

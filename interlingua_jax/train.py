@@ -12,7 +12,6 @@ and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
 """
 import dataclasses
 import json
-import logging
 import math
 import os
 import time
@@ -319,11 +318,6 @@ def check_finite(*, state_metrics: dict | None, state: TrainState | None, step: 
     if not bool(finite):
       raise FloatingPointError(f"non-finite translator parameters at step {step}; refusing to checkpoint them. "
                                "Lower optim.learning_rate or check the data.")
-
-
-def summarize_params(translator) -> dict[str, int]:
-  _, params, _ = nnx.split(translator, nnx.Param, ...)
-  return {"translator_params": bridge.count_params(params)}
 
 
 def encode_pool(examples: Sequence, **kwargs) -> list[dict[str, np.ndarray]]:

@@ -1,9 +1,7 @@
 """The evaluation harness on tiny random models: same questions for every method, honest scoring,
 per-sample records that survive a crash, and an aggregate with paired statistics."""
 import json
-import os
 
-import numpy as np
 import pytest
 
 from interlingua_jax import evaluate, runner, train

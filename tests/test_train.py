@@ -5,7 +5,6 @@ never change and carry no optimizer state, the loss flows through the frozen tar
 best checkpoint is a real copy, resuming reproduces an uninterrupted run, a sharded step
 equals a single-device step, and a NaN stops the run without a NaN checkpoint.
 """
-import json
 import os
 
 import jax
