@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from interlingua_jax import compression  # noqa: E402
+
 
 def _read_json(path: str) -> dict | None:
   if not os.path.exists(path):
@@ -107,8 +109,7 @@ def write(workdir: str) -> str:
       lines += ["", f"KV cache held by the target: latent {k['latent_mean_kv_bytes']:,.0f} B vs target_alone "
                     f"{k['target_alone_mean_kv_bytes']:,.0f} B per question (saving {100 * k['saving_fraction']:.1f}%)."]
   if comp:
-    from interlingua_jax.compression import table
-    lines += ["", "## Wire", "", "```", table(comp), "```"]
+    lines += ["", "## Wire", "", "```", compression.table(comp), "```"]
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")

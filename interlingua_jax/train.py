@@ -257,7 +257,6 @@ def fit(*, state: TrainState, step_fn: Callable, frozen_params, data_iter, mesh:
   start = int(state.step)
   bar = tqdm(total=total_steps, initial=start, disable=not progress or jax.process_index() != 0,
              dynamic_ncols=True, desc="train")
-  history = []
   stopped_early = False
   t0, steps_since = time.perf_counter(), 0
   last_accuracy = None
@@ -270,7 +269,6 @@ def fit(*, state: TrainState, step_fn: Callable, frozen_params, data_iter, mesh:
     is_best, stop = stopper.update(step, accuracy)
     is_best, stop = same_on_all_processes(is_best), same_on_all_processes(stop)
     metrics.write({"step": step, "bridged_accuracy": accuracy})
-    history.append((step, accuracy))
     loop = dataclasses.asdict(stopper)
     checkpoints.save(step, state, data_iter.get_state(), loop, best=is_best)
     return stop

@@ -7,6 +7,7 @@ of the globally shuffled stream (`jax.process_index()::jax.process_count()`), so
 batch is the same set of examples whatever the number of hosts.
 """
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -46,6 +47,7 @@ class PromptBuilder:
   target_tokenizer: object
   max_source_len: int
 
+  @functools.lru_cache(maxsize=None)  # training, every evaluation method and the wire analysis ask again
   def source_prompt(self, example: Example) -> str:
     """The full (k-shot) prompt, fitted to both tokenizers: exemplars are dropped from the end, never the question."""
     count = lambda text: 1 + max(len(token_ids(t, text)) for t in (self.source_tokenizer, self.target_tokenizer))
