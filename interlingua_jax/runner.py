@@ -11,8 +11,8 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, compression, evaluate, report, train
-from interlingua_jax.data import pipeline, prompts
+from interlingua_jax import ablations, bridge, compression, evaluate, methods, report, results, train
+from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.models import from_pretrained
 from interlingua_jax.sharding import make_mesh
@@ -25,17 +25,11 @@ _FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir",
 class Setup:
   frozen: bridge.Frozen
   builder: pipeline.PromptBuilder
-  pool: list  # training examples, exemplars excluded
-  test: list
+  pool: list  # what the translator trains on: the train split without exemplars and validation
+  validation: list  # carved from the train split: every decision during training
+  test: list  # evaluated once, at the end
   mesh: jax.sharding.Mesh
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}{k}"
-    out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
-  return out
+  splits: dict  # sizes and id hashes of every split (data.splits.Splits.summary)
 
 
 def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -45,8 +39,8 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
   if os.path.exists(path) and has_checkpoints:
     with open(path) as f:
-      saved = _flat(json.load(f))
-    now = _flat(current)
+      saved = ablations.flatten(json.load(f))
+    now = ablations.flatten(current)
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
     diff = sorted(k for k in saved.keys() | now.keys() if not free(k) and saved.get(k) != now.get(k))
     if diff:
@@ -75,20 +69,21 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
   d = cfg.data
   train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
   test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
-  pool = prompts.training_pool(train_set, [e.id for e in exemplars])
-  builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
-  logging.info("data: %d train (%d exemplars excluded), %d test", len(pool), len(exemplars), len(test_set))
-  return Setup(frozen, builder, pool, test_set, mesh)
+  sp = splits.make(train_set, test_set, num_shots=d.num_shots, shot_seed=d.shot_seed,
+                   validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
+  builder = pipeline.PromptBuilder(d.dataset, sp.exemplars, source_tok, target_tok, d.max_source_len)
+  logging.info("data: %s", {k: v["size"] for k, v in sp.summary().items()})
+  return Setup(frozen, builder, list(sp.train), list(sp.validation), list(sp.test), mesh, sp.summary())
 
 
-def harness(cfg: ml_collections.ConfigDict, s: Setup, batch_size: int | None = None) -> evaluate.Harness:
+def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
+  """The evaluation context of this config; variants (a translator, a batch size) are `dataclasses.replace`s."""
   e = cfg.eval
   decoding = evaluate.Decoding(max_new_tokens=e.max_new_tokens, stop_strings=tuple(e.stop_strings),
-                               batch_size=batch_size or e.batch_size, length_buckets=tuple(e.length_buckets),
+                               batch_size=e.batch_size, length_buckets=tuple(e.length_buckets),
                                repetition_penalty=e.repetition_penalty, no_repeat_ngram_size=e.no_repeat_ngram_size)
-  return evaluate.Harness(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
-                          s.mesh)
+  return evaluate.Context(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
+                          s.mesh, control_seed=e.control_seed)
 
 
 def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
@@ -98,24 +93,49 @@ def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
                                 calibrate_rms=t.calibrate_rms, seed=cfg.seed)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingPieces:
+  """What a config makes of the training data and the translator, ready for `train.fit` or a benchmark."""
+  lengths: pipeline.Lengths
+  encoded: list  # one dict of arrays per training example (pipeline.encode_example)
+  spec: train.LossSpec
+  tx: object  # optax.GradientTransformation
+  schedule: object  # step -> base learning rate
+  graphdef: object
+  state: train.TrainState  # a fresh translator's state, replicated over the mesh
+  step_fn: object  # the jitted train step: (state, frozen_params, batch) -> (state, metrics)
+
+
+def training_pieces(cfg: ml_collections.ConfigDict, s: Setup, *, examples: list | None = None,
+                    mesh: jax.sharding.Mesh | None = None) -> TrainingPieces:
+  """The one wiring of a config into training: static lengths (measured on the whole pool), encoded
+  examples (`examples`, default the pool), loss spec, optimizer, a fresh state and the train step on `mesh`."""
+  mesh = mesh or s.mesh
+  tok, m, anchor = s.frozen.target_tokenizer, cfg.translator.num_soft_tokens, cfg.data.answer_anchor
+  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=anchor,
+                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
+  logging.info("static lengths: %s", lengths)
+  encoded = train.encode_pool(s.pool if examples is None else examples, builder=s.builder, target_tokenizer=tok,
+                              anchor=anchor, num_soft_tokens=m, lengths=lengths)
+  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(new_translator(cfg, s), tx, mesh)
+  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
+                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat)
+  step_fn = train.make_train_step(mesh=mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule, spec=spec)
+  return TrainingPieces(lengths, encoded, spec, tx, schedule, graphdef, state, step_fn)
+
+
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   summary_path = os.path.join(workdir, "train_summary.json")
   if os.path.exists(summary_path):
     logging.info("training already finished (%s); skipping", summary_path)
     with open(summary_path) as f:
       return json.load(f)
-  tok = s.frozen.target_tokenizer
-  m = cfg.translator.num_soft_tokens
-  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
-  logging.info("static lengths: %s", lengths)
-  encoded = train.encode_pool(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                              num_soft_tokens=m, lengths=lengths)
-  data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size, seed=cfg.data.shuffle_seed,
-                                          process_index=jax.process_index(), process_count=jax.process_count()))
-  translator = new_translator(cfg, s)
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(translator, tx, s.mesh)
+  t = training_pieces(cfg, s)
+  data_iter = iter(pipeline.train_dataset(t.encoded, global_batch_size=cfg.train.batch_size,
+                                          seed=cfg.data.shuffle_seed, process_index=jax.process_index(),
+                                          process_count=jax.process_count()))
+  state = t.state
   logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
   checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
   stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
@@ -125,26 +145,21 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     data_iter.set_state(data_state)
     stopper = train.EarlyStopping(**loop)
     logging.info("resumed from step %d", int(state.step))
-  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
-                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2,
-                        remat=cfg.train.remat)
-  step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
-                                  spec=spec)
-  h = harness(cfg, s)
-  eval_examples = s.test[:cfg.train.eval_num_samples]
+  ctx = context(cfg, s)
 
-  def bridged_accuracy(st: train.TrainState) -> float:
-    h.translator = (graphdef, st.params, st.rngs)
-    return evaluate.bridged_accuracy(h, eval_examples)
+  def bridged_accuracy(st: train.TrainState) -> float:  # on the validation split, never the test split
+    return evaluate.bridged_accuracy(dataclasses.replace(ctx, translator=(t.graphdef, st.params, st.rngs)),
+                                     s.validation)
 
   p = cfg.profile
   state, summary = train.fit(
-      state=state, step_fn=step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
+      state=state, step_fn=t.step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
       data_iter=data_iter, mesh=s.mesh, total_steps=cfg.train.steps, log_every=cfg.train.log_every,
       eval_every=cfg.train.eval_every, evaluate=bridged_accuracy, checkpoints=checkpoints,
       metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
       profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
       profile_steps=(p.start_step, p.num_steps))
+  summary["splits"] = s.splits
   if jax.process_index() == 0:
     with open(summary_path, "w") as f:
       json.dump(summary, f, indent=2)
@@ -160,21 +175,23 @@ def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> t
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
+  """Every method of `eval.methods` on the test split (its first eval.num_samples questions), once."""
   e = cfg.eval
-  h = harness(cfg, s)
-  if "latent" in e.methods:
-    h.translator = best_translator(cfg, s, workdir)
+  ctx = context(cfg, s)
+  if any(methods.get(m).soft_from is not None for m in e.methods):
+    ctx = dataclasses.replace(ctx, translator=best_translator(cfg, s, workdir))
   examples = s.test[:e.num_samples]
   if len(examples) < e.num_samples:
     logging.warning("eval.num_samples=%d but the test split has %d questions", e.num_samples, len(examples))
   out_dir = os.path.join(workdir, "eval")
-  records = evaluate.run_methods(h, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
-  relay_inputs = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
-  throughput = evaluate.measure_throughput(h, list(e.methods), examples, tuple(e.latency_batch_sizes),
-                                           source_predictions=relay_inputs)
-  agg = evaluate.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
-                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
-                           seed=cfg.seed, throughput=throughput)
+  records = evaluate.run_methods(ctx, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
+  relayed = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
+  throughput = evaluate.measure_throughput(ctx, list(e.methods), examples, tuple(e.latency_batch_sizes),
+                                           relayed=relayed)
+  split = dict(s.splits, evaluated={"size": len(examples), "ids_sha256": splits.ids_hash(examples)})
+  agg = results.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
+                          num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
+                          seed=cfg.seed, throughput=throughput, split=split)
   if jax.process_index() == 0:
     with open(os.path.join(out_dir, "aggregate.json"), "w") as f:
       json.dump(agg, f, indent=2)
@@ -184,10 +201,9 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
 
 def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   c = cfg.compression
-  h = harness(cfg, s)
-  h.translator = best_translator(cfg, s, workdir)
-  result = compression.analyse(h, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
-                               out_dir=os.path.join(workdir, "compression"), seed=cfg.seed)
+  ctx = dataclasses.replace(context(cfg, s), translator=best_translator(cfg, s, workdir))
+  result = compression.analyse(ctx, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
+                               out_dir=os.path.join(workdir, "compression"))
   print(compression.table(result))
   return result
 

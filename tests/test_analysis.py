@@ -32,7 +32,7 @@ def _aggregate(m: int, latent: float) -> dict:
           "latent": _method(latent, latent - 0.07, latent + 0.07, m + 6, 0.030),
       },
       "comparisons": {"latent_vs_target_alone": {"diff": latent - 0.75, "ci95": [-0.2, -0.05],
-                                                 "mcnemar_p": 0.0123}},
+                                                 "mcnemar_p": 0.0123, "mcnemar_p_holm": 0.0246}},
       "kv_saving": {"latent_mean_kv_bytes": (m + 6) * KV_PER_TOKEN,
                     "target_alone_mean_kv_bytes": 150 * KV_PER_TOKEN,
                     "saving_fraction": 1 - (m + 6) / 150},
@@ -204,7 +204,7 @@ def test_main_results_and_comparisons_tables(analysed):
   assert _row(rows, r"toy\_stable\_4")[2] == "4"
   _, header, rows = parse_booktabs((root / "analysis" / "comparisons.tex").read_text())
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", r"latent vs target\_alone",
-                                             "-55.0", "[-20.0, -5.0]", "0.0123"]
+                                             "-55.0", "[-20.0, -5.0]", "0.0123", "0.0246"]
 
 
 def test_compression_and_cost_tables(analysed):
