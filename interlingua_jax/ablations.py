@@ -11,7 +11,8 @@ suite that was interrupted is finished by running it again with `--resume`.
 A suite file's `get_config()` returns `experiments`, a list of
 `dict(name=..., config="configs/x.py", overrides={"dotted.key": value}, seeds=(...))` (`seeds`
 optional: one run per training seed, named `<name>_s<seed>` with `seed` overridden; the analysis
-reports them per seed and as mean ± sd), and optionally suite-wide `overrides` (a ConfigDict built with `allow_dotted_keys=True`). Override values
+reports them per seed and as mean ± sd), and optionally suite-wide `overrides` (a ConfigDict
+built with `allow_dotted_keys=True`). Override values
 may contain `{root}`, replaced by the suite root (e.g. to share pretrained toy models).
 Config paths are relative to the working directory: run from the repository root.
 """

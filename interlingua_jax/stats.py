@@ -105,7 +105,9 @@ def wilson(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
   p = correct / n
   centre = (p + z * z / (2 * n)) / (1 + z * z / n)
   half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-  return max(0.0, centre - half), min(1.0, centre + half)
+  lo = 0.0 if correct == 0 else max(0.0, centre - half)  # exact at the boundaries, not off by rounding
+  hi = 1.0 if correct == n else min(1.0, centre + half)
+  return lo, hi
 
 
 def holm(p_values: dict[str, float]) -> dict[str, float]:

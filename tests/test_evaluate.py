@@ -188,10 +188,11 @@ def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_
   """Registers a toy method (the target reads the bare question, no instruction) and runs the eval stage."""
   cfg, s, ctx = system
   monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))  # the registration ends with the test
-  methods.register(methods.Method(
-      "question_only", "target",
-      lambda c, q: pipeline.with_bos(c.frozen.target_tokenizer,
-                                     pipeline.token_ids(c.frozen.target_tokenizer, f"{q.example.question} {c.anchor}"))))
+  def question_only(c, q):
+    tok = c.frozen.target_tokenizer
+    return pipeline.with_bos(tok, pipeline.token_ids(tok, f"{q.example.question} {c.anchor}"))
+
+  methods.register(methods.Method("question_only", "target", question_only))
   cfg = cfg.copy_and_resolve_references()
   cfg.eval.methods, cfg.eval.num_samples, cfg.eval.latency_batch_sizes = ("target_alone", "question_only"), 4, (2,)
   agg = runner.eval_stage(cfg, s, str(tmp_path))
