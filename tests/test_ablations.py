@@ -179,8 +179,8 @@ def test_paper_and_toy_suites(monkeypatch):
   assert dict(suite.overrides) == {"toy.cache_dir": "{root}/toy_models"}
   reduced = ablations.parse_suite(toy.get_config("reduced"))
   assert all(e.config == REPO / "configs" / "tiny.py" for e in reduced)
-  for arm in ("toy_stable_8", "toy_baseline_8"):
-    assert sorted(e.seed for e in reduced if e.group == arm) == [0, 1]
+  assert [(e.group, e.seed) for e in reduced] == [(arm, seed) for arm in ("toy_stable_8", "toy_baseline_8")
+                                                  for seed in (0, 1)]
   with pytest.raises(ValueError, match="unknown toy suite variant 'tiny'"):
     toy.get_config("tiny")
 
