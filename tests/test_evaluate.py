@@ -194,7 +194,7 @@ def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_
 
   methods.register(methods.Method("question_only", "target", question_only))
   cfg = cfg.copy_and_resolve_references()
-  cfg.eval.methods, cfg.eval.num_samples, cfg.eval.latency_batch_sizes = ("target_alone", "question_only"), 4, (2,)
+  cfg.eval.methods, cfg.eval.num_samples = ("target_alone", "question_only"), cfg.eval.batch_size
   agg = runner.eval_stage(cfg, s, str(tmp_path))
   assert set(agg["methods"]) == {"target_alone", "question_only"} and agg["num_questions"] == 4
   assert agg["methods"]["question_only"]["control"] is False
