@@ -143,8 +143,10 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
   """When bridged accuracy peaks then falls, the best checkpoint restores the peak weights (DESIGN §3.8)."""
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
-  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping = 6, 2, False
-  scripted = iter([0.1, 0.9, 0.2, 0.1])  # evaluations at steps 0, 2, 4, 6: peak at step 2
+  # Evaluations at steps 0, 2, 4, 6: the peak at step 2, then two without a new best: patience 2 stops at
+  # step 6 of 8.
+  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping, cfg.train.patience = 8, 2, True, 2
+  scripted = iter([0.1, 0.9, 0.2, 0.1])
   snapshots = {}
 
   evaluated = set()
@@ -156,7 +158,7 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
 
   monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
   summary = runner.train_stage(cfg, s, str(tmp_path))
-  assert summary["best_step"] == 2 and summary["final_step"] == 6
+  assert summary["best_step"] == 2 and summary["final_step"] == 6 and summary["stopped_early"]
   # Every decision of training (best checkpoint, early stopping) saw validation questions only.
   assert evaluated == {e.id for e in s.validation}
   assert not evaluated & ({e.id for e in s.test} | {e.id for e in s.pool} | {e.id for e in s.builder.exemplars})
@@ -248,11 +250,14 @@ def test_infonce_positives_are_each_samples_own_question(setup):
   keys = jax.random.split(jax.random.key(0), len(leaves))
   params = jax.tree.unflatten(treedef, [x + 0.5 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
 
-  def infonce(b):
+  @jax.jit  # one compilation for both batches (eager calls would compile every scan again)
+  def infonce_of(b):
     _, (metrics, _) = train.loss_fn(params, t.state, t.graphdef, frozen, b,
                                     frozen_configs=(s.frozen.source.config, s.frozen.target.config),
                                     layer=s.frozen.source_layer, spec=t.spec)
-    return float(metrics["infonce"])
+    return metrics["infonce"]
+
+  infonce = lambda b: float(infonce_of(b))
 
   translator = bridge.merge_translator(t.graphdef, params, t.state.rngs)
   hidden = bridge.source_states(s.frozen.source.params, s.frozen.source.config, batch["source_ids"],
@@ -277,13 +282,3 @@ def test_early_stopping_counts_evaluations_without_a_new_best():
   assert stopper.update(30, 0.6) == (True, False) and stopper.since_best == 0
   disabled = train.EarlyStopping(patience=1, enabled=False)
   assert [disabled.update(i, 0.1)[1] for i in range(4)] == [False] * 4
-
-
-def test_patience_stops_training_early(setup, tmp_path, monkeypatch):
-  cfg, s = setup
-  cfg = cfg.copy_and_resolve_references()
-  cfg.train.steps, cfg.train.eval_every, cfg.train.patience, cfg.train.early_stopping = 8, 2, 2, True
-  scripted = iter([0.3, 0.5, 0.4, 0.5, 0.9])  # steps 0, 2, 4, 6: no new best after step 2
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda ctx, ex: next(scripted))
-  summary = runner.train_stage(cfg, s, str(tmp_path))
-  assert summary["stopped_early"] and summary["final_step"] == 6 and summary["best_step"] == 2
