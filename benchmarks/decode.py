@@ -28,27 +28,34 @@ from shapes import LLAMA_31_8B, SMALL, small_models
 from interlingua_jax import flops, models
 
 
+def random_prompts(config, batch: int, length: int) -> np.ndarray:
+  """Random unpadded prompts (ids 0-2 are pad, BOS and EOS), the same for a given batch size."""
+  return np.random.default_rng(batch).integers(3, config.vocab_size, size=(batch, length))
+
+
+def greedy(model, ids: np.ndarray, new_tokens: int):
+  """Exactly `new_tokens` per row: the EOS id is beyond the vocabulary, so no argmax reaches it."""
+  return models.generate(model, input_ids=ids, attention_mask=np.ones_like(ids), max_new_tokens=new_tokens,
+                         eos_token_id=model.config.vocab_size, pad_token_id=0).tokens
+
+
 def cpu(args) -> None:
   import torch
   torch.set_num_threads(os.cpu_count())
   model, torch_model = small_models()
-  never = SMALL.vocab_size  # an EOS id no argmax can produce
   print(f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}), float32, d={SMALL.hidden_size}, "
         f"{SMALL.num_layers} layers, vocab {SMALL.vocab_size}; prompt {args.prompt}, {args.new_tokens} new tokens; "
         f"median of {args.repeats} interleaved rounds")
   print(f"{'batch':>5}{'hf tokens/s':>14}{'jax tokens/s':>14}{'ratio':>8}{'same tokens':>13}")
   for batch in args.batches:
-    ids = np.random.default_rng(batch).integers(3, SMALL.vocab_size, size=(batch, args.prompt))
-    mask = np.ones_like(ids)
-
-    def run_jax():
-      return np.asarray(models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens,
-                                        eos_token_id=never, pad_token_id=0).tokens)
+    ids = random_prompts(SMALL, batch, args.prompt)
+    run_jax = lambda: np.asarray(greedy(model, ids, args.new_tokens))
 
     def run_hf():
       with torch.no_grad():
-        out = torch_model.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), do_sample=False,
-                                   max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, pad_token_id=0)
+        out = torch_model.generate(input_ids=torch.tensor(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long),
+                                   do_sample=False, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                                   pad_token_id=0)
       return out[:, args.prompt:].numpy()
 
     same = np.array_equal(run_jax(), run_hf())
@@ -74,12 +81,10 @@ def gpu_8b(args) -> None:
         f"{args.new_tokens} new tokens; copy bandwidth {bandwidth / 1e12:.3f} TB/s; median of {args.repeats}")
   print(f"{'batch':>5}{'tokens/s':>12}{'bound':>12}{'of bound':>10}")
   for batch in args.batches:
-    ids = np.random.default_rng(batch).integers(0, config.vocab_size, size=(batch, args.prompt))
-    mask = np.ones_like(ids)
-    run = lambda new_tokens: models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
-                                             eos_token_id=-1, pad_token_id=0).tokens
+    ids = random_prompts(config, batch, args.prompt)
     # Decode steps only: a 1-token generate (the prefill and its first token) is subtracted.
-    t = timing.interleaved({"full": lambda: run(args.new_tokens), "prefill": lambda: run(1)}, rounds=args.repeats)
+    t = timing.interleaved({"full": lambda: greedy(model, ids, args.new_tokens),
+                            "prefill": lambda: greedy(model, ids, 1)}, rounds=args.repeats)
     per_s = batch * (args.new_tokens - 1) / (t["full"].median - t["prefill"].median)
     step_bytes = flops.decode_step_bytes(config, batch=batch, context_len=args.prompt + args.new_tokens // 2)
     bound = flops.decode_bound_tokens_per_s(step_bytes, bandwidth, batch)

@@ -10,34 +10,26 @@ the scores for a plain forward, where they are part of the work being timed.
 
 A decode step is bound by memory, not compute: it reads every weight once and each row's KV cache,
 so no implementation beats (weight bytes + KV bytes) ÷ copy bandwidth per step.
+
+Only a config's shape attributes are read (vocab_size, hidden_size, intermediate_size, num_layers,
+num_heads, num_kv_heads, head_dim), so any object with them will do.
 """
-from typing import Protocol
-
 from interlingua_jax import costs
+from interlingua_jax.models import DecoderConfig
 
 
-class DecoderShape(Protocol):
-  vocab_size: int
-  hidden_size: int
-  intermediate_size: int
-  num_layers: int
-  num_heads: int
-  num_kv_heads: int
-  head_dim: int
-
-
-def layer_matmul_params(config: DecoderShape) -> int:
+def layer_matmul_params(config: DecoderConfig) -> int:
   """Matmul weights of one decoder layer: q, k, v, o projections and the gated MLP's three matrices."""
   c = config
   attention = c.hidden_size * c.head_dim * (2 * c.num_heads + 2 * c.num_kv_heads)
   return attention + 3 * c.hidden_size * c.intermediate_size
 
 
-def head_params(config: DecoderShape) -> int:
+def head_params(config: DecoderConfig) -> int:
   return config.hidden_size * config.vocab_size
 
 
-def matmul_params(config: DecoderShape, num_layers: int | None = None, *, head: bool = True) -> int:
+def matmul_params(config: DecoderConfig, num_layers: int | None = None, *, head: bool = True) -> int:
   """Matmul weights a token passes through: the first `num_layers` layers (all by default), plus the head."""
   layers = config.num_layers if num_layers is None else num_layers
   if not 0 <= layers <= config.num_layers:
@@ -45,14 +37,14 @@ def matmul_params(config: DecoderShape, num_layers: int | None = None, *, head: 
   return layers * layer_matmul_params(config) + (head_params(config) if head else 0)
 
 
-def forward_flops(config: DecoderShape, batch: int, seq: int) -> int:
+def forward_flops(config: DecoderConfig, batch: int, seq: int) -> int:
   """A full causal forward with logits: 2·N per token plus QKᵀ and PV over the whole S × S score matrix
   (what a dense attention computes, masked half included)."""
   scores = 4 * config.num_layers * batch * seq * seq * config.num_heads * config.head_dim
   return 2 * matmul_params(config) * batch * seq + scores
 
 
-def train_step_flops(*, source: DecoderShape, source_layers: int, target: DecoderShape, translator_params: int,
+def train_step_flops(*, source: DecoderConfig, source_layers: int, target: DecoderConfig, translator_params: int,
                      batch: int, source_len: int, target_len: int, answer_window: int,
                      num_soft_tokens: int) -> dict[str, int]:
   """Model FLOPs of one bridge train step, by part (sum them for the total).
@@ -68,13 +60,13 @@ def train_step_flops(*, source: DecoderShape, source_layers: int, target: Decode
   }
 
 
-def weight_bytes(config: DecoderShape, bytes_per_element: int = 2) -> int:
+def weight_bytes(config: DecoderConfig, bytes_per_element: int = 2) -> int:
   """Bytes of weights one decode step reads: every matmul weight and the RMSNorm scales (2 per layer + final)."""
   norms = (2 * config.num_layers + 1) * config.hidden_size
   return (matmul_params(config) + norms) * bytes_per_element
 
 
-def decode_step_bytes(config: DecoderShape, *, batch: int, context_len: int, bytes_per_element: int = 2) -> int:
+def decode_step_bytes(config: DecoderConfig, *, batch: int, context_len: int, bytes_per_element: int = 2) -> int:
   """HBM bytes one greedy decode step must read: the weights once, and each row's KV cache of `context_len`."""
   return weight_bytes(config, bytes_per_element) + batch * costs.kv_cache_bytes_for(
       config, context_len, bytes_per_element)

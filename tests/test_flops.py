@@ -1,27 +1,15 @@
 """FLOP and byte counts of `interlingua_jax.flops` against hand arithmetic and published parameter counts."""
-import dataclasses
-
 import jax
 import pytest
 
 from interlingua_jax import flops, models
 
-
-@dataclasses.dataclass(frozen=True)
-class Shape:
-  vocab_size: int
-  hidden_size: int
-  intermediate_size: int
-  num_layers: int
-  num_heads: int
-  num_kv_heads: int
-  head_dim: int
-
-
-LLAMA_31_8B = Shape(128256, 4096, 14336, 32, 32, 8, 128)
-MISTRAL_7B_V03 = Shape(32768, 4096, 14336, 32, 32, 8, 128)
+SHAPE_8B = dict(hidden_size=4096, intermediate_size=14336, num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128)
+LLAMA_31_8B = models.DecoderConfig(model_type="llama", vocab_size=128256, **SHAPE_8B)
+MISTRAL_7B_V03 = models.DecoderConfig(model_type="mistral", vocab_size=32768, **SHAPE_8B)
 # By hand: layer = d·hd·(2·H + 2·K) + 3·d·F = 2·2·(2 + 2) + 3·2·3 = 16 + 18 = 34; head = d·V = 2·10 = 20.
-HAND = Shape(vocab_size=10, hidden_size=2, intermediate_size=3, num_layers=2, num_heads=1, num_kv_heads=1, head_dim=2)
+HAND = models.DecoderConfig(model_type="llama", vocab_size=10, hidden_size=2, intermediate_size=3, num_layers=2,
+                            num_heads=1, num_kv_heads=1, head_dim=2)
 
 
 def test_hand_computed_parameter_counts():
@@ -40,12 +28,10 @@ def test_matmul_weights_plus_embedding_and_norms_give_the_published_totals(shape
 
 
 def test_weight_bytes_are_the_decoders_arrays_without_the_embedding():
-  config = models.DecoderConfig(model_type="llama", vocab_size=40, hidden_size=16, intermediate_size=24, num_layers=2,
-                                num_heads=4, num_kv_heads=2, head_dim=4, bos_token_id=1, eos_token_id=(2,))
-  params = jax.eval_shape(lambda: models.init_params(config, jax.random.key(0)))  # shapes only, nothing computed
+  params = jax.eval_shape(lambda: models.init_params(HAND, jax.random.key(0)))  # shapes only, nothing computed
   nbytes = lambda x: x.size * x.dtype.itemsize
   stored = sum(nbytes(x) for x in jax.tree.leaves(params)) - nbytes(params["embed"])
-  assert flops.weight_bytes(config, bytes_per_element=4) == stored
+  assert flops.weight_bytes(HAND, bytes_per_element=4) == stored
 
 
 def test_train_step_flops_by_hand():

@@ -78,7 +78,7 @@ def translator(*, source_dim: int, target_dim: int, num_soft_tokens: int, bottle
 
 
 def param_name(path: tuple) -> str:
-  """The torch name of a JAX translator parameter path, e.g. ("blocks", 0, "attn", "q", "kernel") → blocks.0.attn.q.weight."""
+  """The torch name of a JAX translator parameter path: ("blocks", 0, "q", "kernel") → "blocks.0.q.weight"."""
   last = {"kernel": "weight", "scale": "weight"}.get(path[-1], path[-1])
   return ".".join(str(p) for p in (*path[:-1], last))
 
