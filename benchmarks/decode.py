@@ -41,7 +41,7 @@ def greedy(model, ids: np.ndarray, new_tokens: int):
 
 def cpu(args) -> None:
   import torch
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(args.torch_threads)
   model, torch_model = small_models()
   print(f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}), float32, d={SMALL.hidden_size}, "
         f"{SMALL.num_layers} layers, vocab {SMALL.vocab_size}; prompt {args.prompt}, {args.new_tokens} new tokens; "
@@ -99,6 +99,8 @@ def main() -> None:
   parser.add_argument("--new_tokens", type=int, default=None, help="default 64 (256 with --gpu_8b)")
   parser.add_argument("--batches", type=int, nargs="+", default=None, help="default 1 8 (1 with --gpu_8b)")
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
+  parser.add_argument("--torch_threads", type=int, default=os.cpu_count(),
+                      help="CPU: torch.set_num_threads; default all cores, as XLA uses (try 1 on a loaded machine)")
   args = parser.parse_args()
   gpu = args.gpu_8b and not args.smoke
   args.prompt = args.prompt or (512 if gpu else 64)

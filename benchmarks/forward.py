@@ -27,7 +27,7 @@ from interlingua_jax import flops, models
 
 def cpu(args) -> None:
   import torch
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(args.torch_threads)
   model, torch_model = small_models()
   ids = np.random.default_rng(0).integers(3, SMALL.vocab_size, size=(args.batch, args.seq))
   ids_jax, ids_torch = jnp.asarray(ids), torch.tensor(ids)
@@ -73,6 +73,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported")
   parser.add_argument("--peak_flops", type=float, default=989e12, help="peak dense bf16 FLOP/s of the device")
   parser.add_argument("--attention_impl", choices=["xla", "cudnn"], default=None)
+  parser.add_argument("--torch_threads", type=int, default=os.cpu_count(),
+                      help="CPU: torch.set_num_threads; default all cores, as XLA uses (try 1 on a loaded machine)")
   args = parser.parse_args()
   args.seq = args.seq or (2048 if args.gpu_8b else 256)
   (gpu_8b if args.gpu_8b else cpu)(args)
