@@ -97,13 +97,8 @@ def cpu(args) -> None:
     batch, lengths = fixed_batch(cfg, s, args.batch)
     state, step, schedule = jax_step(cfg, s, lengths, gates=GATE_VALUE)
     t = cfg.translator
-    module = torch_bridge.translator(
-        source_dim=s.frozen.source.config.hidden_size, target_dim=s.frozen.target.config.hidden_size,
-        num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth, num_heads=t.num_heads,
-        dropout=t.dropout, target_embed_rms=bridge.embedding_rms(s.frozen.target.params["embed"]))
+    module = torch_bridge.translator_copy(state.params, s.frozen, t)  # every parameter matched by name
     num_params = bridge.count_params(state.params)
-    assert num_params == sum(p.numel() for p in module.parameters()), "translator parameter counts differ"
-    torch_bridge.copy_params(state.params, module)
     source, target = torch_bridge.frozen_models(dirs["mistral"], dirs["llama"])
   torch_step = torch_bridge.make_step(cfg, source, target, module, batch, source_layer=s.frozen.source_layer,
                                       answer_window=lengths.answer + 2,

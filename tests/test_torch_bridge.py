@@ -50,12 +50,7 @@ def jax_loss_and_grads(cfg, s, batch, lengths, translator):
 
 
 def torch_loss_and_grads(cfg, s, batch, lengths, params):
-  t = cfg.translator
-  module = torch_bridge.translator(
-      source_dim=s.frozen.source.config.hidden_size, target_dim=s.frozen.target.config.hidden_size,
-      num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth, num_heads=t.num_heads,
-      dropout=t.dropout, target_embed_rms=bridge.embedding_rms(s.frozen.target.params["embed"]))
-  torch_bridge.copy_params(params, module)
+  module = torch_bridge.translator_copy(params, s.frozen, cfg.translator)
   source, target = torch_bridge.frozen_models(cfg.source.path, cfg.target.path)
   loss, parts = torch_bridge.loss(source, target, module, batch, source_layer=s.frozen.source_layer,
                                   answer_window=lengths.answer + 2, infonce_weight=cfg.loss.infonce_weight,

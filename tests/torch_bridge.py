@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from interlingua_jax import optim
+from interlingua_jax.translator import embedding_rms
 
 
 def translator(*, source_dim: int, target_dim: int, num_soft_tokens: int, bottleneck: int, depth: int,
@@ -100,6 +101,16 @@ def copy_params(params: nnx.State, module: nn.Module) -> None:
   if copied != set(theirs):
     raise AssertionError(f"translator parameters differ: jax only {copied - set(theirs)}, "
                          f"torch only {set(theirs) - copied}")
+
+
+def translator_copy(params: nnx.State, frozen, t) -> nn.Module:
+  """The torch translator holding `params`, for a `bridge.Frozen` pair and a config's `translator` section."""
+  module = translator(source_dim=frozen.source.config.hidden_size, target_dim=frozen.target.config.hidden_size,
+                      num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth,
+                      num_heads=t.num_heads, dropout=t.dropout,
+                      target_embed_rms=embedding_rms(frozen.target.params["embed"]) if t.calibrate_rms else None)
+  copy_params(params, module)
+  return module
 
 
 def frozen_models(source_path: str, target_path: str) -> tuple[nn.Module, nn.Module]:
