@@ -1,4 +1,4 @@
-"""Parity of the JAX decoder with transformers' PyTorch forward on tiny random Llama/Mistral models."""
+"""Parity of the JAX decoder with transformers' PyTorch forward on tiny random Llama/Mistral/Qwen2/Qwen3 models."""
 import dataclasses
 import functools
 
@@ -11,7 +11,8 @@ from conftest import save_tiny_hf_model
 
 from interlingua_jax import models
 from interlingua_jax.models import rope
-from interlingua_jax.models.config import DecoderConfig
+from interlingua_jax.models.config import CheckpointError, DecoderConfig
+from interlingua_jax.models.families import FAMILIES
 
 TOL = 1e-4  # max|Δlogits| / max|ref|
 
@@ -55,9 +56,13 @@ def rel_err(ref, got, mask):
   return float(np.abs(ref[real] - np.asarray(got)[real]).max() / np.abs(ref[real]).max())
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral"])
-def test_left_padded_batch_matches_torch(build, model_type):  # (a), (d): GQA 4 query heads : 2 kv heads
-  hf, model = build(model_type)
+@pytest.mark.parametrize("model_type,overrides", [
+    ("llama", {}), ("mistral", {}), ("qwen2", {}), ("qwen3", {}),
+    ("qwen2", {"tie_word_embeddings": True, "vocab_size": 421}),  # Qwen2.5-small: tied, vocab padded past the tokenizer
+])
+def test_left_padded_batch_matches_torch(build, tiny_tokenizer, model_type, overrides):  # (a), (d): GQA 4:2
+  hf, model = build(model_type, **overrides)
+  assert model.config.vocab_size == overrides.get("vocab_size", len(tiny_tokenizer)) >= len(tiny_tokenizer)
   assert model.config.num_heads // model.config.num_kv_heads == 2
   ids, mask = left_padded_batch(model.config.vocab_size)
   ref, _ = hf_forward(hf, ids, mask)
@@ -117,7 +122,7 @@ def test_tied_embeddings_match_torch(build):  # (e)
   assert rel_err(ref, model(input_ids=jnp.asarray(ids), attention_mask=jnp.asarray(mask)).logits, mask) <= TOL
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral"])
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen3"])
 def test_hidden_states_match_output_hidden_states(build, model_type):  # (f)
   hf, model = build(model_type)
   ids, mask = left_padded_batch(model.config.vocab_size, seed=5)
@@ -189,12 +194,13 @@ def test_bfloat16_weights_stay_close_to_float32(tiny_llama_dir):
   assert rel_err(ref, out.logits, mask) < 5e-2
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral"])
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
 def test_init_params_save_pretrained_roundtrip_through_transformers(tmp_path, tiny_tokenizer, model_type):
   """A JAX-initialised model saved by save_pretrained is read by transformers with the same logits."""
   from transformers import AutoModelForCausalLM
   config = DecoderConfig(model_type=model_type, vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64,
-                         num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, rope_theta=10000.0,
+                         num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16 if model_type == "qwen3" else 8,
+                         rope_theta=10000.0,
                          sliding_window=5 if model_type == "mistral" else None, tie_word_embeddings=True,
                          bos_token_id=1, eos_token_id=(2,), pad_token_id=0, max_position_embeddings=128)
   params = models.init_params(config, jax.random.key(0))
@@ -219,6 +225,32 @@ def test_config_reads_both_rope_layouts_and_round_trips():
   a, b = DecoderConfig.from_hf(old), DecoderConfig.from_hf(new)
   assert a == b and a.head_dim == 4 and a.eos_token_id == (7, 8) and a.rope_theta == 500000.0
   assert DecoderConfig.from_hf(a.to_hf()) == a
+
+
+def test_family_tensors_exist_only_where_the_family_has_them():
+  shape = dict(vocab_size=10, hidden_size=8, intermediate_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
+               head_dim=4)
+  layers = {t: set(models.param_layout(DecoderConfig(model_type=t, **shape))["layers"]) for t in FAMILIES}
+  base = layers["llama"]
+  assert layers["mistral"] == base
+  assert layers["qwen2"] - base == {"q_bias", "k_bias", "v_bias"} and base <= layers["qwen2"]
+  assert layers["qwen3"] - base == {"q_norm", "k_norm"} and base <= layers["qwen3"]
+
+
+def test_qwen_configs_read_and_refused():
+  qwen = {"vocab_size": 152064, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 2,
+          "num_attention_heads": 16, "num_key_value_heads": 8, "rope_theta": 1e6, "rms_norm_eps": 1e-6,
+          "use_sliding_window": False, "sliding_window": 131072, "bos_token_id": 151643, "eos_token_id": 151645}
+  qwen2 = DecoderConfig.from_hf(dict(qwen, model_type="qwen2"))
+  assert qwen2.head_dim == 64 and qwen2.sliding_window is None  # the window is off unless use_sliding_window
+  qwen3 = DecoderConfig.from_hf(dict(qwen, model_type="qwen3", head_dim=128, attention_bias=False))
+  assert qwen3.head_dim == 128  # explicit, not hidden_size / heads
+  for config in (qwen2, qwen3):
+    assert DecoderConfig.from_hf(config.to_hf()) == config
+  with pytest.raises(CheckpointError, match=r"use_sliding_window=True is not supported for model_type 'qwen2'"):
+    DecoderConfig.from_hf(dict(qwen, model_type="qwen2", use_sliding_window=True))
+  with pytest.raises(CheckpointError, match=r"attention_bias=True is not supported for model_type 'qwen3'"):
+    DecoderConfig.from_hf(dict(qwen, model_type="qwen3", attention_bias=True))
 
 
 def test_bad_forward_arguments_raise_clearly(build):

@@ -1,4 +1,4 @@
-"""One decoder for Llama and Mistral: a params pytree plus pure functions.
+"""One decoder for every family (Llama, Mistral, Qwen2, Qwen3): a params pytree plus pure functions.
 
 Layer weights are stacked on a leading axis and run with `jax.lax.scan`, so a 32-layer model compiles as
 fast as a 1-layer one. Dtype policy: activations in the weights' dtype; RMSNorm, softmax and logits in
@@ -79,12 +79,22 @@ def make_attention_mask(q_slots: jax.Array, kv_valid: jax.Array, sliding_window:
   return (mask | (k == q)[None])[:, None]
 
 
+def _project(config: DecoderConfig, w: Params, x: jax.Array, name: str) -> jax.Array:
+  """x (B, S, d) -> (B, S, heads, hd) through projection `name` plus the family's bias and per-head norm."""
+  y = jnp.einsum("bsd,dnh->bsnh", x, w[name])
+  if config.family.qkv_bias:
+    y = y + w[f"{name}_bias"]
+  if config.family.qk_norm and name != "v":
+    y = rms_norm(y, w[f"{name}_norm"], config.rms_norm_eps)
+  return y
+
+
 def _qkv(config: DecoderConfig, w: Params, h: jax.Array, cos: jax.Array, sin: jax.Array):
   """Pre-norm, projections and RoPE: q (B, S, N, hd), k and v (B, S, K, hd)."""
   x = rms_norm(h, w["attn_norm"], config.rms_norm_eps)
-  q = apply_rope(jnp.einsum("bsd,dnh->bsnh", x, w["q"]), cos, sin)
-  k = apply_rope(jnp.einsum("bsd,dnh->bsnh", x, w["k"]), cos, sin)
-  return q, k, jnp.einsum("bsd,dnh->bsnh", x, w["v"])
+  q = apply_rope(_project(config, w, x, "q"), cos, sin)
+  k = apply_rope(_project(config, w, x, "k"), cos, sin)
+  return q, k, _project(config, w, x, "v")
 
 
 def _attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params, h: jax.Array, q: jax.Array,
