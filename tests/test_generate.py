@@ -14,17 +14,30 @@ MAX_NEW = 16
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
-  """(hf_model, jax_model) per kind; "mistral_window" has a sliding window shorter than prompt + answer."""
+def checkpoint(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
+  """The directory of a tiny HF checkpoint per kind; "mistral_window" has a window shorter than prompt + answer."""
+  built = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}
+  extra = {"mistral_window": ("mistral", dict(seed=3, sliding_window=7)), "qwen2": ("qwen2", dict(seed=4)),
+           "qwen3": ("qwen3", dict(seed=5))}
+
+  def make(kind):
+    if kind not in built:
+      model_type, kwargs = extra[kind]
+      built[kind] = str(tmp_path_factory.mktemp(kind))
+      save_tiny_hf_model(built[kind], model_type, tiny_tokenizer, **kwargs)
+    return built[kind]
+
+  return make
+
+
+@pytest.fixture(scope="module")
+def pair(checkpoint):
+  """(hf_model, jax_model) per kind, built once."""
   cache = {}
 
   def make(kind):
     if kind not in cache:
-      if kind == "mistral_window":
-        path = str(tmp_path_factory.mktemp("mistral_window"))
-        save_tiny_hf_model(path, "mistral", tiny_tokenizer, seed=3, sliding_window=7)
-      else:
-        path = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}[kind]
+      path = checkpoint(kind)
       cache[kind] = (AutoModelForCausalLM.from_pretrained(path).eval(), models.from_pretrained(path, dtype=jnp.float32)[0])
     return cache[kind]
 
@@ -53,7 +66,7 @@ def padded_to(ref, width, pad=0):
   return np.pad(ref, ((0, 0), (0, width - ref.shape[1])), constant_values=pad)
 
 
-@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window"])
+@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window", "qwen2", "qwen3"])
 def test_greedy_left_padded_matches_hf(pair, kind):
   hf, model = pair(kind)
   ids, mask = prompts(model.config.vocab_size)
@@ -156,12 +169,15 @@ def test_bad_generate_inputs_raise_clearly(pair):
     models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=2, repetition_penalty=0.0)
 
 
-def test_generate_on_a_model_sharded_over_four_devices(tiny_llama_dir, pair):
-  """Data- and tensor-parallel decoding gives the single-device tokens."""
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_generate_on_a_model_sharded_over_four_devices(checkpoint, pair, kind):
+  """Data- and tensor-parallel decoding gives the single-device tokens (Qwen2: q/k/v biases split by head)."""
   from interlingua_jax import sharding
-  _, single = pair("llama")
+  _, single = pair(kind)
   mesh = sharding.make_mesh(data=2, model=2)
-  sharded, _ = models.from_pretrained(tiny_llama_dir, dtype=jnp.float32, mesh=mesh)
+  sharded, _ = models.from_pretrained(checkpoint(kind), dtype=jnp.float32, mesh=mesh)
+  for name in ("q", "k") + (("q_bias", "k_bias") if kind == "qwen2" else ()):
+    assert "model" in sharded.params["layers"][name].sharding.spec
   ids, mask = prompts(single.config.vocab_size, seed=8, batch=4, pads=(0, 3, 6, 1))
   kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8, eos_token_id=2, pad_token_id=0)
   np.testing.assert_array_equal(np.asarray(models.generate(sharded, **kwargs).tokens),
