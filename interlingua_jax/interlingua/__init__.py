@@ -1,0 +1,14 @@
+"""The shared interlingua (issue 13, second bridge kind; not wired into the runner yet).
+
+    text ─▶ UTF-8 bytes ─▶ ByteEncoder ─▶ LatentPooler ─▶ Z (B, M, d_z) ─▶ Adapter_t ─▶ target t's embeddings
+
+One Z serves several frozen target LLMs, each through its own small adapter (LayerNorm + Linear), trained
+with the answer's first-token cross-entropy (its own weight) plus K-token teacher forcing.
+"""
+from interlingua_jax.interlingua.adapter import Adapter
+from interlingua_jax.interlingua.encoder import ByteEncoder, encode_bytes, sinusoidal_positions
+from interlingua_jax.interlingua.losses import first_k_mask, interlingua_loss
+from interlingua_jax.interlingua.pooler import LatentPooler
+
+__all__ = ["Adapter", "ByteEncoder", "LatentPooler", "encode_bytes", "first_k_mask", "interlingua_loss",
+           "sinusoidal_positions"]

@@ -1,0 +1,101 @@
+"""Unit tests of the shared-interlingua pieces: byte encoder, latent pooler, adapter, losses."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from interlingua_jax.interlingua import (Adapter, ByteEncoder, LatentPooler, encode_bytes, first_k_mask,
+                                         interlingua_loss, sinusoidal_positions)
+
+
+def test_encode_bytes_is_utf8_plus_one_right_padded_and_capped():
+  ids, mask = encode_bytes(["héllo", "", "abcdefghij"], max_len=8)
+  assert ids.shape == mask.shape == (3, 8) and ids.dtype == np.int32
+  np.testing.assert_array_equal(ids[0, :6], np.frombuffer("héllo".encode(), np.uint8) + 1)  # é is 2 bytes
+  np.testing.assert_array_equal(mask.sum(1), [6, 0, 8])
+  assert (ids[mask == 0] == 0).all() and bytes((ids[2] - 1).astype(np.uint8)).decode() == "abcdefgh"
+  with pytest.raises(ValueError, match="max_len must be >= 1"):
+    encode_bytes(["a"], max_len=0)
+
+
+def test_sinusoidal_positions_follow_the_formula():
+  table = sinusoidal_positions(50, 16)
+  for p, i in [(0, 0), (3, 2), (49, 7)]:
+    angle = p / 10000 ** (2 * i / 16)
+    assert table[p, 2 * i] == pytest.approx(math.sin(angle), abs=1e-6)
+    assert table[p, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def parts():
+  rngs = nnx.Rngs(0)
+  encoder = ByteEncoder(dim=32, depth=2, num_heads=4, max_len=64, rngs=rngs)
+  pooler = LatentPooler(num_latents=5, dim=32, num_heads=4, rngs=rngs)
+  return encoder, pooler
+
+
+@nnx.jit
+def latents(encoder, pooler, ids, mask):
+  return pooler(encoder(ids, mask), mask)
+
+
+def test_z_has_m_rows_ignores_padding_and_depends_on_the_text(parts):
+  encoder, pooler = parts
+  alone = latents(encoder, pooler, *encode_bytes(["où est la gare ?"], max_len=64))  # 17 bytes, no padding
+  ids, mask = encode_bytes(["où est la gare ?", "what is 2 + 3? and a longer text that pads the first row"], 64)
+  batch = latents(encoder, pooler, ids, mask)
+  assert batch.shape == (2, 5, 32)
+  np.testing.assert_allclose(np.asarray(batch[0]), np.asarray(alone[0]), atol=1e-5)
+  assert np.abs(np.asarray(batch[0] - batch[1])).max() > 1e-2
+  with pytest.raises(ValueError, match="max_len=64"):
+    encoder(jnp.ones((1, 65), jnp.int32), jnp.ones((1, 65), jnp.int32))
+
+
+def test_adapter_calibrates_rms_and_gradients_reach_the_encoder(parts):
+  encoder, pooler = parts
+  ids, mask = encode_bytes(["où est la gare ?", "what is 2 + 3? and a longer text that pads the first row"], 64)
+  calibrated = Adapter(latent_dim=32, target_dim=48, target_embed_rms=0.015, rngs=nnx.Rngs(1))
+  raw = Adapter(latent_dim=32, target_dim=48, rngs=nnx.Rngs(1))
+  z = latents(encoder, pooler, ids, mask)
+  y = np.asarray(calibrated(z))
+  assert y.shape == (2, 5, 48)
+  np.testing.assert_allclose(np.sqrt((y ** 2).mean(-1)), 0.015, rtol=1e-4)
+  np.testing.assert_allclose(y / 0.015, np.asarray(raw(z)) / np.sqrt((np.asarray(raw(z)) ** 2).mean(-1,
+                                                                                                 keepdims=True)),
+                             rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="target_embed_rms must be positive"):
+    Adapter(latent_dim=32, target_dim=48, target_embed_rms=0.0, rngs=nnx.Rngs(1))
+
+  @nnx.jit
+  def grads(encoder, ids, mask):
+    return nnx.grad(lambda e: jnp.sum(calibrated(pooler(e(ids, mask), mask)) * jnp.arange(48.0)))(encoder)
+
+  grads = grads(encoder, ids, mask)
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+  assert np.abs(np.asarray(grads.embed.embedding[...])).max() > 0
+
+
+def test_first_token_and_k_token_losses():
+  rng = np.random.RandomState(0)
+  logits = rng.randn(2, 7, 11).astype(np.float32)
+  labels = rng.randint(0, 11, size=(2, 7))
+  loss_mask = np.array([[0, 0, 1, 1, 1, 1, 0], [0, 1, 1, 0, 0, 0, 0]])  # answers of 4 and 2 tokens
+  np.testing.assert_array_equal(first_k_mask(jnp.asarray(loss_mask), 3),
+                                [[0, 0, 1, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0, 0]])
+  nll = jax.nn.logsumexp(logits, -1) - np.take_along_axis(logits, labels[..., None], -1)[..., 0]
+  first = (nll[0, 2] + nll[1, 1]) / 2
+  k3 = (nll[0, 2] + nll[0, 3] + nll[0, 4] + nll[1, 1] + nll[1, 2]) / 5
+  loss, terms = interlingua_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(loss_mask), k=3,
+                                 first_token_weight=0.5)
+  assert float(terms["first_token"]) == pytest.approx(float(first), rel=1e-6)
+  assert float(terms["k_tokens"]) == pytest.approx(float(k3), rel=1e-6)
+  assert float(loss) == pytest.approx(0.5 * float(first) + float(k3), rel=1e-6)
+  grad = jax.grad(lambda l: interlingua_loss(l, jnp.asarray(labels), jnp.asarray(loss_mask), k=3,
+                                             first_token_weight=0.5)[0])(jnp.asarray(logits))
+  touched = np.abs(np.asarray(grad)).sum(-1) > 0
+  np.testing.assert_array_equal(touched, np.asarray(first_k_mask(jnp.asarray(loss_mask), 3)).astype(bool))
+  with pytest.raises(ValueError, match="k must be >= 1"):
+    first_k_mask(jnp.asarray(loss_mask), 0)
