@@ -40,20 +40,30 @@ def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
   return table.astype(np.float32)
 
 
+class FeedForward(nnx.Module):
+  """The residual MLP branch: Linear(GELU(Linear(LN(x)))), hidden width `hidden`."""
+
+  def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
+    self.norm = nnx.LayerNorm(dim, rngs=rngs)
+    self.w_in = nnx.Linear(dim, hidden, rngs=rngs)
+    self.w_out = nnx.Linear(hidden, dim, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.w_out(jax.nn.gelu(self.w_in(self.norm(x))))
+
+
 class EncoderLayer(nnx.Module):
-  """x += SelfAttn(LN(x)); x += MLP(LN(x)) with a GELU MLP of width 4·dim."""
+  """x += SelfAttn(LN(x)); x += FeedForward(x) of width 4·dim."""
 
   def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
     self.attn_norm = nnx.LayerNorm(dim, rngs=rngs)
     self.attn = Attention(dim, dim, num_heads, rngs=rngs)
-    self.mlp_norm = nnx.LayerNorm(dim, rngs=rngs)
-    self.mlp_in = nnx.Linear(dim, 4 * dim, rngs=rngs)
-    self.mlp_out = nnx.Linear(4 * dim, dim, rngs=rngs)
+    self.mlp = FeedForward(dim, 4 * dim, rngs=rngs)
 
   def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
     h = self.attn_norm(x)
     x = x + self.attn(h, h, mask)
-    return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x))))
+    return x + self.mlp(x)
 
 
 class ByteEncoder(nnx.Module):

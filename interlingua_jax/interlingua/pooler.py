@@ -3,11 +3,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from interlingua_jax.interlingua.encoder import FeedForward
 from interlingua_jax.translator import Attention
 
 
 class LatentPooler(nnx.Module):
-  """z = Q + CrossAttn(Q, LN(states), mask); z += MLP(LN(z)). Z's length is M whatever the text's length."""
+  """z = Q + CrossAttn(Q, LN(states), mask); z += FeedForward(z). Z has M rows whatever the text's length."""
 
   def __init__(self, *, num_latents: int, dim: int, num_heads: int, rngs: nnx.Rngs):
     if num_latents < 1:
@@ -15,12 +16,10 @@ class LatentPooler(nnx.Module):
     self.queries = nnx.Param(0.02 * jax.random.normal(rngs.params(), (num_latents, dim), jnp.float32))
     self.states_norm = nnx.LayerNorm(dim, rngs=rngs)
     self.cross = Attention(dim, dim, num_heads, rngs=rngs)
-    self.mlp_norm = nnx.LayerNorm(dim, rngs=rngs)
-    self.mlp_in = nnx.Linear(dim, 2 * dim, rngs=rngs)
-    self.mlp_out = nnx.Linear(2 * dim, dim, rngs=rngs)
+    self.mlp = FeedForward(dim, 2 * dim, rngs=rngs)
 
   def __call__(self, states: jax.Array, mask: jax.Array) -> jax.Array:
     """states: (B, T, dim) encoder outputs; mask: (B, T), 1 = real byte. Returns Z (B, M, dim)."""
     q = jnp.broadcast_to(self.queries[...], (states.shape[0], *self.queries.shape))
     z = q + self.cross(q, self.states_norm(states), mask)
-    return z + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(z))))
+    return z + self.mlp(z)
