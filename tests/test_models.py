@@ -16,6 +16,7 @@ from interlingua_jax.models.config import CheckpointError, DecoderConfig
 from interlingua_jax.models.families import FAMILIES
 
 TOL = 1e-4  # max|Δlogits| / max|ref|
+QWEN2_SMALL = {"tie_word_embeddings": True, "vocab_size": 421}  # as Qwen2.5-0.5B: tied, vocab > tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def rel_err(ref, got, mask):
 
 
 @pytest.mark.parametrize("model_type,overrides", [
-    ("llama", {}), ("mistral", {}), ("qwen2", {}), ("qwen3", {}),
-    ("qwen2", {"tie_word_embeddings": True, "vocab_size": 421}),  # Qwen2.5-small: tied, vocab padded past the tokenizer
+    ("llama", {}), ("mistral", {}), ("qwen3", {}),
+    ("qwen2", QWEN2_SMALL),
 ])
 def test_left_padded_batch_matches_torch(build, tiny_tokenizer, model_type, overrides):  # (a), (d): GQA 4:2
   hf, model = build(model_type, **overrides)
@@ -230,7 +231,7 @@ def test_config_reads_both_rope_layouts_and_round_trips():
 def test_qwen2_biases_shard_by_head_and_keep_the_logits(build):
   """The family's extra tensors follow the partition rules: q/k/v biases split by (kv) head like their weights."""
   from interlingua_jax import sharding
-  _, model = build("qwen2")
+  _, model = build("qwen2", **QWEN2_SMALL)
   mesh = sharding.make_mesh(data=2, model=2)
   specs = jax.tree.map(lambda s: s.spec, sharding.param_shardings(model.config, mesh))["layers"]
   assert {name: specs[name] for name in ("q_bias", "k_bias", "v_bias")} == dict.fromkeys(

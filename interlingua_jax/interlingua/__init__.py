@@ -1,6 +1,6 @@
 """The shared interlingua (issue 13, second bridge kind; not wired into the runner yet).
 
-    text ─▶ UTF-8 bytes ─▶ ByteEncoder ─▶ LatentPooler ─▶ Z (B, M, d_z) ─▶ Adapter_t ─▶ target t's embeddings
+    text ─▶ bytes ─▶ ByteEncoder ─▶ LatentPooler ─▶ Z (B, M, d_z) ─▶ Adapter_t ─▶ target t's embeddings
 
 One Z serves several frozen target LLMs, each through its own small adapter (LayerNorm + Linear), trained
 with the answer's first-token cross-entropy (its own weight) plus K-token teacher forcing.
