@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax.interlingua import (Adapter, ByteEncoder, LatentPooler, encode_bytes, first_k_mask,
-                                         interlingua_loss, sinusoidal_positions)
+from interlingua_jax import layout, models
+from interlingua_jax.interlingua import (Adapter, SharedInterlingua, encode_bytes, first_k_mask, interlingua_loss,
+                                         sinusoidal_positions, target_loss)
+from interlingua_jax.models.config import ParamSpec, param_layout
 
 
 def test_encode_bytes_is_utf8_plus_one_right_padded_and_capped():
@@ -30,11 +32,15 @@ def test_sinusoidal_positions_follow_the_formula():
 
 
 @pytest.fixture(scope="module")
-def parts():
-  rngs = nnx.Rngs(0)
-  encoder = ByteEncoder(dim=32, depth=2, num_heads=4, max_len=64, rngs=rngs)
-  pooler = LatentPooler(num_latents=5, dim=32, num_heads=4, rngs=rngs)
-  return encoder, pooler
+def shared():
+  """One interlingua (d_z=32, M=5) for a d=32 and a d=24 target, built once: eager NNX init is slow on CPU."""
+  return SharedInterlingua(target_dims={"llama": 32, "qwen": 24}, num_latents=5, latent_dim=32, depth=2,
+                           num_heads=4, max_len=64, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def parts(shared):
+  return shared.encoder, shared.pooler
 
 
 @nnx.jit
@@ -54,28 +60,19 @@ def test_z_has_m_rows_ignores_padding_and_depends_on_the_text(parts):
     encoder(jnp.ones((1, 65), jnp.int32), jnp.ones((1, 65), jnp.int32))
 
 
-def test_adapter_calibrates_rms_and_gradients_reach_the_encoder(parts):
-  encoder, pooler = parts
-  ids, mask = encode_bytes(["où est la gare ?", "what is 2 + 3? and a longer text that pads the first row"], 64)
-  calibrated = Adapter(latent_dim=32, target_dim=48, target_embed_rms=0.015, rngs=nnx.Rngs(1))
-  raw = Adapter(latent_dim=32, target_dim=48, rngs=nnx.Rngs(1))
-  z = latents(encoder, pooler, ids, mask)
-  y = np.asarray(calibrated(z))
-  assert y.shape == (2, 5, 48)
-  np.testing.assert_allclose(np.sqrt((y ** 2).mean(-1)), 0.015, rtol=1e-4)
-  np.testing.assert_allclose(y / 0.015, np.asarray(raw(z)) / np.sqrt((np.asarray(raw(z)) ** 2).mean(-1,
-                                                                                                 keepdims=True)),
-                             rtol=1e-4, atol=1e-5)
+def test_adapter_calibrates_rms_only_when_asked():
+  z = jnp.asarray(np.random.RandomState(0).randn(2, 5, 32), jnp.float32)
+  raw = np.asarray(Adapter(latent_dim=32, target_dim=48, rngs=nnx.Rngs(1))(z))
+  y = np.asarray(Adapter(latent_dim=32, target_dim=48, target_embed_rms=0.015, rngs=nnx.Rngs(1))(z))
+  assert y.shape == raw.shape == (2, 5, 48)
+  rms = lambda a: np.sqrt((a ** 2).mean(-1, keepdims=True))
+  np.testing.assert_allclose(rms(y), 0.015, rtol=1e-4)
+  assert np.abs(rms(raw) - 0.015).max() > 0.1  # the raw scale is far off: calibration did the work
+  np.testing.assert_allclose(y / 0.015, raw / rms(raw), rtol=1e-4, atol=1e-5)  # same directions
   with pytest.raises(ValueError, match="target_embed_rms must be positive"):
     Adapter(latent_dim=32, target_dim=48, target_embed_rms=0.0, rngs=nnx.Rngs(1))
-
-  @nnx.jit
-  def grads(encoder, ids, mask):
-    return nnx.grad(lambda e: jnp.sum(calibrated(pooler(e(ids, mask), mask)) * jnp.arange(48.0)))(encoder)
-
-  grads = grads(encoder, ids, mask)
-  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
-  assert np.abs(np.asarray(grads.embed.embedding[...])).max() > 0
+  with pytest.raises(ValueError, match="Z must end in d_z=32"):
+    Adapter(latent_dim=32, target_dim=48, rngs=nnx.Rngs(1))(z[..., :16])
 
 
 def test_first_token_and_k_token_losses():
@@ -99,3 +96,34 @@ def test_first_token_and_k_token_losses():
   np.testing.assert_array_equal(touched, np.asarray(first_k_mask(jnp.asarray(loss_mask), 3)).astype(bool))
   with pytest.raises(ValueError, match="k must be >= 1"):
     first_k_mask(jnp.asarray(loss_mask), 0)
+
+
+
+def test_one_z_serves_two_targets_of_different_families(shared, tiny_tokenizer):
+  """A Llama (BOS, d=32) and a Qwen3 (no BOS, d=24) read one Z through their own adapters: the summed loss
+  reaches the shared encoder and pooler and both adapters."""
+  shape = dict(vocab_size=len(tiny_tokenizer), intermediate_size=48, num_layers=1, num_heads=2, num_kv_heads=1,
+               head_dim=12, eos_token_id=(2,), pad_token_id=0)
+  configs = {"llama": models.DecoderConfig(model_type="llama", hidden_size=32, bos_token_id=1, **shape),
+             "qwen": models.DecoderConfig(model_type="qwen3", hidden_size=24, bos_token_id=None, **shape)}
+  rng = np.random.RandomState(0)  # numpy weights: no init_params compile for a throwaway model
+  frozen = {name: jax.tree.map(lambda s: jnp.asarray(0.1 * rng.randn(*s.shape), jnp.float32), param_layout(c),
+                               is_leaf=lambda x: isinstance(x, ParamSpec)) for name, c in configs.items()}
+  ids, mask = encode_bytes(["Ann has 12 apples and buys 7 more.", "Which magazine was started first?"], 64)
+  tokens = lambda text: tiny_tokenizer(text, add_special_tokens=False).input_ids
+  batches = {name: layout.bridged_batch([tokens("Answer:")] * 2, [tokens(" 19"), tokens(" Arthur")],
+                                        num_soft_tokens=5, seq_len=None, bos_id=c.bos_token_id, pad_id=0, eos_id=2)
+             for name, c in configs.items()}
+
+  @nnx.jit
+  def grads(shared, frozen):
+    def loss(shared):
+      soft = shared(jnp.asarray(ids), jnp.asarray(mask))
+      return sum(target_loss(soft[name], frozen[name], configs[name], batches[name], k=2, first_token_weight=1.0)[0]
+                 for name in configs)
+    return nnx.grad(loss)(shared)
+
+  grads = grads(shared, frozen)
+  for part in (grads.encoder, grads.pooler, grads.adapters["llama"], grads.adapters["qwen"]):
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(part))
+    assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(part)) > 0

@@ -9,6 +9,7 @@ from interlingua_jax.interlingua.adapter import Adapter
 from interlingua_jax.interlingua.encoder import ByteEncoder, encode_bytes, sinusoidal_positions
 from interlingua_jax.interlingua.losses import first_k_mask, interlingua_loss
 from interlingua_jax.interlingua.pooler import LatentPooler
+from interlingua_jax.interlingua.shared import SharedInterlingua, target_loss
 
-__all__ = ["Adapter", "ByteEncoder", "LatentPooler", "encode_bytes", "first_k_mask", "interlingua_loss",
-           "sinusoidal_positions"]
+__all__ = ["Adapter", "ByteEncoder", "LatentPooler", "SharedInterlingua", "encode_bytes", "first_k_mask",
+           "interlingua_loss", "sinusoidal_positions", "target_loss"]
