@@ -196,7 +196,26 @@ def test_bfloat16_weights_stay_close_to_float32(tiny_llama_dir):
   assert rel_err(ref, out.logits, mask) < 5e-2
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2"])
+@pytest.mark.parametrize("model_type,overrides", [("qwen2", QWEN2_SMALL), ("qwen3", {})])
+def test_save_pretrained_writes_back_the_checkpoint_it_read(build, tmp_path, model_type, overrides):
+  """Ours -> HF names and layouts are exactly transformers': every tensor comes back bit for bit."""
+  from safetensors.numpy import load_file
+  from transformers import AutoModelForCausalLM
+  hf, model = build(model_type, **overrides)
+  models.save_pretrained(str(tmp_path), model.config, model.params)
+  saved = load_file(str(tmp_path / "model.safetensors"))
+  reference = {k: v.numpy() for k, v in hf.state_dict().items()
+               if not (model.config.tie_word_embeddings and k == "lm_head.weight")}
+  assert set(saved) == set(reference)
+  for name, value in reference.items():
+    np.testing.assert_array_equal(saved[name], value, err_msg=name)
+  reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+  assert type(reloaded) is type(hf)
+  ids, mask = left_padded_batch(model.config.vocab_size, seed=12)
+  np.testing.assert_array_equal(hf_forward(reloaded, ids, mask)[0], hf_forward(hf, ids, mask)[0])
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral"])
 def test_init_params_save_pretrained_roundtrip_through_transformers(tmp_path, tiny_tokenizer, model_type):
   """A JAX-initialised model saved by save_pretrained is read by transformers with the same logits."""
   from transformers import AutoModelForCausalLM
