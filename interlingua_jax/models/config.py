@@ -64,7 +64,7 @@ class DecoderConfig:
                             f"this loader handles {SUPPORTED_MODEL_TYPES} only.")
     family = FAMILIES[model_type]
     for key, assumed in family.assumes:
-      if hf.get(key, assumed) != assumed:
+      if bool(hf.get(key) or False) != assumed:  # null reads as false, as transformers does
         raise CheckpointError(f"{source}: {key}={hf[key]!r} is not supported for model_type {model_type!r}; "
                               f"this port assumes {key}={assumed!r}, as the released checkpoints have.")
     if hf.get("hidden_act", "silu") != "silu":

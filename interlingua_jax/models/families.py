@@ -10,7 +10,6 @@ Tokenizer facts live with the tokenizer, not here: Llama/Mistral tokenizers add 
 padded beyond the tokenizer's size, so logits have columns no token maps to.
 """
 import dataclasses
-from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,8 +18,8 @@ class Family:
   qkv_bias: bool = False  # q_proj/k_proj/v_proj carry biases (o_proj does not)
   qk_norm: bool = False  # per-head RMSNorm over head_dim on q and k, before RoPE
   sliding_window: bool = False  # config.json's `sliding_window` applies to every layer
-  # config.json values the port assumes (a missing key reads as the value); any other value is refused.
-  assumes: tuple[tuple[str, Any], ...] = (("attention_bias", False), ("mlp_bias", False))
+  # config.json flags the port assumes (missing or null reads as false); the other value is refused.
+  assumes: tuple[tuple[str, bool], ...] = (("attention_bias", False), ("mlp_bias", False))
 
 
 _NO_WINDOW = (("use_sliding_window", False),)  # Qwen releases ship it false; true windows only some layers
