@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from interlingua_jax import layout, models
-from interlingua_jax.interlingua import (Adapter, SharedInterlingua, encode_bytes, first_k_mask, interlingua_loss,
-                                         sinusoidal_positions, target_loss)
+from interlingua_jax.interlingua import (Adapter, ByteEncoder, SharedInterlingua, StatesEncoder, encode_bytes,
+                                         first_k_mask, interlingua_loss, sinusoidal_positions, target_loss)
 from interlingua_jax.models.config import ParamSpec, param_layout
 
 
@@ -34,8 +34,10 @@ def test_sinusoidal_positions_follow_the_formula():
 @pytest.fixture(scope="module")
 def shared():
   """One interlingua (d_z=32, M=5) for a d=32 and a d=24 target, built once: eager NNX init is slow on CPU."""
-  return SharedInterlingua(target_dims={"llama": 32, "qwen": 24}, num_latents=5, latent_dim=32, depth=2,
-                           num_heads=4, max_len=64, rngs=nnx.Rngs(0))
+  rngs = nnx.Rngs(0)
+  encoder = ByteEncoder(dim=32, depth=2, num_heads=4, max_len=64, rngs=rngs)
+  return SharedInterlingua(encoder=encoder, target_dims={"llama": 32, "qwen": 24}, num_latents=5, latent_dim=32,
+                           num_heads=4, rngs=rngs)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,24 @@ def test_z_has_m_rows_ignores_padding_and_depends_on_the_text(parts):
   assert np.abs(np.asarray(batch[0] - batch[1])).max() > 1e-2
   with pytest.raises(ValueError, match="max_len=64"):
     encoder(jnp.ones((1, 65), jnp.int32), jnp.ones((1, 65), jnp.int32))
+
+
+def test_states_encoder_pools_frozen_lm_states_under_their_mask():
+  """The second encoder kind: source-LM states (here random, d_src=40) through the same pooler and adapters."""
+  rngs = nnx.Rngs(2)
+  interlingua = SharedInterlingua(encoder=StatesEncoder(source_dim=40, dim=32, rngs=rngs), target_dims={"t": 24},
+                                  num_latents=5, latent_dim=32, num_heads=4, rngs=rngs)
+  rng = np.random.RandomState(3)
+  states = rng.randn(2, 9, 40).astype(np.float32)
+  mask = np.ones((2, 9), np.int32)
+  mask[1, :4] = 0  # left padding, as the source LM's batches have
+  out = interlingua(jnp.asarray(states), jnp.asarray(mask))["t"]
+  assert out.shape == (2, 5, 24)
+  states[1, :4] = 100 * rng.randn(4, 40)  # what sits under the padding must not matter
+  np.testing.assert_allclose(np.asarray(interlingua(jnp.asarray(states), jnp.asarray(mask))["t"]), np.asarray(out),
+                             atol=1e-5)
+  with pytest.raises(ValueError, match=r"states must be \(batch, seq, 40\)"):
+    interlingua.encoder(jnp.zeros((2, 9, 32)), jnp.asarray(mask))
 
 
 def test_adapter_calibrates_rms_only_when_asked():

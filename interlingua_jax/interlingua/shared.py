@@ -12,14 +12,19 @@ from interlingua_jax.interlingua.adapter import Adapter
 from interlingua_jax.interlingua.encoder import ByteEncoder
 from interlingua_jax.interlingua.losses import interlingua_loss
 from interlingua_jax.interlingua.pooler import LatentPooler
+from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from interlingua_jax.models import DecoderConfig, forward
 
 
 class SharedInterlingua(nnx.Module):
-  """bytes -> Z (B, M, d_z) -> {target name: (B, M, d_model of that target)}."""
+  """encoder inputs -> Z (B, M, d_z) -> {target name: (B, M, d_model of that target)}.
 
-  def __init__(self, *, target_dims: dict[str, int], num_latents: int, latent_dim: int = 256, depth: int = 2,
-               num_heads: int = 8, max_len: int = 512, target_embed_rms: dict[str, float] | None = None,
+  The encoder is either kind: `ByteEncoder` (byte ids, mask) or `StatesEncoder` (frozen-LM states, mask);
+  both return (B, T, d_z) states that the pooler reads under the same mask.
+  """
+
+  def __init__(self, *, encoder: ByteEncoder | StatesEncoder, target_dims: dict[str, int], num_latents: int,
+               latent_dim: int, num_heads: int, target_embed_rms: dict[str, float] | None = None,
                rngs: nnx.Rngs):
     if not target_dims:
       raise ValueError("target_dims is empty: the interlingua needs at least one target {name: d_model}.")
@@ -27,17 +32,17 @@ class SharedInterlingua(nnx.Module):
     if set(rms) - set(target_dims):
       raise ValueError(f"target_embed_rms names {sorted(set(rms) - set(target_dims))}, which are not targets "
                        f"{sorted(target_dims)}.")
-    self.encoder = ByteEncoder(dim=latent_dim, depth=depth, num_heads=num_heads, max_len=max_len, rngs=rngs)
+    self.encoder = encoder
     self.pooler = LatentPooler(num_latents=num_latents, dim=latent_dim, num_heads=num_heads, rngs=rngs)
     self.adapters = nnx.Dict({name: Adapter(latent_dim=latent_dim, target_dim=dim, target_embed_rms=rms.get(name),
                                             rngs=rngs) for name, dim in target_dims.items()})
 
-  def latents(self, ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """The interlingua Z (B, M, d_z) of byte ids and their mask (B, T)."""
-    return self.pooler(self.encoder(ids, mask), mask)
+  def latents(self, inputs: jax.Array, mask: jax.Array) -> jax.Array:
+    """The interlingua Z (B, M, d_z) of the encoder's inputs and their mask (B, T)."""
+    return self.pooler(self.encoder(inputs, mask), mask)
 
-  def __call__(self, ids: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-    z = self.latents(ids, mask)
+  def __call__(self, inputs: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+    z = self.latents(inputs, mask)
     return {name: adapter(z) for name, adapter in self.adapters.items()}
 
 
