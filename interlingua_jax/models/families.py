@@ -14,6 +14,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Family:
+  """What one family adds to the shared block; every flag is read in one place each (layout, decoder, names)."""
   architecture: str  # the transformers class, written to config.json by `save_pretrained`
   qkv_bias: bool = False  # q_proj/k_proj/v_proj carry biases (o_proj does not)
   qk_norm: bool = False  # per-head RMSNorm over head_dim on q and k, before RoPE
