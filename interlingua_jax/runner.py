@@ -26,10 +26,10 @@ class Setup:
   frozen: bridge.Frozen
   builder: pipeline.PromptBuilder
   pool: list  # what the translator trains on: the train split without exemplars and validation
-  validation: list  # carved from the train split: every decision during training
   test: list  # evaluated once, at the end
   mesh: jax.sharding.Mesh
-  splits: dict  # sizes and id hashes of every split (data.splits.Splits.summary)
+  validation: list = dataclasses.field(default_factory=list)  # carved from train: every decision in training
+  splits: dict = dataclasses.field(default_factory=dict)  # sizes and id hashes of every split
 
 
 def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -73,7 +73,8 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
                    validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
   builder = pipeline.PromptBuilder(d.dataset, sp.exemplars, source_tok, target_tok, d.max_source_len)
   logging.info("data: %s", {k: v["size"] for k, v in sp.summary().items()})
-  return Setup(frozen, builder, list(sp.train), list(sp.validation), list(sp.test), mesh, sp.summary())
+  return Setup(frozen, builder, pool=list(sp.train), test=list(sp.test), mesh=mesh, validation=list(sp.validation),
+               splits=sp.summary())
 
 
 def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
@@ -93,36 +94,44 @@ def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
                                 calibrate_rms=t.calibrate_rms, seed=cfg.seed)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingPieces:
-  """What a config makes of the training data and the translator, ready for `train.fit` or a benchmark."""
-  lengths: pipeline.Lengths
-  encoded: list  # one dict of arrays per training example (pipeline.encode_example)
-  spec: train.LossSpec
-  tx: object  # optax.GradientTransformation
-  schedule: object  # step -> base learning rate
-  graphdef: object
-  state: train.TrainState  # a fresh translator's state, replicated over the mesh
-  step_fn: object  # the jitted train step: (state, frozen_params, batch) -> (state, metrics)
-
-
-def training_pieces(cfg: ml_collections.ConfigDict, s: Setup, *, examples: list | None = None,
-                    mesh: jax.sharding.Mesh | None = None) -> TrainingPieces:
-  """The one wiring of a config into training: static lengths (measured on the whole pool), encoded
-  examples (`examples`, default the pool), loss spec, optimizer, a fresh state and the train step on `mesh`."""
-  mesh = mesh or s.mesh
+def training_data(cfg: ml_collections.ConfigDict, s: Setup,
+                  examples: list | None = None) -> tuple[pipeline.Lengths, list[dict]]:
+  """The static lengths (measured on the whole pool) and `examples` (default: the pool) encoded with them."""
   tok, m, anchor = s.frozen.target_tokenizer, cfg.translator.num_soft_tokens, cfg.data.answer_anchor
   lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=anchor,
                                      num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
   logging.info("static lengths: %s", lengths)
   encoded = train.encode_pool(s.pool if examples is None else examples, builder=s.builder, target_tokenizer=tok,
                               anchor=anchor, num_soft_tokens=m, lengths=lengths)
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(new_translator(cfg, s), tx, mesh)
-  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
+  return lengths, encoded
+
+
+def loss_spec(cfg: ml_collections.ConfigDict, lengths: pipeline.Lengths) -> train.LossSpec:
+  return train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
                         temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat)
-  step_fn = train.make_train_step(mesh=mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule, spec=spec)
-  return TrainingPieces(lengths, encoded, spec, tx, schedule, graphdef, state, step_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStep:
+  """What a config makes of the translator and optimizer, ready for `train.fit`, a test or a benchmark."""
+  spec: train.LossSpec
+  tx: object  # optax.GradientTransformation
+  schedule: object  # step -> base learning rate
+  graphdef: object
+  state: train.TrainState  # the translator's initial state, replicated over s.mesh
+  step_fn: object  # the jitted train step: (state, frozen_params, batch) -> (state, metrics)
+
+
+def training_step(cfg: ml_collections.ConfigDict, s: Setup, lengths: pipeline.Lengths,
+                  translator=None) -> TrainingStep:
+  """The one wiring of a config into a train step on `s.mesh`: loss spec, optimizer, initial state (of
+  `translator`, default a fresh one of the config) and the jitted step."""
+  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(translator or new_translator(cfg, s), tx, s.mesh)
+  spec = loss_spec(cfg, lengths)
+  step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
+                                  spec=spec)
+  return TrainingStep(spec, tx, schedule, graphdef, state, step_fn)
 
 
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
@@ -131,8 +140,9 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     logging.info("training already finished (%s); skipping", summary_path)
     with open(summary_path) as f:
       return json.load(f)
-  t = training_pieces(cfg, s)
-  data_iter = iter(pipeline.train_dataset(t.encoded, global_batch_size=cfg.train.batch_size,
+  lengths, encoded = training_data(cfg, s)
+  t = training_step(cfg, s, lengths)
+  data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
                                           seed=cfg.data.shuffle_seed, process_index=jax.process_index(),
                                           process_count=jax.process_count()))
   state = t.state

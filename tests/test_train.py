@@ -15,7 +15,7 @@ import pytest
 from interlingua_jax import bridge, losses, runner, train
 from interlingua_jax.data import pipeline
 from interlingua_jax.models import embed
-from tiny_system import tiny_config
+from tiny_system import fixed_batch, jax_step, open_gates, tiny_config
 
 @pytest.fixture(scope="module")
 def data_paths(tmp_path_factory):
@@ -29,24 +29,10 @@ def setup(tiny_mistral_dir, tiny_llama_dir, data_paths, tmp_path_factory):
   return cfg, runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
 
 
-def _fixed_batch(cfg, s, n):
-  """The first n pool examples, encoded by the runner's own wiring."""
-  rows = runner.training_pieces(cfg, s, examples=s.pool[:n]).encoded
-  return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-
-
-def _step_fn(cfg, s, mesh=None, lr=None):
-  if lr is not None:
-    cfg = cfg.copy_and_resolve_references()
-    cfg.optim.learning_rate = lr
-  t = runner.training_pieces(cfg, s, examples=[], mesh=mesh)
-  return t.state, t.step_fn
-
-
 def test_frozen_models_never_change_and_have_no_optimizer_state(setup):
   cfg, s = setup
-  batch = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   before = jax.tree.map(np.array, (s.frozen.source.params, s.frozen.target.params))
   frozen_leaves = {id(x) for x in jax.tree.leaves((s.frozen.source.params, s.frozen.target.params))}
   for _ in range(3):
@@ -78,8 +64,8 @@ def test_dropout_step_runs_and_advances_the_rng(setup):
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
   cfg.translator.dropout = 0.1
-  batch = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   rng_before = jax.tree.map(np.array, state.rngs)
   batch = train.global_batch(batch, s.mesh)
   state, first = step(state, (s.frozen.source.params, s.frozen.target.params), batch)
@@ -91,10 +77,10 @@ def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive
   """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
   cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
   cfg.train.steps, cfg.optim.warmup_steps, cfg.loss.infonce_weight = 50, 5, 0.0
-  cfg.translator.dropout, cfg.translator.num_soft_tokens = 0.0, 8
+  cfg.translator.dropout, cfg.translator.num_soft_tokens, cfg.optim.learning_rate = 0.0, 8, 1e-2
   s = runner.setup(cfg, "/tmp/unused")
-  batch = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lr=1e-2)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   batch = train.global_batch(batch, s.mesh)
   losses = []
   for _ in range(50):
@@ -109,10 +95,10 @@ def test_sharded_step_equals_single_device_step(setup, tiny_mistral_dir, tiny_ll
   cfg4.mesh.data, cfg4.mesh.model = 2, 2
   s4 = runner.setup(cfg4, "/tmp/unused")
   assert s4.mesh.devices.size == 4
-  batch = _fixed_batch(cfg, s1, 4)
+  batch, lengths = fixed_batch(cfg, s1, 4)
   results = []
   for s in (s1, s4):
-    state, step = _step_fn(cfg, s, mesh=s.mesh)
+    state, step, _ = jax_step(cfg, s, lengths)
     state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), train.global_batch(batch, s.mesh))
     results.append((jax.tree.map(np.asarray, state.params), float(metrics["loss"])))
   (p1, l1), (p4, l4) = results
@@ -147,9 +133,7 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
   # step 6 of 8.
   cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping, cfg.train.patience = 8, 2, True, 2
   scripted = iter([0.1, 0.9, 0.2, 0.1])
-  snapshots = {}
-
-  evaluated = set()
+  snapshots, evaluated = {}, set()
 
   def fake_accuracy(ctx, examples):
     snapshots[len(snapshots) * 2] = jax.tree.map(np.array, ctx.translator[1])
@@ -235,31 +219,27 @@ def test_infonce_positives_are_each_samples_own_question(setup):
   """Through the real pipeline (encode_example → loss_fn): row i's positive is example i's question, and the
   InfoNCE term is the one of those per-sample positives, not of any other pairing."""
   cfg, s = setup
-  cfg = cfg.copy_and_resolve_references()
-  cfg.loss.infonce_start_step = 0
   examples = s.pool[:4]
-  t = runner.training_pieces(cfg, s, examples=examples)
-  batch = {k: np.stack([r[k] for r in t.encoded]) for k in t.encoded[0]}
+  lengths, rows = runner.training_data(cfg, s, examples)
+  batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
   tok = s.frozen.target_tokenizer
   for row, mask, e in zip(batch["question_ids"], batch["question_mask"], examples):
     assert tok.decode(row[mask == 1]) == e.question
-  frozen = (s.frozen.source.params, s.frozen.target.params)
   # A fresh translator's gates are closed (its soft tokens ignore the source), so every row would share one
-  # anchor and every pairing would score alike: open them with a random perturbation of all parameters.
-  leaves, treedef = jax.tree.flatten(t.state.params)
-  keys = jax.random.split(jax.random.key(0), len(leaves))
-  params = jax.tree.unflatten(treedef, [x + 0.5 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
+  # anchor and every pairing would score alike: open them.
+  translator = runner.new_translator(cfg, s)
+  open_gates(translator, 0.5)
+  t = runner.training_step(cfg, s, lengths, translator)
+  frozen = (s.frozen.source.params, s.frozen.target.params)
 
   @jax.jit  # one compilation for both batches (eager calls would compile every scan again)
   def infonce_of(b):
-    _, (metrics, _) = train.loss_fn(params, t.state, t.graphdef, frozen, b,
+    _, (metrics, _) = train.loss_fn(t.state.params, t.state, t.graphdef, frozen, b,
                                     frozen_configs=(s.frozen.source.config, s.frozen.target.config),
                                     layer=s.frozen.source_layer, spec=t.spec)
     return metrics["infonce"]
 
   infonce = lambda b: float(infonce_of(b))
-
-  translator = bridge.merge_translator(t.graphdef, params, t.state.rngs)
   hidden = bridge.source_states(s.frozen.source.params, s.frozen.source.config, batch["source_ids"],
                                 batch["source_mask"], s.frozen.source_layer)
   soft = translator(hidden, batch["source_mask"], deterministic=True)  # the tiny config has no dropout
