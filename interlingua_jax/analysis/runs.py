@@ -54,24 +54,14 @@ def _read_json(run_dir: Path, rel: str, problems: list[str]) -> dict | None:
   return data
 
 
-def _aggregate_error(agg: dict) -> str | None:
-  methods = agg.get("methods")
-  if not isinstance(methods, dict) or not methods:
-    return "eval/aggregate.json has no `methods` object"
-  for name, m in methods.items():
-    if not isinstance(m, dict) or not outputs.is_number(m.get("accuracy")):
-      return f"eval/aggregate.json: method {name!r} has no numeric accuracy"
-  return None
-
-
-def _compression_error(comp: dict) -> str | None:
-  levels = comp.get("levels")
-  if not isinstance(levels, dict) or not levels:
-    return "compression/compression.json has no `levels` object"
-  for fmt, level in levels.items():
-    if not isinstance(level, dict) or not all(outputs.is_number(level.get(k))
-                                              for k in ("packet_bytes", "accuracy")):
-      return f"compression/compression.json: level {fmt!r} lacks numeric packet_bytes/accuracy"
+def _entries_error(data: dict, rel: str, key: str, fields: tuple[str, ...]) -> str | None:
+  """None when `data[key]` is a non-empty object whose every entry has numeric `fields`; else what is wrong."""
+  entries = data.get(key)
+  if not isinstance(entries, dict) or not entries:
+    return f"{rel} has no `{key}` object"
+  for name, entry in entries.items():
+    if not isinstance(entry, dict) or not all(outputs.is_number(entry.get(f)) for f in fields):
+      return f"{rel}: {key} entry {name!r} lacks numeric {'/'.join(fields)}"
   return None
 
 
@@ -95,10 +85,10 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
   if (path / outputs.METRICS).exists() and not run.eval_rows:
     run.problems.append(f"{outputs.METRICS} has no eval rows (bridged_accuracy)")
   run.train_summary = _read_json(path, outputs.TRAIN_SUMMARY, run.problems)
-  for attr, rel, check in (("aggregate", outputs.AGGREGATE, _aggregate_error),
-                           ("compression", outputs.COMPRESSION, _compression_error)):
+  for attr, rel, key, fields in (("aggregate", outputs.AGGREGATE, "methods", ("accuracy",)),
+                                 ("compression", outputs.COMPRESSION, "levels", ("packet_bytes", "accuracy"))):
     data = _read_json(path, rel, run.problems)
-    error = check(data) if data is not None else None
+    error = _entries_error(data, rel, key, fields) if data is not None else None
     if error:
       run.problems.append(error)
       data = None
