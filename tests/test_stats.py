@@ -180,3 +180,15 @@ def test_mean_sd_interval_across_seeds():
   half = 4.302652729911275 * 0.1 / math.sqrt(3)
   assert out["ci95"] == pytest.approx([0.7 - half, 0.7 + half])
   assert stats.mean_sd_interval([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "ci95": None}
+
+
+def test_aggregate_f1_has_a_bootstrap_interval():
+  from interlingua_jax import results
+  f1s = [1.0, 0.5, 0.0, 0.8] * 25
+  rows = [{"id": str(i), "method": "latent", "correct": f == 1.0, "em": float(f == 1.0), "f1": f, "latency_s": 0.0,
+           "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 0,
+           "generated_tokens": 1} for i, f in enumerate(f1s)]
+  m = results.aggregate(rows, dataset="hotpotqa", num_soft_tokens=8, bootstrap_samples=500, seed=0)["methods"]["latent"]
+  assert m["f1"] == pytest.approx(np.mean(f1s)) and m["em"] == 0.25
+  assert m["f1_ci95"] == list(stats.bootstrap_ci(f1s, n=500, seed=0))
+  assert m["f1_ci95"][0] < m["f1"] < m["f1_ci95"][1]
