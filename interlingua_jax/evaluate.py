@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from interlingua_jax import bridge, costs, layout, scoring, stats
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
 from interlingua_jax.models import generate
+from interlingua_jax.models.generate import to_host as _to_host
 
 METHODS = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")
 
@@ -62,15 +62,7 @@ class Harness:
     return self.builder.dataset
 
 
-def bucket(length: int, buckets: Sequence[int]) -> int:
-  """The smallest bucket that holds `length`; beyond the largest, the next multiple of 64.
-
-  A few static lengths means the jitted prefill/decode compile a few times, not once per batch.
-  """
-  for b in sorted(buckets):
-    if length <= b:
-      return b
-  return -(-length // 64) * 64
+bucket = pipeline.bucket  # beyond the largest bucket, doubling it: text_relay's long prompts compile a few times
 
 
 def stop_at(text: str, stop_strings: Sequence[str]) -> str:
@@ -83,6 +75,15 @@ def decode_text(tokenizer, tokens: np.ndarray, length: int) -> str:
   return tokenizer.decode(list(tokens[:length]), skip_special_tokens=True)
 
 
+def stop_predicate(tokenizer, stop_strings: Sequence[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+  """For `generate(stop=...)`: which rows' text so far holds a stop string. It judges the very text
+  `sample_record` cuts, so stopping during decoding leaves every prediction as it was."""
+  if not any(stop_strings):
+    return None
+  return lambda tokens: np.array([stop_at(text := decode_text(tokenizer, t, len(t)), stop_strings) != text
+                                  for t in tokens], bool)
+
+
 def _batches(items: Sequence, size: int):
   for i in range(0, len(items), size):
     yield items[i:i + size]
@@ -91,13 +92,6 @@ def _batches(items: Sequence, size: int):
 def _pad_rows(rows: list, size: int) -> list:
   """A full batch (static shape): the last row repeated; the copies' outputs are discarded."""
   return rows + [rows[-1]] * (size - len(rows))
-
-
-def _to_host(x: jax.Array) -> np.ndarray:
-  """The whole global array on every process (a plain device_get cannot read other hosts' shards)."""
-  if jax.process_count() == 1:
-    return np.asarray(jax.device_get(x))
-  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _peak_memory() -> int | None:
@@ -126,20 +120,20 @@ def prepare(h: Harness, method: str, example: Example, source_prediction: str | 
   src_tok, tgt_tok = h.frozen.source_tokenizer, h.frozen.target_tokenizer
   prompt = h.builder.source_prompt(example)
   if method == "source_alone":
-    return Prepared(example, "source", pipeline.with_bos(src_tok, _ids(src_tok, prompt)))
+    return Prepared(example, "source", h.builder.ids(src_tok, prompt))
   if method == "target_alone":
-    return Prepared(example, "target", pipeline.with_bos(tgt_tok, _ids(tgt_tok, prompt)))
+    return Prepared(example, "target", h.builder.ids(tgt_tok, prompt))
   if method == "latent":
-    return Prepared(example, "target", _ids(tgt_tok, h.anchor),
-                    source_ids=pipeline.with_bos(src_tok, _ids(src_tok, prompt)))
+    return Prepared(example, "target", pipeline.anchor_ids(tgt_tok, h.anchor),
+                    source_ids=h.builder.ids(src_tok, prompt))
   if method == "token_budget":
     question = _ids(tgt_tok, prompts.build_prompt(h.dataset, example))[:h.num_soft_tokens]
-    return Prepared(example, "target", pipeline.with_bos(tgt_tok, question + _ids(tgt_tok, h.anchor)))
+    return Prepared(example, "target", pipeline.with_bos(tgt_tok, question + pipeline.anchor_ids(tgt_tok, h.anchor)))
   if method == "text_relay":
     if source_prediction is None:
       raise ValueError("text_relay needs the source's prediction for each question.")
     relay = f"{prompt} {source_prediction.strip()}\n\n{prompts.build_prompt(h.dataset, example)}"
-    return Prepared(example, "target", pipeline.with_bos(tgt_tok, _ids(tgt_tok, relay)))
+    return Prepared(example, "target", h.builder.ids(tgt_tok, relay))
   raise ValueError(f"unknown evaluation method {method!r}; choose from {', '.join(METHODS)}.")
 
 
@@ -171,8 +165,9 @@ def generate_batch(h: Harness, batch: list[Prepared]) -> tuple[list[tuple[np.nda
   lm = h.frozen.source if rows[0].model == "source" else h.frozen.target
   tok = h.frozen.source_tokenizer if rows[0].model == "source" else h.frozen.target_tokenizer
   d = h.decoding
-  kwargs = dict(max_new_tokens=d.max_new_tokens, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                repetition_penalty=d.repetition_penalty, no_repeat_ngram_size=d.no_repeat_ngram_size)
+  kwargs = dict(max_new_tokens=d.max_new_tokens, eos_token_id=h.frozen.stop_ids(rows[0].model),
+                pad_token_id=tok.pad_token_id, repetition_penalty=d.repetition_penalty,
+                no_repeat_ngram_size=d.no_repeat_ngram_size, stop=stop_predicate(tok, d.stop_strings))
   start = time.perf_counter()
   if rows[0].source_ids is None:
     ids, mask = _left_pad([r.ids for r in rows], bucket(max(len(r.ids) for r in rows), d.length_buckets),
@@ -195,7 +190,8 @@ def latent_inputs(h: Harness, rows: list[Prepared]):
   graphdef, params, rngs = h.translator
   src_ids, src_mask = _on_mesh(h, src_ids, src_mask)
   soft = bridge.soft_tokens_jit(graphdef, params, rngs, h.frozen.source.params,
-                                h.frozen.source.config, src_ids, src_mask, h.frozen.source_layer)
+                                h.frozen.source.config, src_ids, src_mask, h.frozen.source_layer,
+                                h.frozen.source.attention_impl)
   if h.soft_transform is not None:
     soft = jax.numpy.asarray(np.stack([h.soft_transform(s) for s in _to_host(soft)]))
   row = layout.bridged_batch([r.ids for r in rows], None, num_soft_tokens=h.num_soft_tokens, seq_len=None,

@@ -11,14 +11,14 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, compression, evaluate, report, train
-from interlingua_jax.data import pipeline, prompts
-from interlingua_jax.data.records import load_split
-from interlingua_jax.models import from_pretrained
+from interlingua_jax import bridge, compression, evaluate, preflight, report, train
+from interlingua_jax.data import pipeline
+from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
 
 # Config sections that may change between runs in one workdir: they do not shape the trained state.
-_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir", "train.log_every")
+_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "model.attention_impl", "toy.cache_dir",
+              "train.log_every")
 
 
 @dataclasses.dataclass
@@ -28,6 +28,7 @@ class Setup:
   pool: list  # training examples, exemplars excluded
   test: list
   mesh: jax.sharding.Mesh
+  skipped: dict[str, int]  # per split, examples whose prompt cannot fit data.max_source_len (preflight)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -68,18 +69,15 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """Preflight (config → tokenizers → data, no weight read), then the frozen weights onto the mesh."""
+  checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
-  source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
-  target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
-  frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
-  d = cfg.data
-  train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
-  pool = prompts.training_pool(train_set, [e.id for e in exemplars])
-  builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
-  logging.info("data: %d train (%d exemplars excluded), %d test", len(pool), len(exemplars), len(test_set))
-  return Setup(frozen, builder, pool, test_set, mesh)
+  load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
+                                         attention_impl=cfg.model.attention_impl)
+  source, target = checked.source, checked.target
+  frozen = bridge.Frozen(load(source, cfg.source.dtype), source.tokenizer, load(target, cfg.target.dtype),
+                         target.tokenizer, checked.source_layer, source.stop_ids, target.stop_ids)
+  return Setup(frozen, checked.builder, checked.pool, checked.test, mesh, checked.skipped)
 
 
 def harness(cfg: ml_collections.ConfigDict, s: Setup, batch_size: int | None = None) -> evaluate.Harness:
@@ -111,8 +109,13 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   logging.info("static lengths: %s", lengths)
   encoded = train.encode_pool(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
                               num_soft_tokens=m, lengths=lengths)
+  buckets = tuple(cfg.data.length_buckets)
+  shapes = pipeline.compiled_shapes(encoded, buckets)
+  logging.info("training batches padded to source lengths %s and target lengths %s: at most %d compiled "
+               "train-step shapes", shapes["source"], shapes["target"], len(shapes["source"]) * len(shapes["target"]))
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size, seed=cfg.data.shuffle_seed,
-                                          process_index=jax.process_index(), process_count=jax.process_count()))
+                                          length_buckets=buckets, process_index=jax.process_index(),
+                                          process_count=jax.process_count()))
   translator = new_translator(cfg, s)
   tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
   graphdef, state = train.init_state(translator, tx, s.mesh)
@@ -127,7 +130,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     logging.info("resumed from step %d", int(state.step))
   spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
                         temperature=cfg.loss.temperature, answer_window=lengths.answer + 2,
-                        remat=cfg.train.remat)
+                        remat=cfg.train.remat, attention_impl=cfg.model.attention_impl)
   step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
                                   spec=spec)
   h = harness(cfg, s)
@@ -145,6 +148,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
       metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
       profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
       profile_steps=(p.start_step, p.num_steps))
+  summary["skipped_long_prompts"] = s.skipped
   if jax.process_index() == 0:
     with open(summary_path, "w") as f:
       json.dump(summary, f, indent=2)

@@ -224,5 +224,5 @@ def generate(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_m
     if (done | stopped).all():
       break
   if stopped.any():  # record the last check's stops
-    state = _advance(model.params, config, state, state.step, stopped, **static)
+    state = _advance(model.params, config, state, jnp.int32(step), stopped, **static)
   return GenerateOutput(tokens=state.seq[:, history:], lengths=state.lengths, steps=state.step)
