@@ -12,7 +12,7 @@ import time
 import jax
 import ml_collections
 
-from interlingua_jax import bridge
+from interlingua_jax import bridge, train
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import DATASETS, Example, load_split
 from interlingua_jax.models import DecoderConfig
@@ -43,7 +43,9 @@ class Checked:
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
-  """What the config alone decides: known names, and an attention implementation this machine runs."""
+  """What the config alone decides: known names, a valid optimizer schedule, and an attention
+  implementation this machine runs."""
+  train.make_optimizer(cfg, cfg.train.steps)  # raises on a schedule that cannot run (e.g. warmup >= steps)
   if cfg.data.dataset not in DATASETS:
     raise ValueError(f"data.dataset={cfg.data.dataset!r} is unknown; expected one of {', '.join(DATASETS)}.")
   impl = cfg.model.attention_impl

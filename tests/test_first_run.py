@@ -1,13 +1,16 @@
 """The first real run (issue 10): real-shaped tokenizers, stop strings during decoding, fail-fast preflight,
 length buckets, attention implementations, and a rehearsal of the unmodified paper configs."""
-import jax
+import json
+import os
+import shutil
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import evaluate
+from interlingua_jax import evaluate, main, runner
 from interlingua_jax.data import pipeline
-from interlingua_jax.models import CausalLM, DecoderConfig, generate
+from interlingua_jax.models import CausalLM, DecoderConfig, generate, loading
 
 
 def markov_lm(next_token: dict[int, int], vocab: int) -> CausalLM:
@@ -52,3 +55,117 @@ def test_stop_strings_end_decoding_early_with_identical_predictions(tiny_tokeniz
   assert [predict(early, i) for i in range(2)] == [predict(full, i) for i in range(2)]
   assert predict(full, 0) == tiny_tokenizer.decode(ids[1:]).split("\nQ:")[0] == " answer is 42."
   assert not (np.asarray(early.tokens)[:, int(early.steps):] != 0).any()  # nothing decoded after the loop ended
+
+
+# --------------------------------------------------------------------------------------------------
+# Real-shaped tokenizers, preflight and the rehearsal of the unmodified paper configs
+
+SIZES = {"translator.num_soft_tokens": 4, "translator.bottleneck": 32, "translator.depth": 1,
+         "translator.num_heads": 2, "optim.warmup_steps": 1, "loss.infonce_start_step": 1, "train.steps": 2, "train.batch_size": 4, "train.eval_every": 2,
+         "train.eval_num_samples": 4, "eval.num_samples": 4, "eval.batch_size": 4, "eval.max_new_tokens": 8,
+         "eval.latency_batch_sizes": (4,), "eval.bootstrap_samples": 100, "compression.num_samples": 2,
+         "compression.formats": ("int8",), "data.max_source_len": 120, "mesh.data": 1}
+
+
+@pytest.fixture(scope="module")
+def real_like(tmp_path_factory):
+  """(source_dir, target_dir, data_root): real-shaped tiny checkpoints; GSM8K train/test files and HotpotQA
+  train/validation files (no test split), one validation context too long for any prompt budget."""
+  import real_like as rl
+  from tiny_system import write_data
+  root = tmp_path_factory.mktemp("real_like")
+  source, target = rl.save_real_like_pair(str(root))
+  write_data(str(root))
+  hotpot = root / "hotpotqa"
+  hotpot.mkdir()
+  row = lambda i, paragraphs: {"id": f"h{i}", "question": f"Where is tower {i}?", "answer": "Paris",
+                               "context": {"title": [f"T{j}" for j in range(len(paragraphs))],
+                                           "sentences": [[p] for p in paragraphs]}}
+  short = ["The tower is in Paris.", "Apples grow on trees."]
+  for split, n in (("train", 12), ("validation", 6)):
+    rows = [row(i, short) for i in range(n)]
+    if split == "validation":
+      rows[1] = row(1, ["Paris " * 400])  # over any budget: skipped and counted, never an abort
+    with open(hotpot / f"{split}.jsonl", "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+  return source, target, str(root)
+
+
+def paper_config(name: str, source: str, target: str, **paths):
+  """configs/<name>.py as shipped, with only paths and sizes overridden (as --config.x=y would)."""
+  import importlib
+  cfg = importlib.import_module(f"configs.{name}").get_config()
+  cfg.update_from_flattened_dict({"source.path": source, "target.path": target, **SIZES, **paths})
+  return cfg
+
+
+@pytest.fixture
+def no_weight_reads(monkeypatch):
+  """Fails the test if any checkpoint weight is read."""
+  def refuse(*args, **kwargs):
+    raise AssertionError("a weight was read before the failing check")
+  monkeypatch.setattr(loading, "load_params", refuse)
+
+
+def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like):
+  from transformers import AutoTokenizer
+  source, target, _ = real_like
+  for directory in (source, target):
+    tok = loading.load_tokenizer(directory)
+    assert AutoTokenizer.from_pretrained(directory).pad_token is None  # as the real ones
+    assert tok.pad_token_id == tok.eos_token_id and len(tok) == len(set(tok.get_vocab().values()))  # no new entry
+    builder = pipeline.PromptBuilder("gsm8k", (), tok, tok, 512, chat_template=False)
+    chat = pipeline.PromptBuilder("gsm8k", (), tok, tok, 512, chat_template=True)
+    for b in (builder, chat):
+      ids = b.ids(tok, "Q: How many?\nA:")
+      assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1  # the post-processor adds none
+    assert tok.decode(chat.ids(tok, "hi")) != tok.decode(builder.ids(tok, "hi"))
+  tok = loading.load_tokenizer(target)
+  config = loading.read_config(target)
+  eos = {tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
+  assert set(loading.stop_token_ids(target, config, tok)) == eos and tok.eos_token_id in eos
+  text = tok.decode(pipeline.anchor_ids(tok, "Answer: ") + pipeline.answer_ids(tok, "Answer: ", " Natalia"))
+  assert text == "Answer: Natalia"  # one space, whatever spaces the anchor and answer carry
+  assert tok.decode(pipeline.anchor_ids(tok, "A:") + pipeline.answer_ids(tok, "A:", "12")) == "A: 12"
+
+
+def test_stripped_tokenizer_fails_before_any_weight(real_like, tmp_path, no_weight_reads):
+  source, target, root = real_like
+  stripped = tmp_path / "stripped"
+  shutil.copytree(target, stripped)
+  for f in loading.TOKENIZER_FILES + ("chat_template.jinja",):
+    (stripped / f).unlink(missing_ok=True)
+  cfg = paper_config("stable_64", source, str(stripped), **{"data.train_path": f"{root}/train.jsonl",
+                                                             "data.test_path": f"{root}/test.jsonl"})
+  with pytest.raises(ValueError) as e:
+    runner.setup(cfg, str(tmp_path))
+  assert "no tokenizer files" in str(e.value) and str(stripped) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_split_fails_before_any_weight(real_like, tmp_path, no_weight_reads, monkeypatch):
+  import datasets
+  monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+  source, target, root = real_like
+  cfg = paper_config("hotpotqa_64", source, target, **{"data.hf_name": f"{root}/hotpotqa", "data.hf_config": "",
+                                                        "data.test_split": "test"})
+  with pytest.raises(ValueError) as e:
+    runner.setup(cfg, str(tmp_path))
+  assert "no split 'test'" in str(e.value) and "data.test_split" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["stable_64", "hotpotqa_64"])
+def test_rehearsal_of_the_paper_configs(real_like, tmp_path, name):
+  """The unmodified configs end to end on real-shaped tokenizers; HotpotQA from train + validation files."""
+  source, target, root = real_like
+  paths = ({"data.train_path": f"{root}/train.jsonl", "data.test_path": f"{root}/test.jsonl"} if name == "stable_64"
+           else {"data.train_path": f"{root}/hotpotqa/train.jsonl",
+                 "data.test_path": f"{root}/hotpotqa/validation.jsonl"})
+  cfg = paper_config(name, source, target, **paths)
+  result = runner.run(cfg, str(tmp_path), main.MODES_OF_ALL)
+  with open(tmp_path / "train_summary.json") as f:
+    summary = json.load(f)
+  with open(tmp_path / "eval" / "aggregate.json") as f:
+    agg = json.load(f)
+  assert set(agg["methods"]) == set(cfg.eval.methods) and agg["num_questions"] == 4
+  assert summary["skipped_long_prompts"] == {"train": 0, "test": 1 if name == "hotpotqa_64" else 0}
+  assert os.path.exists(tmp_path / "compression" / "compression.json") and result["report"]
