@@ -4,13 +4,14 @@ import json
 import os
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import evaluate, main, runner
+from interlingua_jax import evaluate, main, preflight, runner
 from interlingua_jax.data import pipeline
-from interlingua_jax.models import CausalLM, DecoderConfig, generate, loading
+from interlingua_jax.models import CausalLM, DecoderConfig, generate, init_params, loading
 
 
 def markov_lm(next_token: dict[int, int], vocab: int) -> CausalLM:
@@ -169,3 +170,38 @@ def test_rehearsal_of_the_paper_configs(real_like, tmp_path, name):
   assert set(agg["methods"]) == set(cfg.eval.methods) and agg["num_questions"] == 4
   assert summary["skipped_long_prompts"] == {"train": 0, "test": 1 if name == "hotpotqa_64" else 0}
   assert os.path.exists(tmp_path / "compression" / "compression.json") and result["report"]
+
+
+# --------------------------------------------------------------------------------------------------
+# model.attention_impl
+
+
+def test_cudnn_is_refused_without_a_gpu():
+  from configs import stable_64
+  cfg = stable_64.get_config()
+  cfg.model.attention_impl = "cudnn"
+  if jax.default_backend() == "gpu":
+    pytest.skip("this machine has a GPU")
+  with pytest.raises(ValueError, match=r"model.attention_impl='cudnn' needs an NVIDIA GPU, but JAX runs on 'cpu'; "
+                                       r"use --config.model.attention_impl=xla"):
+    preflight.check_config(cfg)
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN fused attention needs an NVIDIA GPU")
+def test_cudnn_matches_xla_on_left_padded_rows():
+  """Same logits (bf16 tolerance) at real positions and the same greedy tokens; the 8B shapes are in
+  benchmarks/attention_impl.py."""
+  config = DecoderConfig(model_type="llama", vocab_size=1024, hidden_size=512, intermediate_size=1024, num_layers=2,
+                         num_heads=8, num_kv_heads=2, head_dim=64, eos_token_id=(2,))
+  params = init_params(config, jax.random.key(0), jnp.bfloat16)
+  rng = np.random.default_rng(0)
+  mask = (np.arange(128)[None] >= np.array([0, 17, 64, 100])[:, None]).astype(np.int32)
+  ids = rng.integers(3, 1024, size=mask.shape).astype(np.int32) * mask
+  models = {impl: CausalLM(config, params, attention_impl=impl) for impl in ("xla", "cudnn")}
+  logits = {k: np.asarray(m(input_ids=ids, attention_mask=mask).logits, np.float32) for k, m in models.items()}
+  real = mask.astype(bool)
+  scale = np.abs(logits["xla"][real]).max()
+  assert np.abs(logits["cudnn"] - logits["xla"])[real].max() <= 2e-2 * scale
+  tokens = {k: np.asarray(generate(m, input_ids=ids, attention_mask=mask, max_new_tokens=8).tokens)
+            for k, m in models.items()}
+  np.testing.assert_array_equal(tokens["cudnn"], tokens["xla"])

@@ -109,7 +109,7 @@ class PromptBuilder:
     prompt, dropped = prompts.fit_prompt(self.dataset, example, self.exemplars, count_tokens=count,
                                          max_tokens=self.max_source_len)
     if dropped and prompt is not None:
-      logging.info("example %s: dropped %d exemplar(s)/paragraph(s) to fit %d source tokens", example.id, dropped,
+      logging.debug("example %s: dropped %d exemplar(s)/paragraph(s) to fit %d source tokens", example.id, dropped,
                    self.max_source_len)
     return prompt
 
