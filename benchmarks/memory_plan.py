@@ -60,7 +60,7 @@ from train_step import MISTRAL_7B_V03  # noqa: E402
 from interlingua_jax import bridge, train  # noqa: E402
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, init_params  # noqa: E402
-from interlingua_jax.models import generate as gen  # noqa: E402
+from interlingua_jax.models.generate import _advance, _start  # noqa: E402
 from interlingua_jax.models.loading import read_config  # noqa: E402
 from interlingua_jax.sharding import batch_sharding, make_mesh, param_shardings  # noqa: E402
 from interlingua_jax.translator import Translator  # noqa: E402
@@ -100,13 +100,14 @@ def report(name: str, compiled, seconds: float) -> float:
   peak = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
   print(f"  {name:<34} args {m.argument_size_in_bytes / GB:7.2f}  out {m.output_size_in_bytes / GB:6.2f}  "
         f"aliased {m.alias_size_in_bytes / GB:6.2f}  temp {m.temp_size_in_bytes / GB:7.2f}  "
-        f"peak {peak / GB:7.2f} GB   (compiled in {seconds:.0f} s)", flush=True)
+        f"peak {peak / GB:7.2f} GB   (traced + compiled in {seconds:.0f} s)", flush=True)
   return peak
 
 
-def compile_timed(lowered):
+def compile_timed(lower):
+  """(compiled, seconds to trace, lower and compile) of `lower()`."""
   start = time.perf_counter()
-  compiled = lowered.compile()
+  compiled = lower().compile()
   return compiled, time.perf_counter() - start
 
 
@@ -139,8 +140,8 @@ def train_plan(cfg, mesh, source_config, target_config):
                         temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat,
                         attention_impl=cfg.model.attention_impl)
   step = train.make_train_step(mesh=mesh, frozen=frozen, graphdef=graphdef, tx=tx, schedule=schedule, spec=spec)
-  lowered = step.lower(state, (source.params, target.params), batch)
-  return (f"train step B={b} src={lengths.source} tgt={lengths.target}", *compile_timed(lowered))
+  lower = lambda: step.lower(state, (source.params, target.params), batch)
+  return (f"train step B={b} src={lengths.source} tgt={lengths.target}", *compile_timed(lower))
 
 
 def decode_plan(cfg, mesh, target_config):
@@ -150,11 +151,12 @@ def decode_plan(cfg, mesh, target_config):
   ids = jax.ShapeDtypeStruct((b, prompt), jnp.int32, sharding=batch_sharding(mesh))
   static = dict(max_new_tokens=e.max_new_tokens, eos_token_id=target_config.eos_token_id, pad_token_id=0,
                 repetition_penalty=1.0, no_repeat_ngram_size=0, attention_impl=cfg.model.attention_impl)
-  start_compiled = compile_timed(gen._start.lower(params, target_config, ids, None, ids, **static))
-  state = jax.eval_shape(lambda p, i: gen._start(p, target_config, i, None, i, **static), params, ids)
+  start_compiled = compile_timed(lambda: _start.lower(params, target_config, ids, None, ids, **static))
+  state = jax.eval_shape(lambda p, i: _start(p, target_config, i, None, i, **static), params, ids)
   state = abstract(state, start_compiled[0].output_shardings)  # the decode loop gets prefill's layout
   stopped = jax.ShapeDtypeStruct((b,), bool)
-  advance = gen._advance.lower(params, target_config, state, jax.ShapeDtypeStruct((), jnp.int32), stopped, **static)
+  advance = lambda: _advance.lower(params, target_config, state, jax.ShapeDtypeStruct((), jnp.int32), stopped,
+                                   **static)
   name = f"B={b} prompt={prompt} new={e.max_new_tokens}"
   return [(f"8B prefill {name}", *start_compiled), (f"8B decode loop {name}", *compile_timed(advance))]
 
