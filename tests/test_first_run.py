@@ -110,7 +110,7 @@ def no_weight_reads(monkeypatch):
 
 def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like):
   from transformers import AutoTokenizer
-  source, target, _ = real_like
+  source, target, root = real_like
   for directory in (source, target):
     tok = loading.load_tokenizer(directory)
     assert AutoTokenizer.from_pretrained(directory).pad_token is None  # as the real ones
@@ -121,10 +121,12 @@ def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like):
       ids = b.ids(tok, "Q: How many?\nA:")
       assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1  # the post-processor adds none
     assert tok.decode(chat.ids(tok, "hi")) != tok.decode(builder.ids(tok, "hi"))
-  tok = loading.load_tokenizer(target)
-  config = loading.read_config(target)
+  checked = preflight.run(paper_config("stable_64", source, target, **{"data.train_path": f"{root}/train.jsonl",
+                                                                       "data.test_path": f"{root}/test.jsonl"}))
+  tok = checked.target.tokenizer
   eos = {tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
-  assert set(loading.stop_token_ids(target, config, tok)) == eos and tok.eos_token_id in eos
+  assert set(checked.target.stop_ids) == eos and tok.eos_token_id in eos  # all three end generation
+  assert checked.source.stop_ids == (checked.source.tokenizer.eos_token_id,)
   text = tok.decode(pipeline.anchor_ids(tok, "Answer: ") + pipeline.answer_ids(tok, "Answer: ", " Natalia"))
   assert text == "Answer: Natalia"  # one space, whatever spaces the anchor and answer carry
   assert tok.decode(pipeline.anchor_ids(tok, "A:") + pipeline.answer_ids(tok, "A:", "12")) == "A: 12"

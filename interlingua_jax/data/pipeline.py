@@ -33,7 +33,7 @@ def token_ids(tokenizer, text: str) -> list[int]:
 
 
 def with_bos(tokenizer, ids: list[int]) -> list[int]:
-  """Exactly one BOS in front when the tokenizer has one (DESIGN.md §3.5: never two), whether or not
+  """Exactly one BOS in front when the tokenizer has one (docs/DESIGN.md §3.5: never two), whether or not
   the text already began with it (a chat template writes it as text)."""
   bos = tokenizer.bos_token_id
   return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
