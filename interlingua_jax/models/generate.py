@@ -4,6 +4,10 @@ Shapes are static: a batch of the same (batch, prompt length, max_new_tokens) bu
 program. The cache holds prompt + max_new_tokens slots; since prompts are left-padded, every row's last
 prompt token sits in the same slot, so one scalar write index serves the whole batch while per-row
 positions (cumsum of the mask) keep RoPE independent of the padding.
+
+`_start` prefills and picks the first token; `_advance` runs a jitted while_loop that exits as soon as
+every row has ended (an EOS id, any of several). Stop strings are text, not ids: with a `stop`
+predicate the loop returns to the host every few tokens to ask which rows are finished.
 """
 import dataclasses
 import functools
