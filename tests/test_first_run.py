@@ -83,10 +83,10 @@ def real_like(tmp_path_factory):
                                "context": {"title": [f"T{j}" for j in range(len(paragraphs))],
                                            "sentences": [[p] for p in paragraphs]}}
   short = ["The tower is in Paris.", "Apples grow on trees."]
-  for split, n in (("train", 12), ("validation", 6)):
-    rows = [row(i, short) for i in range(n)]
+  for split, first, n in (("train", 0, 12), ("validation", 100, 6)):  # distinct ids: the splits never share one
+    rows = [row(first + i, short) for i in range(n)]
     if split == "validation":
-      rows[1] = row(1, ["Paris " * 400])  # over any budget: skipped and counted, never an abort
+      rows[1] = row(first + 1, ["Paris " * 400])  # over any budget: skipped and counted, never an abort
     with open(hotpot / f"{split}.jsonl", "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in rows)
   return source, target, str(root)
@@ -170,7 +170,7 @@ def test_rehearsal_of_the_paper_configs(real_like, tmp_path, name):
   with open(tmp_path / "eval" / "aggregate.json") as f:
     agg = json.load(f)
   assert set(agg["methods"]) == set(cfg.eval.methods) and agg["num_questions"] == 4
-  assert summary["skipped_long_prompts"] == {"train": 0, "test": 1 if name == "hotpotqa_64" else 0}
+  assert summary["skipped_long_prompts"] == {"train": 0, "validation": 0, "test": 1 if name == "hotpotqa_64" else 0}
   assert os.path.exists(tmp_path / "compression" / "compression.json") and result["report"]
 
 
