@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from interlingua_jax import layout
+from interlingua_jax.errors import ConfigError, InputError
 from interlingua_jax.models import CausalLM, DecoderConfig, embed, forward
 from interlingua_jax.translator import Translator, embedding_rms
 
@@ -30,13 +31,13 @@ class Frozen:
     n = source.config.num_layers
     resolved = layer + n + 1 if layer < 0 else layer
     if not 0 <= resolved <= n:
-      raise ValueError(f"source.layer={layer} is outside the source's hidden states [-{n + 1}, {n}].")
+      raise ConfigError(f"source.layer={layer} is outside the source's hidden states [-{n + 1}, {n}].")
     for name, tok in (("source", source_tokenizer), ("target", target_tokenizer)):
       if tok.pad_token_id is None:
-        raise ValueError(f"the {name} tokenizer has no pad token: set one (e.g. tokenizer.pad_token = "
+        raise InputError(f"the {name} tokenizer has no pad token: set one (e.g. tokenizer.pad_token = "
                          "tokenizer.eos_token) in the checkpoint's tokenizer_config.json.")
     if target_tokenizer.eos_token_id is None:
-      raise ValueError("the target tokenizer has no EOS token: the answer's end cannot be learned.")
+      raise InputError("the target tokenizer has no EOS token: the answer's end cannot be learned.")
     return cls(source, source_tokenizer, target, target_tokenizer, resolved)
 
 

@@ -11,7 +11,7 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, compression, evaluate, report, train
+from interlingua_jax import bridge, compression, errors, evaluate, inputs, report, train, workdir as workdir_lib
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import load_split
 from interlingua_jax.models import from_pretrained
@@ -19,6 +19,8 @@ from interlingua_jax.sharding import make_mesh
 
 # Config sections that may change between runs in one workdir: they do not shape the trained state.
 _FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir", "train.log_every")
+# May only be raised, and only when training: extends the run (schedule rule in `check_config`).
+_EXTENDABLE = "train.steps"
 
 
 @dataclasses.dataclass
@@ -38,24 +40,40 @@ def _flat(d: dict, prefix: str = "") -> dict:
   return out
 
 
-def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
-  """Refuses a workdir whose checkpoints were trained with a different config; records the config."""
-  path = os.path.join(workdir, "config.json")
-  current = json.loads(cfg.to_json_best_effort())
+def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...] = ("train",)) -> None:
+  """Refuses a workdir whose checkpoints were trained with a different config; records the config.
+
+  Evaluation keys (`_FREE_KEYS`) may differ: the difference is logged. `train.steps` may be raised
+  in a training mode to extend a finished or interrupted run. Schedule rule: the learning rate is the
+  one a run of the new length would have, from the resumed step on (warmup unchanged, the linear
+  decay re-spread to reach 0 at the new `train.steps`), so it steps up at the resume point.
+  """
+  path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  current = _flat(json.loads(cfg.to_json_best_effort()))
+  saved = workdir_lib.saved_config(workdir)
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
-  if os.path.exists(path) and has_checkpoints:
-    with open(path) as f:
-      saved = _flat(json.load(f))
-    now = _flat(current)
+  if saved is not None and has_checkpoints:
+    saved = _flat(saved)
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
-    diff = sorted(k for k in saved.keys() | now.keys() if not free(k) and saved.get(k) != now.get(k))
-    if diff:
-      shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
-      raise ValueError(f"{workdir} holds checkpoints of a different config ({shown}). Use a new --workdir, "
-                       "or pass the same config to resume.")
+    diff = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    extended = _EXTENDABLE in diff and "train" in modes and current[_EXTENDABLE] > saved.get(_EXTENDABLE, 0)
+    refused = [k for k in diff if not free(k) and not (k == _EXTENDABLE and extended)]
+    if refused:
+      shown = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in refused[:6])
+      hint = (f" ({_EXTENDABLE} can only be raised, in a training mode, to extend the run)"
+              if _EXTENDABLE in refused else "")
+      raise errors.ConfigError(f"{workdir} holds checkpoints of a different config ({shown}){hint}. Use a new "
+                         "--workdir, or drop --config to use the saved one.")
+    if extended:
+      logging.warning("extending the run from train.steps=%d to %d", saved[_EXTENDABLE], current[_EXTENDABLE])
+    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff if free(k)]
+    if changed:
+      logging.info("settings that differ from the saved config (allowed): %s", ", ".join(changed))
+    if "train" not in modes:
+      return  # config.json stays the record of what was trained
   if jax.process_index() == 0:
     with open(path, "w") as f:
-      json.dump(current, f, indent=2)
+      json.dump(json.loads(cfg.to_json_best_effort()), f, indent=2)
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -69,12 +87,17 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
+  d = cfg.data
+  for path in (d.train_path, d.test_path):
+    inputs.check_data_file(path)
   source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
   target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
+  for path, model, tok in ((cfg.source.path, source, source_tok), (cfg.target.path, target, target_tok)):
+    inputs.check_tokenizer(path, tok, model.config.vocab_size)
   frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
-  d = cfg.data
-  train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
+  with errors.as_input_error(ValueError, RuntimeError):  # the loader's messages name file, row and field
+    train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
+    test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
   exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
   pool = prompts.training_pool(train_set, [e.id for e in exemplars])
   builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
@@ -101,9 +124,11 @@ def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   summary_path = os.path.join(workdir, "train_summary.json")
   if os.path.exists(summary_path):
-    logging.info("training already finished (%s); skipping", summary_path)
     with open(summary_path) as f:
-      return json.load(f)
+      summary = json.load(f)
+    if summary["stopped_early"] or summary["final_step"] >= cfg.train.steps:
+      logging.info("training already finished (%s); skipping", summary_path)
+      return summary
   tok = s.frozen.target_tokenizer
   m = cfg.translator.num_soft_tokens
   lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
@@ -119,11 +144,11 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
   checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
   stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
-  restored = train.Checkpoints.restore(checkpoints.latest, train.abstract_like(state))
+  restored = checkpoints.restore_latest(train.abstract_like(state))
   if restored is not None:
-    state, data_state, loop = restored
+    state, data_state, loop_state = restored
     data_iter.set_state(data_state)
-    stopper = train.EarlyStopping(**loop)
+    stopper = train.EarlyStopping(**loop_state)
     logging.info("resumed from step %d", int(state.step))
   spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
                         temperature=cfg.loss.temperature, answer_window=lengths.answer + 2,
@@ -138,13 +163,16 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     return evaluate.bridged_accuracy(h, eval_examples)
 
   p = cfg.profile
-  state, summary = train.fit(
-      state=state, step_fn=step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
-      data_iter=data_iter, mesh=s.mesh, total_steps=cfg.train.steps, log_every=cfg.train.log_every,
-      eval_every=cfg.train.eval_every, evaluate=bridged_accuracy, checkpoints=checkpoints,
-      metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
-      profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
-      profile_steps=(p.start_step, p.num_steps))
+  loop = train.Loop(step_fn=step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
+                    data_iter=data_iter, mesh=s.mesh, evaluate=bridged_accuracy, checkpoints=checkpoints,
+                    metrics=train.MetricsLog(workdir, resume_step=int(state.step) if restored else -1),
+                    stopper=stopper)
+  settings = train.LoopSettings(total_steps=cfg.train.steps, log_every=cfg.train.log_every,
+                                eval_every=cfg.train.eval_every, global_batch_size=cfg.train.batch_size,
+                                profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
+                                profile_steps=(p.start_step, p.num_steps))
+  state, summary = train.fit(state, loop, settings)
+  loop.metrics.close()
   if jax.process_index() == 0:
     with open(summary_path, "w") as f:
       json.dump(summary, f, indent=2)
@@ -196,7 +224,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) ->
   os.makedirs(workdir, exist_ok=True)
   if cfg.data.dataset == "toy":
     resolve_toy(cfg, workdir)
-  check_config(cfg, workdir)
+  check_config(cfg, workdir, modes)
   out = {}
   s = setup(cfg, workdir) if set(modes) - {"report"} else None
   if "train" in modes:

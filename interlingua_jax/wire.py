@@ -18,6 +18,8 @@ import zlib
 import ml_dtypes
 import numpy as np
 
+from interlingua_jax.errors import UserError
+
 MAGIC = b"ILWP"
 VERSION = 1
 FORMATS = ("fp16", "bf16", "int8", "int6", "int4")
@@ -39,7 +41,7 @@ _U32_MAX = 2**32 - 1
 assert _HEADER.size == HEADER_SIZE
 
 
-class WireFormatError(ValueError):
+class WireFormatError(UserError, ValueError):
   """A byte string is not a valid packet; the message is a one-line reason."""
 
 

@@ -2,11 +2,13 @@
 import dataclasses
 from typing import Any
 
+from interlingua_jax.errors import UserError
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral")
 _ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
   """A checkpoint or its config cannot be used; the message names the file and the fix."""
 
 
