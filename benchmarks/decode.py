@@ -16,13 +16,14 @@ with the memory-bandwidth bound: each token reads every weight once, so the boun
 """
 import argparse
 import os
+import sys
 import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from interlingua_jax import models
+from interlingua_jax import cli, models
 from forward import LLAMA_31_8B, SMALL, best_seconds
 
 
@@ -95,12 +96,12 @@ def gpu_8b(args) -> None:
         f"{per_s / bound:.1%} of the bound")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_8b", action="store_true", help="Llama-3.1-8B shapes on the accelerator")
   parser.add_argument("--prompt", type=int, default=None)
   parser.add_argument("--new_tokens", type=int, default=None)
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   if args.gpu_8b:
     args.prompt, args.new_tokens = args.prompt or 128, args.new_tokens or 256
     gpu_8b(args)
@@ -110,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

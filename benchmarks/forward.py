@@ -16,6 +16,7 @@ the full S x S matrix, which the XLA attention computes).
 """
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from interlingua_jax import models
+from interlingua_jax import cli, models
 from interlingua_jax.models import DecoderConfig
 
 SMALL = DecoderConfig(model_type="llama", vocab_size=8192, hidden_size=256, intermediate_size=768, num_layers=4,
@@ -108,7 +109,7 @@ def gpu_8b(args) -> None:
         f"{flops / secs / args.peak_flops:.1%} of peak {args.peak_flops / 1e12:.0f} TFLOP/s")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_8b", action="store_true", help="Llama-3.1-8B shapes on the accelerator")
   parser.add_argument("--batch", type=int, default=None)
@@ -116,7 +117,7 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--peak_flops", type=float, default=989e12, help="peak dense bf16 FLOP/s of the device")
   parser.add_argument("--attention_impl", choices=["xla", "cudnn"], default=None)
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   if args.gpu_8b:
     args.batch, args.seq = args.batch or 4, args.seq or 2048
     gpu_8b(args)
@@ -126,4 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

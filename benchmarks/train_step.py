@@ -39,7 +39,7 @@ sys.path[:0] = [HERE, ROOT, os.path.join(ROOT, "tests")]  # forward.py's shapes,
 
 from forward import LLAMA_31_8B, matmul_params  # noqa: E402
 
-from interlingua_jax import bridge, layout, runner, train  # noqa: E402
+from interlingua_jax import bridge, cli, layout, runner, train  # noqa: E402
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, DecoderConfig, init_params  # noqa: E402
 from interlingua_jax.sharding import make_mesh  # noqa: E402
@@ -403,7 +403,7 @@ def gpu_stable64(args) -> None:
         f"{args.peak_flops / 1e12:.0f} TFLOP/s")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_stable64", action="store_true", help="stable_64 shapes on the accelerator")
   parser.add_argument("--smoke", action="store_true", help="with --gpu_stable64: tiny shapes, runs on a CPU")
@@ -423,7 +423,7 @@ def main() -> None:
   gpu_flags.add_argument("--question_len", type=int, default=None, help="InfoNCE positive; default 64 (8 with --smoke)")
   gpu_flags.add_argument("--dropout", type=float, default=None, help="translator dropout; default stable_64's")
   gpu_flags.add_argument("--peak_flops", type=float, default=989e12, help="peak dense bf16 FLOP/s of the device")
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   if args.gpu_stable64:
     defaults = (2, 32, 16, 8) if args.smoke else (8, 512, 256, 64)
     for name, default in zip(("batch", "source_len", "answer_len", "question_len"), defaults):
@@ -435,4 +435,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
 from matplotlib.ticker import FuncFormatter  # pylint: disable=g-import-not-at-top
 
+from interlingua_jax import cli  # pylint: disable=g-import-not-at-top
+
 FLAGS = flags.FLAGS
 
 METHOD_ORDER = ("source_alone", "target_alone", "text_relay", "token_budget", "latent")
@@ -653,4 +655,4 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
   # Defined here, not at import: tests import this beside modules that also have --root.
   flags.DEFINE_string("root", None, "Suite root: the directory holding one dir per run.")
-  app.run(main)
+  sys.exit(cli.run(lambda argv: main(cli.parse_absl(argv)), sys.argv))

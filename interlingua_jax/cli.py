@@ -1,6 +1,7 @@
 """What every command line of the project shows: one `error: …` line for a user error, a quiet console.
 
     sys.exit(cli.run(main, sys.argv))      # main(argv) -> int | None; `--verbose` is taken out of argv
+    sys.exit(cli.run(lambda argv: main(cli.parse_absl(argv)), sys.argv))   # an absl program
 
 - A `UserError` (errors.py), a bad path or an unreadable file (OSError) prints `error: <message>` on
   stderr and exits with status 2; `--verbose` adds the traceback. Any other exception is a bug in this
@@ -9,18 +10,21 @@
   it shows warnings, and this project's own INFO lines; `log_to(file)` keeps everything in a file, and
   `--verbose` shows everything. Known-harmless notices are dropped everywhere (`HARMLESS`).
 """
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+from absl import app, flags
 
 from interlingua_jax import errors
 
 EXIT_USER_ERROR = 2
 # Errors the user can fix from the message alone. OSError covers a missing path, a file where a
 # directory is expected, permissions and a full disk.
-USER_ERRORS = (errors.UserError, OSError)
+USER_ERRORS = (errors.UserError, OSError, app.UsageError)
 # Notices printed on every start that say nothing about this run.
 HARMLESS = ("Unable to initialize backend", "PyTorch was not found", "None of PyTorch, TensorFlow",
             "An NVIDIA GPU may be present on this machine")
@@ -48,7 +52,7 @@ class _Quiet(logging.Filter):
     return self.verbose or record.levelno >= logging.WARNING or record.pathname.startswith(_PACKAGE_DIR)
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool) -> logging.Handler:
   """Root logger at INFO, one console handler on stderr that shows what `_Quiet` lets through."""
   os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,21 +69,36 @@ def setup_logging(verbose: bool) -> None:
   import absl.logging  # Orbax logs through absl: route it to the root logger's handlers only.
   absl.logging.use_python_logging(quiet=True)
   absl.logging.set_verbosity(absl.logging.INFO)
+  return console
 
 
-def log_to(path: str) -> logging.Handler:
-  """Keeps every record (libraries' INFO included) in `path`; returns the handler to close."""
+@contextlib.contextmanager
+def log_to(path: str) -> Iterator[None]:
+  """Keeps every record (libraries' INFO included) in `path` while the block runs."""
   handler = logging.FileHandler(path)
   handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-  logging.getLogger().addHandler(handler)
-  return handler
+  root = logging.getLogger()
+  root.addHandler(handler)
+  try:
+    yield
+  finally:
+    root.removeHandler(handler)
+    handler.close()
+
+
+def parse_absl(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+  """absl's flag parsing for `run`: an unknown or malformed flag is a ConfigError, not a traceback."""
+  try:
+    return flag_values(argv)
+  except flags.Error as e:
+    raise errors.ConfigError(f"bad command line: {e}") from e
 
 
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str]) -> int:
   """Runs `main(argv without --verbose)` and turns a user error into one line and exit status 2."""
   verbose = "--verbose" in argv
   argv = [a for a in argv if a not in ("--verbose", "--noverbose")]
-  setup_logging(verbose)
+  console = setup_logging(verbose)
   try:
     return int(main(argv) or 0)
   except USER_ERRORS as e:
@@ -90,3 +109,5 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str]) -> int:
   except KeyboardInterrupt:
     print("error: interrupted", file=sys.stderr)
     return 130
+  finally:
+    logging.getLogger().removeHandler(console)

@@ -85,12 +85,9 @@ def main(argv: list[str]) -> int:
   fv = parse_flags(argv)
   workdir = workdir_lib.prepare(fv["workdir"].value)
   process_index = int(os.environ.get("JAX_PROCESS_ID", "0"))
-  with workdir_lib.Lock(workdir, process_index):
-    log = cli.log_to(os.path.join(workdir, LOG_FILE if process_index == 0 else f"{LOG_FILE}.{process_index}"))
-    try:
-      return _run(fv, workdir)
-    finally:
-      log.close()
+  log_file = os.path.join(workdir, LOG_FILE if process_index == 0 else f"{LOG_FILE}.{process_index}")
+  with workdir_lib.Lock(workdir, process_index), cli.log_to(log_file):
+    return _run(fv, workdir)
 
 
 def _run(fv: flags.FlagValues, workdir: str) -> int:

@@ -87,17 +87,17 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
-  d = cfg.data
+  d = cfg.data  # the data first: a bad file fails before minutes of weight loading
   for path in (d.train_path, d.test_path):
     inputs.check_data_file(path)
+  with errors.as_input_error(ValueError, RuntimeError):  # the loader's messages name file, row and field
+    train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
+    test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
   source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
   target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
   for path, model, tok in ((cfg.source.path, source, source_tok), (cfg.target.path, target, target_tok)):
     inputs.check_tokenizer(path, tok, model.config.vocab_size)
   frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
-  with errors.as_input_error(ValueError, RuntimeError):  # the loader's messages name file, row and field
-    train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
-    test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
   exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
   pool = prompts.training_pool(train_set, [e.id for e in exemplars])
   builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
