@@ -93,9 +93,8 @@ def main(argv: list[str]) -> int:
 def _run(fv: flags.FlagValues, workdir: str) -> int:
   mode = fv["mode"].value
   cfg = effective_config(fv, workdir)
-  from interlingua_jax import validate
-  validate.check(cfg)
   import jax
+  from interlingua_jax import validate
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
