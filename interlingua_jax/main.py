@@ -39,6 +39,8 @@ LOG_FILE = "log.txt"
 
 def parse_flags(argv: list[str]) -> flags.FlagValues:
   """Fresh flags for this argv (so the CLI can run twice in one process); a bad flag is a ConfigError."""
+  if sum(a == "--config" or a.startswith("--config=") for a in argv) > 1:
+    raise ConfigError("--config is given twice; pass one config file (and --config.KEY=VALUE overrides).")
   fv = flags.FlagValues()
   try:
     config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment config file (ml_collections get_config()).",
@@ -47,7 +49,9 @@ def parse_flags(argv: list[str]) -> flags.FlagValues:
     flags.DEFINE_enum("mode", "all", MODES, "What to run.", flag_values=fv)
     fv(argv)
   except (AttributeError, KeyError, ValueError, TypeError, OSError, SyntaxError, flags.Error) as e:
-    message = str(e).replace("\\n", " ").replace("\\'", "'").strip("'\"")
+    message = str(e).replace("\\n", " ").replace("\\'", "'")
+    while len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":  # KeyError's quotes
+      message = message[1:-1]
     raise ConfigError(f"bad command line or --config: {message}") from e
   return fv
 

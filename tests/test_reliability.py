@@ -131,6 +131,7 @@ CASES = [
     ("override of the wrong type", lambda d, t: ["--config.train.steps=abc"], "abc"),
     ("unknown mode", lambda d, t: ["--mode=bogus"], "mode"),
     ("unknown flag", lambda d, t: ["--wrokdir=x"], "wrokdir"),
+    ("two config files", lambda d, t: ["--config=configs/tiny.py", "--config=configs/toy.py"], "--config is given twice"),
     ("workdir is a file", lambda d, t: [f"--workdir={_file(d)}"], "is a file"),
     ("workdir under a file", lambda d, t: [f"--workdir={_file(d)}/sub"], "cannot be created"),
     ("workdir held by another run", lambda d, t: [f"--workdir={d / 'work'}"] if _held_workdir(d) else [],
@@ -200,7 +201,11 @@ CASES = [
 @pytest.mark.parametrize("name,extra,expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_one_error_line(tiny, tmp_path, capsys, name, extra, expected):
   argv = tiny_argv(tmp_path / "run", tiny["source"], tiny["target"], tiny["data"])
-  argv += extra(tmp_path, tiny)
+  extra = extra(tmp_path, tiny)
+  if any(a.startswith("--config=") for a in extra):  # a config file replaces tiny.py, before the overrides
+    argv = [argv[0], *extra, *(a for a in argv[1:] if not a.startswith("--config="))]
+  else:
+    argv += extra
   status = main.run(argv)
   out = capsys.readouterr()
   assert status == cli.EXIT_USER_ERROR, out.err[-3000:]
