@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from interlingua_jax import cli, inputs, main, train, workdir as workdir_lib
+from interlingua_jax import cli, inputs, main, runner, train, workdir as workdir_lib
 from interlingua_jax.data import pipeline
-from interlingua_jax.errors import InputError, WorkdirError
+from interlingua_jax.errors import ConfigError, InputError, WorkdirError
 from tiny_system import write_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -264,7 +264,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
 
 def test_second_process_on_a_workdir_exits_at_once_and_the_first_completes(tiny, tmp_path, capsys):
   workdir = tmp_path / "run"
-  extra = ("--config.train.steps=4", "--config.train.eval_every=2", "--config.eval.methods=('latent',)",
+  extra = ("--config.train.steps=2", "--config.optim.warmup_steps=1", "--config.train.eval_every=2", "--config.eval.methods=('latent',)",
            "--config.eval.num_samples=4", "--config.eval.latency_batch_sizes=(1,)")
   argv = tiny_argv(workdir, tiny["source"], tiny["target"], tiny["data"], *extra)
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -288,26 +288,46 @@ def test_second_process_on_a_workdir_exits_at_once_and_the_first_completes(tiny,
   for noise in ("orbax", "Finished saving", "Save Finalize", "Unable to initialize backend", "PyTorch was not found"):
     assert noise not in console, noise
   assert "orbax" in (workdir / "log.txt").read_text().lower()
-  # The workdir resumes, and evaluates from the workdir alone: no --config, none of its overrides.
-  rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
-  assert main.run(["main", f"--workdir={workdir}", "--mode=train", "--config.train.steps=6"]) == 0
-  rows_after = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
-  assert rows_after[:len(rows)] == rows and [r["step"] for r in rows_after[len(rows):]] == [6, 6]
+  # The workdir is usable again, and evaluates from the workdir alone: no --config, none of its overrides.
   assert main.run(["main", f"--workdir={workdir}", "--mode=eval"]) == 0, capsys.readouterr().err[-3000:]
   with open(workdir / "eval" / "aggregate.json") as f:
     assert json.load(f)["methods"]["latent"]["n"] == 4
-  assert "extending the run from train.steps=4 to 6" in (workdir / "log.txt").read_text()
 
 
-def test_lowering_train_steps_is_refused_with_the_rule(tiny, tmp_path, capsys):
-  workdir = tmp_path / "run"
+def _trained_workdir(tiny, workdir):
   os.makedirs(workdir / "checkpoints")
   cfg = main.parse_flags(tiny_argv(workdir, tiny["source"], tiny["target"], tiny["data"]))["config"].value
   with open(workdir / "config.json", "w") as f:
     f.write(cfg.to_json_best_effort())
+  return cfg
+
+
+def test_train_steps_may_only_be_raised_and_only_to_train(tiny, tmp_path, capsys, caplog):
+  workdir = tmp_path / "run"
+  cfg = _trained_workdir(tiny, workdir)
   assert main.run(["main", f"--workdir={workdir}", "--config.train.steps=3"]) == cli.EXIT_USER_ERROR
   last = capsys.readouterr().err.strip().splitlines()[-1]
   assert "train.steps: 6 -> 3" in last and "can only be raised" in last
+  longer = main.effective_config(main.parse_flags(["main", f"--workdir={workdir}", "--config.train.steps=9"]),
+                                 str(workdir))
+  assert longer.train.steps == 9 and longer.translator.to_dict() == cfg.translator.to_dict()
+  with pytest.raises(ConfigError, match="train.steps: 6 -> 9"):
+    runner.check_config(longer, str(workdir), ("eval",))
+  with caplog.at_level(logging.INFO):
+    runner.check_config(longer, str(workdir), ("train", "eval"))
+  assert "extending the run from train.steps=6 to 9" in caplog.text
+  assert json.load(open(workdir / "config.json"))["train"]["steps"] == 9  # the record of what is trained
+
+
+def test_eval_keys_may_differ_and_are_logged_without_rewriting_the_record(tiny, tmp_path, caplog):
+  workdir = tmp_path / "run"
+  _trained_workdir(tiny, workdir)
+  cfg = main.effective_config(main.parse_flags(["main", f"--workdir={workdir}", "--config.eval.num_samples=3"]),
+                              str(workdir))
+  with caplog.at_level(logging.INFO):
+    runner.check_config(cfg, str(workdir), ("eval",))
+  assert "eval.num_samples: 8 -> 3" in caplog.text
+  assert json.load(open(workdir / "config.json"))["eval"]["num_samples"] == 8
 
 
 # --------------------------------------------------------------------------------------------------
