@@ -21,6 +21,7 @@ from safetensors.numpy import load_file, save_file
 from interlingua_jax import cli, inputs, main, runner, train, workdir as workdir_lib
 from interlingua_jax.data import pipeline
 from interlingua_jax.errors import ConfigError, InputError, WorkdirError
+from interlingua_jax.models import CheckpointError
 from tiny_system import write_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -425,7 +426,7 @@ def test_no_restorable_step_is_one_clear_error(tmp_path):
     for f in files:
       with open(os.path.join(d, f), "w") as handle:
         handle.write("{")
-  with pytest.raises(train.CheckpointError, match="no checkpoint under .*latest can be restored"):
+  with pytest.raises(CheckpointError, match="no checkpoint under .*latest can be restored"):
     _scripted_fit(tmp_path, 4, ACCURACY)
 
 
