@@ -94,24 +94,9 @@ def _extra_token(t, d) -> str:
   return path
 
 
-def _data_file(d, text: str) -> str:
-  path = str(d / "bad.jsonl")
-  with open(path, "w") as f:
-    f.write(text)
-  return path
-
-
-def _file(d) -> str:
-  path = str(d / "a_file")
-  open(path, "w").close()
-  return path
-
-
-def _config_file(d, text: str) -> str:
-  path = str(d / "my_config.py")
-  with open(path, "w") as f:
-    f.write(text)
-  return path
+def _write(d, name: str, text: str = "") -> str:
+  (d / name).write_text(text)
+  return str(d / name)
 
 
 def _held_workdir(d):
@@ -126,15 +111,17 @@ OK_ROW = '{"question": "What is 1 + 1?", "answer": "1 + 1 = 2\\n#### 2"}\n'
 # (name, extra argv given (tmp dir d, fixtures t), words the one error line must hold)
 CASES = [
     ("config file missing", lambda d, t: ["--config=configs/nope.py"], "nope.py"),
-    ("config file syntax error", lambda d, t: [f"--config={_config_file(d, 'def get_config(:')}"], "my_config.py"),
-    ("config file without get_config", lambda d, t: [f"--config={_config_file(d, 'x = 1')}"], "get_config"),
+    ("config file syntax error", lambda d, t: [f"--config={_write(d, 'my_config.py', 'def get_config(:')}"],
+     "my_config.py"),
+    ("config file without get_config", lambda d, t: [f"--config={_write(d, 'my_config.py', 'x = 1')}"], "get_config"),
     ("unknown override", lambda d, t: ["--config.optim.learnin_rate=3"], "learnin_rate"),
     ("override of the wrong type", lambda d, t: ["--config.train.steps=abc"], "abc"),
     ("unknown mode", lambda d, t: ["--mode=bogus"], "mode"),
     ("unknown flag", lambda d, t: ["--wrokdir=x"], "wrokdir"),
-    ("two config files", lambda d, t: ["--config=configs/tiny.py", "--config=configs/toy.py"], "--config is given twice"),
-    ("workdir is a file", lambda d, t: [f"--workdir={_file(d)}"], "is a file"),
-    ("workdir under a file", lambda d, t: [f"--workdir={_file(d)}/sub"], "cannot be created"),
+    ("two config files", lambda d, t: ["--config=configs/tiny.py", "--config=configs/toy.py"],
+     "--config is given twice"),
+    ("workdir is a file", lambda d, t: [f"--workdir={_write(d, 'a_file')}"], "is a file"),
+    ("workdir under a file", lambda d, t: [f"--workdir={_write(d, 'a_file')}/sub"], "cannot be created"),
     ("workdir held by another run", lambda d, t: [f"--workdir={d / 'work'}"] if _held_workdir(d) else [],
      f"in use by another run (pid {os.getpid()}"),
     ("train.eval_every=0", lambda d, t: ["--config.train.eval_every=0"], "train.eval_every=0"),
@@ -145,7 +132,8 @@ CASES = [
     ("train.keep_checkpoints=0", lambda d, t: ["--config.train.keep_checkpoints=0"], "train.keep_checkpoints=0"),
     ("train.eval_num_samples=0", lambda d, t: ["--config.train.eval_num_samples=0"], "train.eval_num_samples"),
     ("num_soft_tokens=0", lambda d, t: ["--config.translator.num_soft_tokens=0"], "translator.num_soft_tokens"),
-    ("bottleneck not divisible", lambda d, t: ["--config.translator.bottleneck=31"], "divisible by translator.num_heads"),
+    ("bottleneck not divisible", lambda d, t: ["--config.translator.bottleneck=31"],
+     "divisible by translator.num_heads"),
     ("dropout 1.5", lambda d, t: ["--config.translator.dropout=1.5"], "translator.dropout=1.5"),
     ("depth 0", lambda d, t: ["--config.translator.depth=0"], "translator.depth=0"),
     ("temperature 0", lambda d, t: ["--config.loss.temperature=0"], "loss.temperature"),
@@ -174,11 +162,11 @@ CASES = [
     ("empty model path", lambda d, t: ["--config.source.path="], "source.path"),
     ("model path that does not exist", lambda d, t: [f"--config.source.path={d}/none"], "not a checkpoint directory"),
     # Found while reading the inputs, before (or while) the weights load.
-    ("data line of 2 MB", lambda d, t: [f"--config.data.train_path={_data_file(d, OK_ROW + 'x' * 2**21)}"],
+    ("data line of 2 MB", lambda d, t: [f"--config.data.train_path={_write(d, 'bad.jsonl', OK_ROW + 'x' * 2**21)}"],
      "line 2: longer than"),
-    ("data line not JSON", lambda d, t: [f"--config.data.train_path={_data_file(d, OK_ROW + '{oops')}"],
+    ("data line not JSON", lambda d, t: [f"--config.data.train_path={_write(d, 'bad.jsonl', OK_ROW + '{oops')}"],
      "line 2: invalid JSON"),
-    ("data row without answer", lambda d, t: [f"--config.data.train_path={_data_file(d, NO_ANSWER_ROW)}"],
+    ("data row without answer", lambda d, t: [f"--config.data.train_path={_write(d, 'bad.jsonl', NO_ANSWER_ROW)}"],
      "missing field 'answer'"),
     ("num_hidden_layers 'two'", lambda d, t: [f"--config.source.path={_edit_config(t, d, num_hidden_layers='two')}"],
      "config.json"),
@@ -186,7 +174,8 @@ CASES = [
     ("int32 weight", lambda d, t: [f"--config.source.path={_edit_tensor(t, d, lambda w: w.astype(np.int32))}"],
      "stored as I32"),
     ("NaN weight", lambda d, t: [f"--config.source.path={_edit_tensor(t, d, _nan)}"], "1 NaN/inf values"),
-    ("missing weights", lambda d, t: [f"--config.source.path={_copy_model(t, d, ignore=shutil.ignore_patterns('*.safetensors'))}"],
+    ("missing weights", lambda d, t: [
+        f"--config.source.path={_copy_model(t, d, ignore=shutil.ignore_patterns('*.safetensors'))}"],
      "no weights"),
     ("missing tokenizer files", lambda d, t: [
         f"--config.source.path={_copy_model(t, d, ignore=shutil.ignore_patterns('tokenizer*', 'special*'))}"],
@@ -265,8 +254,8 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
 
 def test_second_process_on_a_workdir_exits_at_once_and_the_first_completes(tiny, tmp_path, capsys):
   workdir = tmp_path / "run"
-  extra = ("--config.train.steps=2", "--config.optim.warmup_steps=1", "--config.train.eval_every=2", "--config.eval.methods=('latent',)",
-           "--config.eval.num_samples=4", "--config.eval.latency_batch_sizes=(1,)")
+  extra = ("--config.train.steps=2", "--config.optim.warmup_steps=1", "--config.train.eval_every=2",
+           "--config.eval.methods=('latent',)", "--config.eval.num_samples=4", "--config.eval.latency_batch_sizes=(1,)")
   argv = tiny_argv(workdir, tiny["source"], tiny["target"], tiny["data"], *extra)
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   first = subprocess.Popen([sys.executable, "-m", "interlingua_jax.main", *argv[1:]], cwd=REPO, env=env,
