@@ -26,8 +26,7 @@ EXIT_USER_ERROR = 2
 # directory is expected, permissions and a full disk.
 USER_ERRORS = (errors.UserError, OSError, app.UsageError)
 # Notices printed on every start that say nothing about this run.
-HARMLESS = ("Unable to initialize backend", "PyTorch was not found", "None of PyTorch, TensorFlow",
-            "An NVIDIA GPU may be present on this machine")
+HARMLESS = ("Unable to initialize backend", "PyTorch was not found", "None of PyTorch, TensorFlow")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CONSOLE = "interlingua_console"
 
@@ -54,8 +53,7 @@ class _Quiet(logging.Filter):
 
 def setup_logging(verbose: bool) -> logging.Handler:
   """Root logger at INFO, one console handler on stderr that shows what `_Quiet` lets through."""
-  os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # transformers logs "PyTorch was not found" itself
   root = logging.getLogger()
   root.setLevel(logging.INFO)
   for handler in list(root.handlers):

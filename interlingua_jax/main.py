@@ -16,6 +16,7 @@ naming the holder), and every config value is validated. Errors the user can fix
 it is always kept in `<workdir>/log.txt`). Multi-host runs call `jax.distributed.initialize()`
 when JAX_COORDINATOR_ADDRESS is set.
 """
+import functools
 import json
 import os
 import sys
@@ -77,11 +78,11 @@ def effective_config(fv: flags.FlagValues, workdir: str) -> ml_collections.Confi
     *parents, leaf = key.split(".")
     node = cfg
     for p in parents:
-      node = node[p]
-    value = fv["config"].value
-    for part in key.split("."):
-      value = value[part]
-    node[leaf] = value
+      node = node.get(p) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise ConfigError(f"--config.{key}: the config saved in {workdir} has no such key; pass --config=FILE "
+                        "to start from a config file instead.")
+    node[leaf] = functools.reduce(lambda d, part: d[part], key.split("."), fv["config"].value)
   return cfg
 
 

@@ -126,8 +126,9 @@ def _pack(q: np.ndarray, bits: int) -> bytes:
 def _unpack(payload: memoryview, bits: int, n: int) -> np.ndarray:
   """int8 codes from a payload whose length was already checked to be ceil(n*bits/8).
 
-  Byte-wise: code j of a chunk is the bits of one or two bytes, shifted and masked in uint8, so
-  decoding costs a few passes over the payload whatever the format (no wider temporaries).
+  Byte-wise, in uint8: each code is shifted to the top of its byte (from one byte, or two when it
+  straddles a byte boundary; uint8 shifts drop the neighbours' bits), then one arithmetic right shift
+  of the int8 view sign-extends them all. A few passes over the payload whatever the format.
   """
   if bits == 8:
     return np.frombuffer(payload, np.int8)
@@ -137,24 +138,20 @@ def _unpack(payload: memoryview, bits: int, n: int) -> np.ndarray:
     raw = np.concatenate([raw, np.zeros(-raw.size % len(byte_shifts), np.uint8)])
   raw = raw.reshape(-1, len(byte_shifts))
   codes = np.empty((len(raw), len(code_shifts)), np.uint8)
-  mask = np.uint8((1 << bits) - 1)
   for j, bit in enumerate(code_shifts):
     byte, shift = divmod(bit, 8)
-    code = codes[:, j]
-    np.right_shift(raw[:, byte], np.uint8(shift), out=code)
-    if shift + bits > 8:  # the code continues in the next byte; uint8 shifts drop what lies beyond
-      code |= raw[:, byte + 1] << np.uint8(8 - shift)
-    if shift + bits != 8:
-      code &= mask
-  codes = codes.reshape(-1)
+    top = codes[:, j]
+    if shift + bits <= 8:
+      np.left_shift(raw[:, byte], np.uint8(8 - bits - shift), out=top)
+    else:
+      np.right_shift(raw[:, byte], np.uint8(shift), out=top)
+      top <<= np.uint8(8 - bits)
+      top |= raw[:, byte + 1] << np.uint8(16 - shift - bits)
+  codes = codes.reshape(-1).view(np.int8)
+  codes >>= np.int8(8 - bits)
   if codes[n:].any():
     raise WireFormatError("nonzero padding bits after the last payload element")
-  sign = np.uint8(1 << (bits - 1))
-  codes = codes[:n]
-  codes ^= sign  # two's complement in `bits` bits -> int8: flip the sign bit, then subtract it
-  codes = codes.view(np.int8)
-  codes -= np.int8(sign)
-  return codes
+  return codes[:n]
 
 
 # --- group-wise scaling ------------------------------------------------------------------
@@ -171,6 +168,11 @@ def _apply_per_group(flat: np.ndarray, scales: np.ndarray, g: int, op) -> np.nda
   if flat.size % g:
     op(flat[full * g:], scales[full], out[full * g:])
   return out
+
+
+def _dequantize(codes: np.ndarray, scales: np.ndarray, out: np.ndarray) -> None:
+  np.copyto(out, codes)  # int8 -> float32, then a same-dtype multiply: both fast paths of numpy
+  out *= scales
 
 
 def _round_up(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -315,7 +317,7 @@ def _decode(data: bytes) -> np.ndarray:
   q = _unpack(body[num_scale_bytes:], _BITS[header.fmt], n)
   if (q == -qmax(header.fmt) - 1).any():
     raise WireFormatError(f"{header.fmt} code {-qmax(header.fmt) - 1} is outside the symmetric range")
-  return _apply_per_group(q, scales, g, lambda c, s, out: np.multiply(c, s, out=out)).reshape(rows, cols)
+  return _apply_per_group(q, scales, g, _dequantize).reshape(rows, cols)
 
 
 def decode(data: bytes) -> np.ndarray:

@@ -317,7 +317,13 @@ def test_eval_keys_may_differ_and_are_logged_without_rewriting_the_record(tiny, 
   with caplog.at_level(logging.INFO):
     runner.check_config(cfg, str(workdir), ("eval",))
   assert "eval.num_samples: 8 -> 3" in caplog.text
-  assert json.load(open(workdir / "config.json"))["eval"]["num_samples"] == 8
+  saved = json.load(open(workdir / "config.json"))
+  assert saved["eval"]["num_samples"] == 8
+  del saved["toy"]  # a workdir of a non-toy config
+  (workdir / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(ConfigError, match="--config.toy.cache_dir: the config saved in .* has no such key"):
+    main.effective_config(main.parse_flags(["main", f"--workdir={workdir}", "--config.toy.cache_dir=x"]),
+                          str(workdir))
 
 
 # --------------------------------------------------------------------------------------------------
