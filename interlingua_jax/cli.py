@@ -8,7 +8,7 @@
   code and keeps its traceback.
 - Libraries' INFO records (Orbax's checkpoint timings, JAX's backend probing) stay off the console:
   it shows warnings, and this project's own INFO lines; `log_to(file)` keeps everything in a file, and
-  `--verbose` shows everything. Known-harmless notices are dropped everywhere (`HARMLESS`).
+  `--verbose` shows everything. Known-harmless notices (`HARMLESS`) never reach the console.
 """
 import contextlib
 import logging
@@ -53,7 +53,8 @@ class _Quiet(logging.Filter):
 
 def setup_logging(verbose: bool) -> logging.Handler:
   """Root logger at INFO, one console handler on stderr that shows what `_Quiet` lets through."""
-  os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # transformers logs "PyTorch was not found" itself
+  # transformers prints "PyTorch was not found" through its own handler, not the root logger.
+  os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
   root = logging.getLogger()
   root.setLevel(logging.INFO)
   for handler in list(root.handlers):

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import jax.numpy as jnp
@@ -253,30 +254,32 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
 
 
 def test_second_process_on_a_workdir_exits_at_once_and_the_first_completes(tiny, tmp_path, capsys):
+  """The first run is this process (in a thread, so the evaluation below reuses its compiled functions),
+  the second a real `python -m interlingua_jax.main` on the same workdir."""
   workdir = tmp_path / "run"
   extra = ("--config.train.steps=2", "--config.optim.warmup_steps=1", "--config.train.eval_every=2",
            "--config.eval.methods=('latent',)", "--config.eval.num_samples=4", "--config.eval.latency_batch_sizes=(1,)")
   argv = tiny_argv(workdir, tiny["source"], tiny["target"], tiny["data"], *extra)
-  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  first = subprocess.Popen([sys.executable, "-m", "interlingua_jax.main", *argv[1:]], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  status = []
+  first = threading.Thread(target=lambda: status.append(main.run(argv)))
+  first.start()
   lock = workdir / "lock"
-  deadline = time.time() + 120
-  while not (lock.exists() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
-    time.sleep(0.2)
+  while not (lock.exists() and lock.read_text().strip()) and first.is_alive():
+    time.sleep(0.05)
+  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   start = time.perf_counter()
   second = subprocess.run([sys.executable, "-m", "interlingua_jax.main", *argv[1:]], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
   seconds = time.perf_counter() - start
-  out, err = first.communicate(timeout=600)
-  assert first.returncode == 0, err[-3000:]
+  first.join(timeout=600)
+  console = capsys.readouterr()
+  assert status == [0], console.err[-3000:]
   assert second.returncode == cli.EXIT_USER_ERROR and seconds < 5, (seconds, second.stderr)
   assert second.stderr.strip().splitlines() == [second.stderr.strip()]  # one line
-  assert f"pid {first.pid}" in second.stderr and "in use by another run" in second.stderr
+  assert f"pid {os.getpid()}" in second.stderr and "in use by another run" in second.stderr
   # A quiet console: the first run's output holds no library's INFO record; the log file keeps them.
-  console = out + err
   for noise in ("orbax", "Finished saving", "Save Finalize", "Unable to initialize backend", "PyTorch was not found"):
-    assert noise not in console, noise
+    assert noise not in console.out + console.err, noise
   assert "orbax" in (workdir / "log.txt").read_text().lower()
   # The workdir is usable again, and evaluates from the workdir alone: no --config, none of its overrides.
   assert main.run(["main", f"--workdir={workdir}", "--mode=eval"]) == 0, capsys.readouterr().err[-3000:]
