@@ -7,8 +7,10 @@
 
 The loop evaluates bridged accuracy every `train.eval_every` steps (and at step 0), stops
 early after `train.patience` evaluations without improvement (decided identically on
-every process), keeps the latest checkpoints and a separate on-disk copy of the best one,
-and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
+every process), keeps the latest checkpoints and a separate on-disk copy of the best one
+(checkpoints.py), and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
+`fit` takes the state and two small objects: `Loop` (what it drives) and `LoopSettings` (how long,
+how often).
 """
 import dataclasses
 import json
