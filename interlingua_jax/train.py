@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from interlingua_jax import bridge, losses, optim
 from interlingua_jax.checkpoints import Checkpoints, abstract_like
 from interlingua_jax.data import pipeline
-from interlingua_jax.errors import TrainingDiverged, WorkdirError
+from interlingua_jax.errors import TrainingDiverged
 from interlingua_jax.models import embed, forward, lm_head
 from interlingua_jax.sharding import param_shardings
 
@@ -142,8 +142,8 @@ def restore_best_translator(workdir: str, translator, tx, mesh: Mesh):
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
   manager = ocp.CheckpointManager(ckpt_dir, item_names=Checkpoints.ITEMS)
   if manager.latest_step() is None:
-    raise WorkdirError(f"no best checkpoint under {ckpt_dir}: train first "
-                       f"(python -m interlingua_jax.main --workdir={workdir} --mode=train).")
+    raise FileNotFoundError(f"no best checkpoint under {ckpt_dir}: train first "
+                            f"(python -m interlingua_jax.main --workdir={workdir} --mode=train).")
   graphdef, state = init_state(translator, tx, mesh)
   restored, _, _ = Checkpoints.restore(manager, abstract_like(state))
   return graphdef, restored.params, restored.rngs, int(restored.step)
