@@ -14,17 +14,30 @@ MAX_NEW = 16
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
-  """(hf_model, jax_model) per kind; "mistral_window" has a sliding window shorter than prompt + answer."""
+def checkpoint(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
+  """The directory of a tiny HF checkpoint per kind; "mistral_window" has a window shorter than prompt + answer."""
+  built = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}
+  extra = {"mistral_window": ("mistral", dict(seed=3, sliding_window=7)), "qwen2": ("qwen2", dict(seed=4)),
+           "qwen3": ("qwen3", dict(seed=5))}
+
+  def make(kind):
+    if kind not in built:
+      model_type, kwargs = extra[kind]
+      built[kind] = str(tmp_path_factory.mktemp(kind))
+      save_tiny_hf_model(built[kind], model_type, tiny_tokenizer, **kwargs)
+    return built[kind]
+
+  return make
+
+
+@pytest.fixture(scope="module")
+def pair(checkpoint):
+  """(hf_model, jax_model) per kind, built once."""
   cache = {}
 
   def make(kind):
     if kind not in cache:
-      if kind == "mistral_window":
-        path = str(tmp_path_factory.mktemp("mistral_window"))
-        save_tiny_hf_model(path, "mistral", tiny_tokenizer, seed=3, sliding_window=7)
-      else:
-        path = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}[kind]
+      path = checkpoint(kind)
       cache[kind] = (AutoModelForCausalLM.from_pretrained(path).eval(), models.from_pretrained(path, dtype=jnp.float32)[0])
     return cache[kind]
 
@@ -53,7 +66,7 @@ def padded_to(ref, width, pad=0):
   return np.pad(ref, ((0, 0), (0, width - ref.shape[1])), constant_values=pad)
 
 
-@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window"])
+@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window", "qwen2", "qwen3"])
 def test_greedy_left_padded_matches_hf(pair, kind):
   hf, model = pair(kind)
   ids, mask = prompts(model.config.vocab_size)

@@ -14,7 +14,7 @@ import pytest
 
 from interlingua_jax import bridge, runner, train
 from interlingua_jax.data import pipeline
-from tiny_system import tiny_config
+from tiny_system import fixed_batch, jax_step, tiny_config
 
 @pytest.fixture(scope="module")
 def data_paths(tmp_path_factory):
@@ -28,32 +28,10 @@ def setup(tiny_mistral_dir, tiny_llama_dir, data_paths, tmp_path_factory):
   return cfg, runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
 
 
-def _fixed_batch(cfg, s, n):
-  tok = s.frozen.target_tokenizer
-  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                                     num_soft_tokens=cfg.translator.num_soft_tokens, max_answer_len=32)
-  rows = train.encode_pool(s.pool[:n], builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                           num_soft_tokens=cfg.translator.num_soft_tokens, lengths=lengths)
-  return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
-
-
-def _step_fn(cfg, s, lengths, mesh=None, lr=None):
-  mesh = mesh or s.mesh
-  translator = runner.new_translator(cfg, s)
-  if lr is not None:
-    cfg = cfg.copy_and_resolve_references()
-    cfg.optim.learning_rate = lr
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(translator, tx, mesh)
-  spec = train.LossSpec(cfg.loss.infonce_weight, cfg.loss.infonce_start_step, cfg.loss.temperature, lengths.answer + 2)
-  return state, train.make_train_step(mesh=mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
-                                      spec=spec)
-
-
 def test_frozen_models_never_change_and_have_no_optimizer_state(setup):
   cfg, s = setup
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   before = jax.tree.map(np.array, (s.frozen.source.params, s.frozen.target.params))
   frozen_leaves = {id(x) for x in jax.tree.leaves((s.frozen.source.params, s.frozen.target.params))}
   for _ in range(3):
@@ -85,8 +63,8 @@ def test_dropout_step_runs_and_advances_the_rng(setup):
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
   cfg.translator.dropout = 0.1
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   rng_before = jax.tree.map(np.array, state.rngs)
   batch = train.global_batch(batch, s.mesh)
   state, first = step(state, (s.frozen.source.params, s.frozen.target.params), batch)
@@ -98,10 +76,10 @@ def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive
   """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
   cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
   cfg.train.steps, cfg.optim.warmup_steps, cfg.loss.infonce_weight = 50, 5, 0.0
-  cfg.translator.dropout, cfg.translator.num_soft_tokens = 0.0, 8
+  cfg.translator.dropout, cfg.translator.num_soft_tokens, cfg.optim.learning_rate = 0.0, 8, 1e-2
   s = runner.setup(cfg, "/tmp/unused")
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths, lr=1e-2)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   batch = train.global_batch(batch, s.mesh)
   losses = []
   for _ in range(50):
@@ -116,10 +94,10 @@ def test_sharded_step_equals_single_device_step(setup, tiny_mistral_dir, tiny_ll
   cfg4.mesh.data, cfg4.mesh.model = 2, 2
   s4 = runner.setup(cfg4, "/tmp/unused")
   assert s4.mesh.devices.size == 4
-  batch, lengths = _fixed_batch(cfg, s1, 4)
+  batch, lengths = fixed_batch(cfg, s1, 4)
   results = []
   for s in (s1, s4):
-    state, step = _step_fn(cfg, s, lengths, mesh=s.mesh)
+    state, step, _ = jax_step(cfg, s, lengths)
     state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), train.global_batch(batch, s.mesh))
     results.append((jax.tree.map(np.asarray, state.params), float(metrics["loss"])))
   (p1, l1), (p4, l4) = results

@@ -31,7 +31,9 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def _hf_names(config: DecoderConfig) -> dict[str, tuple[str, Callable, Callable]]:
-  """Our param path -> (HF tensor name, HF array -> ours, ours -> HF). Layer names carry `{i}`."""
+  """Our param path -> (HF tensor name, HF array -> ours, ours -> HF). Layer names carry `{i}`.
+
+  The names are shared by every family; the family's flags add its optional tensors."""
   c = config
   d, n, k, hd = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim
   ident = lambda w: w
@@ -52,6 +54,13 @@ def _hf_names(config: DecoderConfig) -> dict[str, tuple[str, Callable, Callable]
       "layers/down": ("model.layers.{i}.mlp.down_proj.weight", np.transpose, np.transpose),
       "final_norm": ("model.norm.weight", ident, ident),
   }
+  if c.family.qkv_bias:
+    for proj, heads in (("q", n), ("k", k), ("v", k)):
+      names[f"layers/{proj}_bias"] = (f"model.layers.{{i}}.self_attn.{proj}_proj.bias",
+                                      functools.partial(np.reshape, shape=(heads, hd)), np.ravel)
+  if c.family.qk_norm:
+    for proj in ("q", "k"):
+      names[f"layers/{proj}_norm"] = (f"model.layers.{{i}}.self_attn.{proj}_norm.weight", ident, ident)
   if not c.tie_word_embeddings:
     names["lm_head"] = ("lm_head.weight", np.transpose, np.transpose)
   return names
@@ -93,7 +102,7 @@ def _expected_hf_shapes(config: DecoderConfig) -> dict[str, tuple[int, ...]]:
 
 def save_pretrained(path: str, config: DecoderConfig, params: Params, tokenizer=None) -> None:
   """Writes config.json + model.safetensors (+ the tokenizer): a directory both `from_pretrained` and
-  transformers' `LlamaForCausalLM/MistralForCausalLM.from_pretrained` read.
+  transformers' `AutoModelForCausalLM.from_pretrained` read (the class is the family's).
 
   Gathers every tensor on host; meant for the toy models, not for multi-GB checkpoints.
   """
