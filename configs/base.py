@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.num_shots = 8
   c.data.shot_seed = 42
   c.data.shuffle_seed = 1234
+  c.data.validation_seed = 0  # which train questions form the validation split (train.eval_num_samples of them)
   c.data.max_source_len = 2048  # source prompt tokens; exemplars are dropped (never the question) to fit
   c.data.max_answer_len = 256  # target answer tokens in teacher forcing (+ EOS)
   c.data.answer_anchor = "Answer: "  # target prompt text after the soft tokens
@@ -62,14 +63,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 32
   c.train.log_every = 10
   c.train.eval_every = 250
-  c.train.eval_num_samples = 200
+  c.train.eval_num_samples = 200  # the validation split, carved from train: evaluation during training
   c.train.early_stopping = True
   c.train.patience = 5
   c.train.keep_checkpoints = 2
   c.train.remat = True  # recompute the frozen target's layers in the backward pass: activations of 8B fit
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")
+  # Registered in interlingua_jax/methods.py; the last two are controls (a real bridge is far above them).
+  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay", "latent_shuffled",
+                    "no_latent")
+  c.eval.control_seed = 0  # the derangement that gives latent_shuffled each question another's soft tokens
   c.eval.num_samples = 500
   c.eval.batch_size = 8
   c.eval.max_new_tokens = 256

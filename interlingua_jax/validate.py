@@ -10,10 +10,9 @@ from collections.abc import Callable
 
 import ml_collections
 
-from interlingua_jax import wire
+from interlingua_jax import methods, wire
 from interlingua_jax.data.records import DATASETS
 from interlingua_jax.errors import ConfigError
-from interlingua_jax.evaluate import METHODS
 
 DTYPES = ("float32", "bfloat16", "float16")
 Rule = Callable[[object], str | None]  # the problem with a value, or None
@@ -74,6 +73,7 @@ RULES: dict[str, Rule] = {
     "data.num_shots": at_least(0),
     "data.shot_seed": at_least(0),
     "data.shuffle_seed": at_least(0),
+    "data.validation_seed": at_least(0),
     "data.max_source_len": at_least(1),
     "data.max_answer_len": at_least(1),
     "data.answer_anchor": text,
@@ -103,7 +103,8 @@ RULES: dict[str, Rule] = {
     "train.patience": at_least(1),
     "train.keep_checkpoints": at_least(1),
     "train.remat": flag,
-    "eval.methods": each_of(METHODS),
+    "eval.methods": each_of(methods.REGISTRY),  # the live registry: methods registered later count too
+    "eval.control_seed": at_least(0),
     "eval.num_samples": at_least(1),
     "eval.batch_size": at_least(1),
     "eval.max_new_tokens": at_least(1),

@@ -17,7 +17,7 @@ from flax import nnx
 
 import torch_bridge
 from interlingua_jax import bridge, runner, train
-from tiny_system import fixed_batch, loss_spec, open_gates, tiny_config, write_data
+from tiny_system import fixed_batch, open_gates, tiny_config, write_data
 
 LOSS_RTOL = 1e-5
 GRAD_RTOL = 1e-4  # of each tensor's largest |gradient|
@@ -42,7 +42,7 @@ def jax_loss_and_grads(cfg, s, batch, lengths, translator):
   state = train.TrainState(jnp.zeros((), jnp.int32), params, rngs, opt_state=None)
   loss_and_grads = jax.jit(jax.value_and_grad(functools.partial(
       train.loss_fn, graphdef=graphdef, frozen_configs=(s.frozen.source.config, s.frozen.target.config),
-      layer=s.frozen.source_layer, spec=loss_spec(cfg, lengths)), has_aux=True))
+      layer=s.frozen.source_layer, spec=runner.loss_spec(cfg, lengths)), has_aux=True))
   (loss, (metrics, _)), grads = loss_and_grads(params, state, frozen_params=(s.frozen.source.params,
                                                                             s.frozen.target.params),
                                                batch=train.global_batch(batch, s.mesh))

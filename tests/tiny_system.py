@@ -5,8 +5,7 @@ import os
 
 import numpy as np
 
-from interlingua_jax import runner, train
-from interlingua_jax.data import pipeline
+from interlingua_jax import runner
 
 QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
 
@@ -40,19 +39,10 @@ def tiny_config(source_dir, target_dir, data_paths):
 
 def fixed_batch(cfg, s, n: int):
   """The first `n` training examples of a `runner.Setup` as one batch of the pipeline's rows, and the lengths."""
-  tok, m = s.frozen.target_tokenizer, cfg.translator.num_soft_tokens
   if len(s.pool) < n:
     raise ValueError(f"a batch of {n} exceeds the {len(s.pool)} training examples of the tiny data.")
-  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
-  rows = train.encode_pool(s.pool[:n], builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                           num_soft_tokens=m, lengths=lengths)
+  lengths, rows = runner.training_data(cfg, s, s.pool[:n])
   return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
-
-
-def loss_spec(cfg, lengths):
-  return train.LossSpec(cfg.loss.infonce_weight, cfg.loss.infonce_start_step, cfg.loss.temperature,
-                        lengths.answer + 2, remat=cfg.train.remat)
 
 
 def open_gates(translator, value: float) -> None:
@@ -68,8 +58,5 @@ def jax_step(cfg, s, lengths, *, gates: float | None = None):
   translator = runner.new_translator(cfg, s)
   if gates is not None:
     open_gates(translator, gates)
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(translator, tx, s.mesh)
-  step = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
-                               spec=loss_spec(cfg, lengths))
-  return state, step, schedule
+  t = runner.training_step(cfg, s, lengths, translator)
+  return t.state, t.step_fn, t.schedule
