@@ -271,31 +271,33 @@ def fit(state: TrainState, loop: Loop, settings: LoopSettings) -> tuple[TrainSta
   bar = tqdm(total=s.total_steps, initial=step, disable=not s.progress or jax.process_index() != 0,
              dynamic_ncols=True, desc="train")
   stop, accuracy = False, None
-  if step == 0 and loop.stopper.best_step < 0:
-    accuracy, stop = loop.evaluate_and_save(state, 0)
-  t0, steps_since = time.perf_counter(), 0
-  while step < s.total_steps and not stop:
-    if step == s.profile_steps[0] and s.profile_dir:
-      jax.profiler.start_trace(s.profile_dir)
-    state, step_metrics = loop.step_fn(state, loop.frozen_params, global_batch(next(loop.data_iter), loop.mesh))
-    step += 1
-    steps_since += 1
-    if s.profile_dir and step == s.profile_steps[0] + s.profile_steps[1]:
-      jax.block_until_ready(state)
-      jax.profiler.stop_trace()
-    if step % s.log_every == 0 or step == s.total_steps:
-      row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      check_finite(state_metrics=row, state=None, step=step)
-      elapsed = time.perf_counter() - t0
-      row.update(step=step, samples_per_s=steps_since * s.global_batch_size / max(elapsed, 1e-9))
-      loop.metrics.write(row)
-      bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", sps=f"{row['samples_per_s']:.1f}")
-      t0, steps_since = time.perf_counter(), 0
-    bar.update(1)
-    if step % s.eval_every == 0 or step == s.total_steps:
-      accuracy, stop = loop.evaluate_and_save(state, step)
-  loop.checkpoints.wait()
-  bar.close()
+  try:  # even when a step raises (a crash, Ctrl-C), the checkpoint being written commits before we leave
+    if step == 0 and loop.stopper.best_step < 0:
+      accuracy, stop = loop.evaluate_and_save(state, 0)
+    t0, steps_since = time.perf_counter(), 0
+    while step < s.total_steps and not stop:
+      if step == s.profile_steps[0] and s.profile_dir:
+        jax.profiler.start_trace(s.profile_dir)
+      state, step_metrics = loop.step_fn(state, loop.frozen_params, global_batch(next(loop.data_iter), loop.mesh))
+      step += 1
+      steps_since += 1
+      if s.profile_dir and step == s.profile_steps[0] + s.profile_steps[1]:
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+      if step % s.log_every == 0 or step == s.total_steps:
+        row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        check_finite(state_metrics=row, state=None, step=step)
+        elapsed = time.perf_counter() - t0
+        row.update(step=step, samples_per_s=steps_since * s.global_batch_size / max(elapsed, 1e-9))
+        loop.metrics.write(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", sps=f"{row['samples_per_s']:.1f}")
+        t0, steps_since = time.perf_counter(), 0
+      bar.update(1)
+      if step % s.eval_every == 0 or step == s.total_steps:
+        accuracy, stop = loop.evaluate_and_save(state, step)
+  finally:
+    loop.checkpoints.wait()
+    bar.close()
   summary = {"best_step": loop.stopper.best_step, "best_accuracy": loop.stopper.best_accuracy, "final_step": step,
              "final_accuracy": accuracy, "stopped_early": stop}
   return state, summary
