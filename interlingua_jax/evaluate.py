@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from interlingua_jax import bridge, costs, layout, methods, outputs, scoring
 from interlingua_jax.data import pipeline
 from interlingua_jax.data.records import Example
 from interlingua_jax.models import generate
+from interlingua_jax.models.generate import to_host as _to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,15 +58,7 @@ class Context:
     return self.builder.dataset
 
 
-def bucket(length: int, buckets: Sequence[int]) -> int:
-  """The smallest bucket that holds `length`; beyond the largest, the next multiple of 64.
-
-  A few static lengths means the jitted prefill/decode compile a few times, not once per batch.
-  """
-  for b in sorted(buckets):
-    if length <= b:
-      return b
-  return -(-length // 64) * 64
+bucket = pipeline.bucket  # beyond the largest bucket, doubling it: text_relay's long prompts compile a few times
 
 
 def stop_at(text: str, stop_strings: Sequence[str]) -> str:
@@ -79,6 +71,15 @@ def decode_text(tokenizer, tokens: np.ndarray, length: int) -> str:
   return tokenizer.decode(list(tokens[:length]), skip_special_tokens=True)
 
 
+def stop_predicate(tokenizer, stop_strings: Sequence[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+  """For `generate(stop=...)`: which rows' text so far holds a stop string. It judges the very text
+  `sample_record` cuts, so stopping during decoding leaves every prediction as it was."""
+  if not any(stop_strings):
+    return None
+  return lambda tokens: np.array([stop_at(text := decode_text(tokenizer, t, len(t)), stop_strings) != text
+                                  for t in tokens], bool)
+
+
 def _batches(items: Sequence, size: int):
   for i in range(0, len(items), size):
     yield items[i:i + size]
@@ -87,13 +88,6 @@ def _batches(items: Sequence, size: int):
 def _pad_rows(rows: list, size: int) -> list:
   """A full batch (static shape): the last row repeated; the copies' outputs are discarded."""
   return rows + [rows[-1]] * (size - len(rows))
-
-
-def _to_host(x: jax.Array) -> np.ndarray:
-  """The whole global array on every process (a plain device_get cannot read other hosts' shards)."""
-  if jax.process_count() == 1:
-    return np.asarray(jax.device_get(x))
-  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _peak_memory() -> int | None:
@@ -128,7 +122,7 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
   source_ids = None
   if method.soft_from is not None:
     tok = ctx.frozen.source_tokenizer
-    source_ids = pipeline.with_bos(tok, pipeline.token_ids(tok, ctx.builder.source_prompt(method.soft_from(q))))
+    source_ids = ctx.builder.ids(tok, ctx.builder.source_prompt(method.soft_from(q)))
   return Prepared(q.example, method, method.ids(ctx, q), source_ids)
 
 
@@ -171,8 +165,9 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
   rows = _pad_rows(batch, ctx.decoding.batch_size)
   lm, tok = _model(ctx, rows[0].method.model)
   d = ctx.decoding
-  kwargs = dict(max_new_tokens=d.max_new_tokens, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                repetition_penalty=d.repetition_penalty, no_repeat_ngram_size=d.no_repeat_ngram_size)
+  kwargs = dict(max_new_tokens=d.max_new_tokens, eos_token_id=ctx.frozen.stop_ids(rows[0].method.model),
+                pad_token_id=tok.pad_token_id, repetition_penalty=d.repetition_penalty,
+                no_repeat_ngram_size=d.no_repeat_ngram_size, stop=stop_predicate(tok, d.stop_strings))
   start = time.perf_counter()
   if rows[0].source_ids is None:
     ids, mask = _left_pad([r.ids for r in rows], bucket(max(len(r.ids) for r in rows), d.length_buckets),
@@ -195,7 +190,8 @@ def soft_inputs(ctx: Context, rows: list[Prepared]):
   graphdef, params, rngs = ctx.translator
   src_ids, src_mask = _on_mesh(ctx, src_ids, src_mask)
   soft = bridge.soft_tokens_jit(graphdef, params, rngs, ctx.frozen.source.params,
-                                ctx.frozen.source.config, src_ids, src_mask, ctx.frozen.source_layer)
+                                ctx.frozen.source.config, src_ids, src_mask, ctx.frozen.source_layer,
+                                ctx.frozen.source.attention_impl)
   if ctx.soft_transform is not None:
     soft = jnp.asarray(np.stack([ctx.soft_transform(s) for s in _to_host(soft)]))
   row = layout.bridged_batch([r.ids for r in rows], None, num_soft_tokens=ctx.num_soft_tokens, seq_len=None,

@@ -103,21 +103,21 @@ def derangement(n: int, seed: int) -> list[int]:
 # Built-in methods
 
 
-def _ids(ctx: "Context", model: str, text: str, bos: bool = True) -> list[int]:
-  tok = ctx.frozen.source_tokenizer if model == "source" else ctx.frozen.target_tokenizer
-  ids = pipeline.token_ids(tok, text)
-  return pipeline.with_bos(tok, ids) if bos else ids
+def _tokenizer(ctx: "Context", model: str):
+  return ctx.frozen.source_tokenizer if model == "source" else ctx.frozen.target_tokenizer
 
 
 def _full_prompt(model: str) -> Callable:
-  return lambda ctx, q: _ids(ctx, model, ctx.builder.source_prompt(q.example))
+  """The model's text prompt as it reads it: chat template if on, exactly one BOS (`PromptBuilder.ids`)."""
+  return lambda ctx, q: ctx.builder.ids(_tokenizer(ctx, model), ctx.builder.source_prompt(q.example))
 
 
 def _budget(text: Callable[["Context", Example], str]) -> Callable:
   """The first M target tokens of `text`, then the anchor: the bridge's layout with text for soft tokens."""
   def ids(ctx: "Context", q: Question) -> list[int]:
-    head = _ids(ctx, "target", text(ctx, q.example), bos=False)[:ctx.num_soft_tokens]
-    return pipeline.with_bos(ctx.frozen.target_tokenizer, head + _ids(ctx, "target", ctx.anchor, bos=False))
+    tok = ctx.frozen.target_tokenizer
+    head = pipeline.token_ids(tok, text(ctx, q.example))[:ctx.num_soft_tokens]
+    return pipeline.with_bos(tok, head + pipeline.anchor_ids(tok, ctx.anchor))
   return ids
 
 
@@ -125,7 +125,8 @@ def _relay(ctx: "Context", q: Question) -> list[int]:
   if q.relayed is None:
     raise ValueError("text_relay needs the source's prediction for each question.")
   zero_shot = prompts.build_prompt(ctx.dataset, q.example)
-  return _ids(ctx, "target", f"{ctx.builder.source_prompt(q.example)} {q.relayed.strip()}\n\n{zero_shot}")
+  relay = f"{ctx.builder.source_prompt(q.example)} {q.relayed.strip()}\n\n{zero_shot}"
+  return ctx.builder.ids(ctx.frozen.target_tokenizer, relay)
 
 
 def _donor(q: Question) -> Example:
@@ -135,7 +136,8 @@ def _donor(q: Question) -> Example:
 
 
 def _anchor(ctx: "Context", q: Question) -> list[int]:
-  return _ids(ctx, "target", ctx.anchor, bos=False)
+  """The target's text after the soft tokens (the layout puts the BOS in front of them)."""
+  return pipeline.anchor_ids(ctx.frozen.target_tokenizer, ctx.anchor)
 
 
 register(Method("source_alone", "source", _full_prompt("source")))
@@ -145,5 +147,6 @@ register(Method("token_budget", "target", _budget(lambda ctx, e: e.question)))
 register(Method("token_budget_prompt", "target", _budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
 register(Method("text_relay", "target", _relay, reads="source_alone"))
 register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))
-register(Method("no_latent", "target", lambda ctx, q: _ids(ctx, "target", ctx.anchor), control=True))
+register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, _anchor(ctx, q)),
+                control=True))
 register(Method("chance", None, answer=lambda q: _donor(q).answer, control=True))

@@ -11,15 +11,15 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import (ablations, bridge, compression, errors, evaluate, inputs, methods, report, results,
+from interlingua_jax import (ablations, bridge, compression, errors, evaluate, methods, preflight, report, results,
                              train, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
-from interlingua_jax.data.records import load_split
-from interlingua_jax.models import from_pretrained
+from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
 
 # Config sections that may change between runs in one workdir: they do not shape the trained state.
-_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir", "train.log_every")
+_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "model.attention_impl", "toy.cache_dir",
+              "train.log_every")
 # May only be raised, and only when training: extends the run (schedule rule in `check_config`).
 _EXTENDABLE = "train.steps"
 
@@ -33,6 +33,7 @@ class Setup:
   mesh: jax.sharding.Mesh
   validation: list = dataclasses.field(default_factory=list)  # carved from train: every decision in training
   splits: dict = dataclasses.field(default_factory=dict)  # sizes and id hashes of every split
+  skipped: dict = dataclasses.field(default_factory=dict)  # per split, prompts over data.max_source_len
 
 
 def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...] = ("train",)) -> None:
@@ -81,24 +82,18 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """Preflight (config → tokenizers → data, no weight read), then the frozen weights onto the mesh."""
+  with errors.as_input_error(ValueError, RuntimeError):  # preflight's messages name the input and the fix
+    checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
-  d = cfg.data  # the data first: a bad file fails before minutes of weight loading
-  for path in (d.train_path, d.test_path):
-    inputs.check_data_file(path)
-  with errors.as_input_error(ValueError, RuntimeError):  # the loader's messages name file, row and field
-    train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
-    test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
-  target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
-  for path, model, tok in ((cfg.source.path, source, source_tok), (cfg.target.path, target, target_tok)):
-    inputs.check_tokenizer(path, tok, model.config.vocab_size)
-  frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
-  sp = splits.make(train_set, test_set, num_shots=d.num_shots, shot_seed=d.shot_seed,
-                   validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
-  builder = pipeline.PromptBuilder(d.dataset, sp.exemplars, source_tok, target_tok, d.max_source_len)
-  logging.info("data: %s", {k: v["size"] for k, v in sp.summary().items()})
-  return Setup(frozen, builder, pool=list(sp.train), test=list(sp.test), mesh=mesh, validation=list(sp.validation),
-               splits=sp.summary())
+  load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
+                                         attention_impl=cfg.model.attention_impl)
+  source, target = checked.source, checked.target
+  frozen = bridge.Frozen(load(source, cfg.source.dtype), source.tokenizer, load(target, cfg.target.dtype),
+                         target.tokenizer, checked.source_layer, source.stop_ids, target.stop_ids)
+  sp = checked.splits
+  return Setup(frozen, checked.builder, pool=list(sp.train), test=list(sp.test), mesh=mesh,
+               validation=list(sp.validation), splits=sp.summary(), skipped=checked.skipped)
 
 
 def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
@@ -132,7 +127,8 @@ def training_data(cfg: ml_collections.ConfigDict, s: Setup,
 
 def loss_spec(cfg: ml_collections.ConfigDict, lengths: pipeline.Lengths) -> train.LossSpec:
   return train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
-                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat)
+                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat,
+                        attention_impl=cfg.model.attention_impl)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +164,13 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
       return summary
   lengths, encoded = training_data(cfg, s)
   t = training_step(cfg, s, lengths)
+  buckets = tuple(cfg.data.length_buckets)
+  shapes = pipeline.compiled_shapes(encoded, buckets)
+  logging.info("training batches padded to source lengths %s and target lengths %s: at most %d compiled "
+               "train-step shapes", shapes["source"], shapes["target"], len(shapes["source"]) * len(shapes["target"]))
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
-                                          seed=cfg.data.shuffle_seed, process_index=jax.process_index(),
-                                          process_count=jax.process_count()))
+                                          seed=cfg.data.shuffle_seed, length_buckets=buckets,
+                                          process_index=jax.process_index(), process_count=jax.process_count()))
   state = t.state
   logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
   checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
@@ -199,6 +199,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   state, summary = train.fit(state, loop, settings)
   loop.metrics.close()
   summary["splits"] = s.splits
+  summary["skipped_long_prompts"] = s.skipped
   if jax.process_index() == 0:
     with open(summary_path, "w") as f:
       json.dump(summary, f, indent=2)

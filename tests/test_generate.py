@@ -8,7 +8,7 @@ from conftest import save_tiny_hf_model
 from transformers import AutoModelForCausalLM
 
 from interlingua_jax import models
-from interlingua_jax.models.generate import _generate, decode_step, init_cache, prefill
+from interlingua_jax.models.generate import _advance, _start, decode_step, init_cache, prefill
 
 MAX_NEW = 16
 
@@ -150,10 +150,10 @@ def test_same_bucket_shape_does_not_recompile(pair):
   kwargs = dict(max_new_tokens=4, eos_token_id=2, pad_token_id=0)
   ids, mask = prompts(model.config.vocab_size, seed=6)
   models.generate(model, input_ids=ids, attention_mask=mask, **kwargs)
-  compiled = _generate._cache_size()
+  compiled = _start._cache_size(), _advance._cache_size()
   ids2, mask2 = prompts(model.config.vocab_size, seed=7, pads=(4, 0, 1))
   models.generate(model, input_ids=ids2, attention_mask=mask2, **kwargs)
-  assert _generate._cache_size() == compiled
+  assert (_start._cache_size(), _advance._cache_size()) == compiled
 
 
 def test_bad_generate_inputs_raise_clearly(pair):
