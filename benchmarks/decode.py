@@ -18,6 +18,7 @@ in it). `--smoke` runs the same path on the small config (a CPU check of the GPU
 """
 import argparse
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ import numpy as np
 
 import timing
 from shapes import LLAMA_31_8B, SMALL, small_models
-from interlingua_jax import flops, models
+from interlingua_jax import cli, flops, models
 
 
 def random_prompts(config, batch: int, length: int) -> np.ndarray:
@@ -91,7 +92,7 @@ def gpu_8b(args) -> None:
     print(f"{batch:>5}{per_s:>12.1f}{bound:>12.1f}{per_s / bound:>10.1%}")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_8b", action="store_true", help="Llama-3.1-8B shapes on the accelerator")
   parser.add_argument("--smoke", action="store_true", help="with --gpu_8b: the small config, runs on a CPU")
@@ -101,7 +102,7 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count(),
                       help="CPU: torch.set_num_threads; default all cores, as XLA uses (try 1 on a loaded machine)")
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   gpu = args.gpu_8b and not args.smoke
   args.prompt = args.prompt or (512 if gpu else 64)
   args.new_tokens = args.new_tokens or (256 if gpu else 64)
@@ -110,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

@@ -15,6 +15,7 @@ which the XLA attention computes).
 """
 import argparse
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,7 @@ import numpy as np
 
 import timing
 from shapes import LLAMA_31_8B, SMALL, small_models
-from interlingua_jax import flops, models
+from interlingua_jax import cli, flops, models
 
 
 def cpu(args) -> None:
@@ -65,7 +66,7 @@ def gpu_8b(args) -> None:
         f"{work / secs / args.peak_flops:.1%} of peak {args.peak_flops / 1e12:.0f} TFLOP/s")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_8b", action="store_true", help="Llama-3.1-8B shapes on the accelerator")
   parser.add_argument("--batch", type=int, default=4)
@@ -75,10 +76,10 @@ def main() -> None:
   parser.add_argument("--attention_impl", choices=["xla", "cudnn"], default=None)
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count(),
                       help="CPU: torch.set_num_threads; default all cores, as XLA uses (try 1 on a loaded machine)")
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   args.seq = args.seq or (2048 if args.gpu_8b else 256)
   (gpu_8b if args.gpu_8b else cpu)(args)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

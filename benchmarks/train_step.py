@@ -42,7 +42,7 @@ import timing  # noqa: E402
 from shapes import LLAMA_31_8B, MISTRAL_7B_V03  # noqa: E402
 from tiny_system import fixed_batch, jax_step, tiny_config, write_data  # noqa: E402
 
-from interlingua_jax import bridge, flops, layout, runner, train  # noqa: E402
+from interlingua_jax import bridge, cli, flops, layout, runner, train  # noqa: E402
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, init_params  # noqa: E402
 from interlingua_jax.sharding import make_mesh  # noqa: E402
@@ -208,7 +208,7 @@ def gpu_stable64(args) -> None:
         f"{args.peak_flops / 1e12:.0f} TFLOP/s")
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_stable64", action="store_true", help="stable_64 shapes on the accelerator")
   parser.add_argument("--smoke", action="store_true", help="with --gpu_stable64: tiny shapes, runs on a CPU")
@@ -228,7 +228,7 @@ def main() -> None:
   gpu_flags.add_argument("--question_len", type=int, default=None, help="InfoNCE positive; default 64 (8 with --smoke)")
   gpu_flags.add_argument("--dropout", type=float, default=None, help="translator dropout; default stable_64's")
   gpu_flags.add_argument("--peak_flops", type=float, default=989e12, help="peak dense bf16 FLOP/s of the device")
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   if args.gpu_stable64:
     defaults = (2, 32, 16, 8) if args.smoke else (8, 512, 256, 64)
     for name, default in zip(("batch", "source_len", "answer_len", "question_len"), defaults):
@@ -240,4 +240,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

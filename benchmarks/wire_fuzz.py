@@ -14,12 +14,13 @@ import math
 import re
 import resource
 import struct
+import sys
 import time
 import zlib
 
 import numpy as np
 
-from interlingua_jax import wire
+from interlingua_jax import cli, wire
 
 # (offset, struct code) of each header field after the magic; docs/wire_format.md.
 FIELDS = {"version": (4, "<H"), "format": (6, "<B"), "scale_dtype": (7, "<B"),
@@ -88,12 +89,12 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--num", type=int, default=100_000)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--max_rss_growth_mib", type=float, default=64.0)
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
 
   rng = np.random.default_rng(args.seed)
   packets = base_packets(rng)
@@ -155,4 +156,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

@@ -1,18 +1,23 @@
-"""Encode + decode throughput of a 64 x 4096 soft-token packet at each wire format.
+"""Encode + decode throughput of a 64 x 4096 soft-token packet at each wire format, and decode cost at
+the largest packet the wire allows (`wire.MAX_VALUES` values).
 
-The reference, measured in the same run, is the plainest way to ship the same array:
-cast to fp16, np.save into a BytesIO, np.load it back and cast to float32. Throughput is
-MB (10^6 bytes) of float32 input per second of encode + decode; ratio = format / reference.
+Two references, measured in the same run:
+  - npy round trip: cast to fp16, np.save into a BytesIO, np.load it back and cast to float32
+    (the plainest way to ship the same array); "vs npy" = its encode + decode time / the format's.
+  - frombuffer fp16: np.frombuffer(fp16 bytes).astype(float32), the least work any decoder of the
+    same values can do; "dec / ref" = the format's decode time / this. The wire promises <= 3 at
+    every size, and a per-value decode cost that does not grow with the packet (linear time).
 
   python benchmarks/wire_throughput.py [--repeats 7] [--number 20]
 """
 import argparse
 import io
+import sys
 import time
 
 import numpy as np
 
-from interlingua_jax import wire
+from interlingua_jax import cli, wire
 
 
 def best_seconds(fn, repeats: int, number: int) -> float:
@@ -33,32 +38,64 @@ def npy_fp16_round_trip(x: np.ndarray) -> np.ndarray:
   return np.load(io.BytesIO(buffer.getvalue())).astype(np.float32)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repeats", type=int, default=7)
-  parser.add_argument("--number", type=int, default=20)
-  parser.add_argument("--group_size", type=int, default=32)
-  args = parser.parse_args()
+def frombuffer_fp16(data: bytes) -> np.ndarray:
+  return np.frombuffer(data, np.float16).astype(np.float32)
 
+
+def throughput_table(args) -> None:
   x = np.random.default_rng(0).standard_normal((64, 4096)).astype(np.float32)
   megabytes = x.nbytes / 1e6
   ref_s = best_seconds(lambda: npy_fp16_round_trip(x), args.repeats, args.number)
   buffer = io.BytesIO()
   np.save(buffer, x.astype(np.float16))
+  raw = x.astype(np.float16).tobytes()
+  floor_s = best_seconds(lambda: frombuffer_fp16(raw), args.repeats, args.number)
   print(f"64 x 4096 float32 ({megabytes:.3f} MB), group size {args.group_size}, fp16 scales; "
         f"best of {args.repeats} x {args.number} calls")
-  print(f"{'format':<16}{'bytes':>9}{'encode ms':>11}{'decode ms':>11}{'enc+dec MB/s':>14}{'vs ref':>8}")
-  print(f"{'ref npy fp16':<16}{len(buffer.getvalue()):>9}{'':>11}{'':>11}"
-        f"{megabytes / ref_s:>14.0f}{1.0:>8.2f}")
+  print(f"{'format':<16}{'bytes':>9}{'encode ms':>11}{'decode ms':>11}{'enc+dec MB/s':>14}{'vs npy':>8}"
+        f"{'dec / ref':>11}")
+  print(f"{'ref npy fp16':<16}{len(buffer.getvalue()):>9}{'':>11}{'':>11}{megabytes / ref_s:>14.0f}{1.0:>8.2f}")
+  print(f"{'ref frombuffer':<16}{len(raw):>9}{'':>11}{floor_s * 1e3:>11.3f}{'':>14}{'':>8}{1.0:>11.2f}")
   for fmt in wire.FORMATS:
     packet = wire.encode(x, fmt, args.group_size)
     np.testing.assert_array_equal(wire.decode(packet).shape, x.shape)
     enc_s = best_seconds(lambda: wire.encode(x, fmt, args.group_size), args.repeats, args.number)
     dec_s = best_seconds(lambda: wire.decode(packet), args.repeats, args.number)
     total = enc_s + dec_s
-    print(f"{fmt:<16}{len(packet):>9}{enc_s * 1e3:>11.2f}{dec_s * 1e3:>11.2f}"
-          f"{megabytes / total:>14.0f}{ref_s / total:>8.2f}")
+    print(f"{fmt:<16}{len(packet):>9}{enc_s * 1e3:>11.2f}{dec_s * 1e3:>11.3f}"
+          f"{megabytes / total:>14.0f}{ref_s / total:>8.2f}{dec_s / floor_s:>11.2f}")
+
+
+def scaling_table(args) -> None:
+  """Decode time per value at growing sizes up to the limit: flat columns mean linear time."""
+  shapes = [(64, 4096), (1024, 4096), (wire.MAX_VALUES // 4096, 4096)]
+  print(f"\ndecode ns per value (best of {args.repeats}); dec / ref at the largest size; "
+        f"wire.MAX_PACKET_BYTES = {wire.MAX_PACKET_BYTES:,}")
+  print(f"{'format':<16}" + "".join(f"{f'{r}x{c}':>14}" for r, c in shapes) + f"{'dec / ref':>11}")
+  rng = np.random.default_rng(0)
+  arrays = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+  floors = [best_seconds(lambda: frombuffer_fp16(raw), args.repeats, 1)
+            for raw in (x.astype(np.float16).tobytes() for x in arrays)]
+  print(f"{'ref frombuffer':<16}" + "".join(f"{s / x.size * 1e9:>14.2f}" for s, x in zip(floors, arrays))
+        + f"{1.0:>11.2f}")
+  for fmt in wire.FORMATS:
+    seconds = []
+    for x in arrays:
+      packet = wire.encode(x, fmt, args.group_size)
+      seconds.append(best_seconds(lambda: wire.decode(packet), args.repeats, 1))
+    print(f"{fmt:<16}" + "".join(f"{s / x.size * 1e9:>14.2f}" for s, x in zip(seconds, arrays))
+          + f"{seconds[-1] / floors[-1]:>11.2f}")
+
+
+def main(argv: list[str]) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--repeats", type=int, default=7)
+  parser.add_argument("--number", type=int, default=20)
+  parser.add_argument("--group_size", type=int, default=32)
+  args = parser.parse_args(argv[1:])
+  throughput_table(args)
+  scaling_table(args)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv))

@@ -32,7 +32,7 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-from interlingua_jax import outputs
+from interlingua_jax import cli, outputs
 
 FLAGS = flags.FLAGS
 
@@ -271,4 +271,4 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  sys.exit(cli.run(lambda argv: main(cli.parse_absl(argv)), sys.argv))

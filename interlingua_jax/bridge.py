@@ -70,18 +70,26 @@ def make_translator(*, frozen: Frozen, num_soft_tokens: int, bottleneck: int, de
                     dropout=dropout, target_embed_rms=rms, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
 
 
+# --- the translator's dropout RNG, in one place ----------------------------------------------------
+# NNX keeps the dropout stream inside the module, as two variables: `key`, a typed PRNG key array
+# (dtype key<fry>), and `count`, a uint32 counter bumped by every draw. The stream is training state
+# (a resumed run must draw the same masks), but typed keys do not serialise with Orbax. So outside the
+# module the stream lives as raw key data (uint32[2]) in `TrainState.rngs`:
+#   split_translator   module -> (graphdef, params, rngs as key data)       at init
+#   merge_translator   (graphdef, params, key data) -> module               inside each jitted step
+#   translator_rngs    module -> rngs as key data, with the advanced count  returned by the step
+# `merge_translator` must build fresh Variables: NNX refuses to update (count += 1) a Variable that
+# was created outside the trace being run, and the step's gradient is such a trace.
+
+
 def split_translator(translator: Translator):
-  """graphdef, float32 params, and the dropout RNG state with raw key data (so Orbax can save it)."""
+  """graphdef, float32 params, and the dropout RNG state as raw key data (so Orbax can save it)."""
   graphdef, params, rngs = nnx.split(translator, nnx.Param, ...)
   return graphdef, params, jax.tree.map(_key_data, rngs)
 
 
 def merge_translator(graphdef, params, rngs) -> Translator:
-  """Inverse of `split_translator`.
-
-  The RNG variables are rebuilt from fresh copies of their arrays: a translator merged under a
-  trace (the train step's gradient) must own its dropout counter there, or NNX refuses to update it.
-  """
+  """Inverse of `split_translator`: the key data wrapped back into typed keys, in fresh Variables."""
   rngs = jax.tree.map(lambda x: x, rngs)
   flat = dict(nnx.to_flat_state(rngs))
   for path, var in flat.items():

@@ -3,58 +3,122 @@
 Modes: train, eval, compression, report, or all (train → eval → compression → report, then
 `<workdir>/DONE`). With no --config the embedded default is the offline toy world
 (`configs/toy.py`), which first pretrains its two tiny LMs (cached in the workdir).
-Multi-host runs call `jax.distributed.initialize()` when JAX_COORDINATOR_ADDRESS is set.
+
+A workdir that already holds a run's `config.json` needs no --config: that saved config is the base
+and `--config.KEY=VALUE` overrides apply to it, so `--mode=eval --workdir=DIR` evaluates a trained
+run with exactly its training settings. Only evaluation keys may then differ from the saved config
+(the difference is logged), except `train.steps`, which may be raised to extend a run (see
+`runner.check_config` for the schedule rule).
+
+Before anything is loaded: the workdir is checked and locked (a second run on it exits at once,
+naming the holder), and every config value is validated. Errors the user can fix print one
+`error: …` line (`--verbose`: with the traceback, and libraries' INFO logging on the console;
+it is always kept in `<workdir>/log.txt`). Multi-host runs call `jax.distributed.initialize()`
+when JAX_COORDINATOR_ADDRESS is set.
 """
+import functools
 import json
-import logging
 import os
 import sys
 
-from absl import app, flags
+import ml_collections
+from absl import flags
 from ml_collections import config_flags
+
+from interlingua_jax import cli, workdir as workdir_lib
+from interlingua_jax.errors import ConfigError
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Config files import `configs.base`: make the folder that holds `configs/` importable from anywhere.
 sys.path.insert(0, _REPO)
 
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_REPO, "configs", "toy.py"),
-                                          "Experiment config file (ml_collections get_config()).")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/toy", "Where checkpoints, metrics and outputs go.")
-_MODE = flags.DEFINE_enum("mode", "all", ["all", "train", "eval", "compression", "report"], "What to run.")
-
+DEFAULT_CONFIG = os.path.join(_REPO, "configs", "toy.py")
+MODES = ("all", "train", "eval", "compression", "report")
 MODES_OF_ALL = ("train", "eval", "compression", "report")
+LOG_FILE = "log.txt"
 
 
-def main(argv) -> None:
-  del argv
+def parse_flags(argv: list[str]) -> flags.FlagValues:
+  """Fresh flags for this argv (so the CLI can run twice in one process); a bad flag is a ConfigError."""
+  if sum(a == "--config" or a.startswith("--config=") for a in argv) > 1:
+    raise ConfigError("--config is given twice; pass one config file (and --config.KEY=VALUE overrides).")
+  fv = flags.FlagValues()
+  try:
+    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment config file (ml_collections get_config()).",
+                                    flag_values=fv, sys_argv=argv)
+    flags.DEFINE_string("workdir", "runs/toy", "Where checkpoints, metrics and outputs go.", flag_values=fv)
+    flags.DEFINE_enum("mode", "all", MODES, "What to run.", flag_values=fv)
+    fv(argv)
+  except (AttributeError, KeyError, ValueError, TypeError, OSError, SyntaxError, flags.Error) as e:
+    message = str(e).replace("\\n", " ").replace("\\'", "'")
+    while len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":  # KeyError's quotes
+      message = message[1:-1]
+    raise ConfigError(f"bad command line or --config: {message}") from e
+  return fv
+
+
+def overridden_keys(fv: flags.FlagValues) -> list[str]:
+  return [name[len("config."):] for name in fv if name.startswith("config.") and fv[name].present]
+
+
+def config_from_json(saved: dict) -> ml_collections.ConfigDict:
+  """A ConfigDict from a saved config.json (lists back to tuples, as the config files write them)."""
+  tuples = lambda x: {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else \
+      tuple(x) if isinstance(x, list) else x
+  return ml_collections.ConfigDict(tuples(saved))
+
+
+def effective_config(fv: flags.FlagValues, workdir: str) -> ml_collections.ConfigDict:
+  """The --config file with its overrides or, with no --config and a saved run, the saved config with them."""
+  saved = workdir_lib.saved_config(workdir)
+  if fv["config"].present or saved is None:
+    return fv["config"].value
+  cfg = config_from_json(saved)
+  for key in overridden_keys(fv):
+    *parents, leaf = key.split(".")
+    node = cfg
+    for p in parents:
+      node = node.get(p) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise ConfigError(f"--config.{key}: the config saved in {workdir} has no such key; pass --config=FILE "
+                        "to start from a config file instead.")
+    node[leaf] = functools.reduce(lambda d, part: d[part], key.split("."), fv["config"].value)
+  return cfg
+
+
+def main(argv: list[str]) -> int:
+  fv = parse_flags(argv)
+  workdir = workdir_lib.prepare(fv["workdir"].value)
+  process_index = int(os.environ.get("JAX_PROCESS_ID", "0"))
+  log_file = os.path.join(workdir, LOG_FILE if process_index == 0 else f"{LOG_FILE}.{process_index}")
+  with workdir_lib.Lock(workdir, process_index), cli.log_to(log_file):
+    return _run(fv, workdir)
+
+
+def _run(fv: flags.FlagValues, workdir: str) -> int:
+  mode = fv["mode"].value
+  cfg = effective_config(fv, workdir)
+  import jax
+  from interlingua_jax import validate
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
-    import jax
     jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
-  logging.getLogger().setLevel(logging.INFO)
+  validate.check(cfg, device_count=jax.device_count())
   from interlingua_jax import runner
-  cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
-  modes = MODES_OF_ALL if _MODE.value == "all" else (_MODE.value,)
+  modes = MODES_OF_ALL if mode == "all" else (mode,)
   result = runner.run(cfg, workdir, modes)
-  if _MODE.value == "all":
+  if mode == "all" and jax.process_index() == 0:
     with open(os.path.join(workdir, "DONE"), "w") as f:
       json.dump(result, f)
   print(f"\nDone. Outputs in {workdir}" + (f"; report: {result['report']}" if result.get("report") else ""))
+  return 0
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with a bad flag or --config override reported in one line, not a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError, ValueError, flags.Error) as e:
-    message = str(e).replace("\\n", " ").replace("\n", " ").replace("\\'", "'").strip("'\"")
-    sys.exit(f"error: bad command line or --config override: {message}")
-
-
-def run() -> None:
-  app.run(main, flags_parser=parse_flags)
+def run(argv: list[str] | None = None) -> int:
+  """The command line, callable in-process: returns the exit status instead of exiting."""
+  return cli.run(main, sys.argv if argv is None else argv)
 
 
 if __name__ == "__main__":
-  run()
+  sys.exit(run())

@@ -12,7 +12,7 @@ import time
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, train
+from interlingua_jax import bridge, inputs, train
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import DATASETS, load_split
 from interlingua_jax.models import DecoderConfig
@@ -65,6 +65,7 @@ def check_model(side: str, path: str) -> Model:
   directory = resolve_checkpoint_dir(path)
   config = read_config(directory)
   tokenizer = load_tokenizer(directory, required=True)
+  inputs.check_tokenizer(directory, tokenizer, config.vocab_size)
   if tokenizer.eos_token_id is None:
     raise ValueError(f"the {side} tokenizer ({directory}) has no EOS token: an answer's end can be neither "
                      "learned nor detected; set eos_token in its tokenizer_config.json.")
@@ -75,6 +76,8 @@ def check_data(cfg: ml_collections.ConfigDict, source: Model, target: Model):
   """Both splits load (the test split first: it is the small one), validation is carved from train
   (`data/splits.py`), and every prompt fits the budget or is skipped and counted (`prompts.fit_prompt`'s rule)."""
   d = cfg.data
+  for path in (d.test_path, d.train_path):
+    inputs.check_data_file(path)
   load = lambda split, path: load_split(d.dataset, split, path=path, hf_name=d.hf_name, hf_config=d.hf_config)
   test = load(d.test_split, d.test_path)
   train = load(d.train_split, d.train_path)

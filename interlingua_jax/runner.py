@@ -11,7 +11,8 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import ablations, bridge, compression, evaluate, methods, preflight, report, results, train
+from interlingua_jax import (ablations, bridge, compression, errors, evaluate, methods, preflight, report, results,
+                             train, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
@@ -19,6 +20,8 @@ from interlingua_jax.sharding import make_mesh
 # Config sections that may change between runs in one workdir: they do not shape the trained state.
 _FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "model.attention_impl", "toy.cache_dir",
               "train.log_every")
+# May only be raised, and only when training: extends the run (schedule rule in `check_config`).
+_EXTENDABLE = "train.steps"
 
 
 @dataclasses.dataclass
@@ -33,24 +36,40 @@ class Setup:
   skipped: dict = dataclasses.field(default_factory=dict)  # per split, prompts over data.max_source_len
 
 
-def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
-  """Refuses a workdir whose checkpoints were trained with a different config; records the config."""
-  path = os.path.join(workdir, "config.json")
-  current = json.loads(cfg.to_json_best_effort())
+def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...] = ("train",)) -> None:
+  """Refuses a workdir whose checkpoints were trained with a different config; records the config.
+
+  Evaluation keys (`_FREE_KEYS`) may differ: the difference is logged. `train.steps` may be raised
+  in a training mode to extend a finished or interrupted run. Schedule rule: the learning rate is the
+  one a run of the new length would have, from the resumed step on (warmup unchanged, the linear
+  decay re-spread to reach 0 at the new `train.steps`), so it steps up at the resume point.
+  """
+  path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  current = ablations.flatten(json.loads(cfg.to_json_best_effort()))
+  saved = workdir_lib.saved_config(workdir)
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
-  if os.path.exists(path) and has_checkpoints:
-    with open(path) as f:
-      saved = ablations.flatten(json.load(f))
-    now = ablations.flatten(current)
+  if saved is not None and has_checkpoints:
+    saved = ablations.flatten(saved)
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
-    diff = sorted(k for k in saved.keys() | now.keys() if not free(k) and saved.get(k) != now.get(k))
-    if diff:
-      shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
-      raise ValueError(f"{workdir} holds checkpoints of a different config ({shown}). Use a new --workdir, "
-                       "or pass the same config to resume.")
+    diff = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    extended = _EXTENDABLE in diff and "train" in modes and current[_EXTENDABLE] > saved.get(_EXTENDABLE, 0)
+    refused = [k for k in diff if not free(k) and not (k == _EXTENDABLE and extended)]
+    if refused:
+      shown = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in refused[:6])
+      hint = (f" ({_EXTENDABLE} can only be raised, in a training mode, to extend the run)"
+              if _EXTENDABLE in refused else "")
+      raise errors.ConfigError(f"{workdir} holds checkpoints of a different config ({shown}){hint}. Use a new "
+                               "--workdir, or drop --config to use the saved one.")
+    if extended:
+      logging.warning("extending the run from train.steps=%d to %d", saved[_EXTENDABLE], current[_EXTENDABLE])
+    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff if free(k)]
+    if changed:
+      logging.info("settings that differ from the saved config (allowed): %s", ", ".join(changed))
+    if "train" not in modes:
+      return  # config.json stays the record of what was trained
   if jax.process_index() == 0:
     with open(path, "w") as f:
-      json.dump(current, f, indent=2)
+      json.dump(json.loads(cfg.to_json_best_effort()), f, indent=2)
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -64,7 +83,8 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
   """Preflight (config → tokenizers → data, no weight read), then the frozen weights onto the mesh."""
-  checked = preflight.run(cfg)
+  with errors.as_input_error(ValueError, RuntimeError):  # preflight's messages name the input and the fix
+    checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
   load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
                                          attention_impl=cfg.model.attention_impl)
@@ -137,9 +157,11 @@ def training_step(cfg: ml_collections.ConfigDict, s: Setup, lengths: pipeline.Le
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   summary_path = os.path.join(workdir, "train_summary.json")
   if os.path.exists(summary_path):
-    logging.info("training already finished (%s); skipping", summary_path)
     with open(summary_path) as f:
-      return json.load(f)
+      summary = json.load(f)
+    if summary["stopped_early"] or summary["final_step"] >= cfg.train.steps:
+      logging.info("training already finished (%s); skipping", summary_path)
+      return summary
   lengths, encoded = training_data(cfg, s)
   t = training_step(cfg, s, lengths)
   buckets = tuple(cfg.data.length_buckets)
@@ -153,11 +175,11 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
   checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
   stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
-  restored = train.Checkpoints.restore(checkpoints.latest, train.abstract_like(state))
+  restored = checkpoints.restore_latest(train.abstract_like(state))
   if restored is not None:
-    state, data_state, loop = restored
+    state, data_state, loop_state = restored
     data_iter.set_state(data_state)
-    stopper = train.EarlyStopping(**loop)
+    stopper = train.EarlyStopping(**loop_state)
     logging.info("resumed from step %d", int(state.step))
   ctx = context(cfg, s)
 
@@ -166,13 +188,16 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
                                      s.validation)
 
   p = cfg.profile
-  state, summary = train.fit(
-      state=state, step_fn=t.step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
-      data_iter=data_iter, mesh=s.mesh, total_steps=cfg.train.steps, log_every=cfg.train.log_every,
-      eval_every=cfg.train.eval_every, evaluate=bridged_accuracy, checkpoints=checkpoints,
-      metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
-      profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
-      profile_steps=(p.start_step, p.num_steps))
+  loop = train.Loop(step_fn=t.step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
+                    data_iter=data_iter, mesh=s.mesh, evaluate=bridged_accuracy, checkpoints=checkpoints,
+                    metrics=train.MetricsLog(workdir, resume_step=int(state.step) if restored else -1),
+                    stopper=stopper)
+  settings = train.LoopSettings(total_steps=cfg.train.steps, log_every=cfg.train.log_every,
+                                eval_every=cfg.train.eval_every, global_batch_size=cfg.train.batch_size,
+                                profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
+                                profile_steps=(p.start_step, p.num_steps))
+  state, summary = train.fit(state, loop, settings)
+  loop.metrics.close()
   summary["splits"] = s.splits
   summary["skipped_long_prompts"] = s.skipped
   if jax.process_index() == 0:
@@ -227,7 +252,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) ->
   os.makedirs(workdir, exist_ok=True)
   if cfg.data.dataset == "toy":
     resolve_toy(cfg, workdir)
-  check_config(cfg, workdir)
+  check_config(cfg, workdir, modes)
   out = {}
   s = setup(cfg, workdir) if set(modes) - {"report"} else None
   if "train" in modes:

@@ -7,8 +7,10 @@
 
 The loop evaluates bridged accuracy every `train.eval_every` steps (and at step 0), stops
 early after `train.patience` evaluations without improvement (decided identically on
-every process), keeps the latest checkpoints and a separate on-disk copy of the best one,
-and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
+every process), keeps the latest checkpoints and a separate on-disk copy of the best one
+(checkpoints.py), and resumes from the latest with optimizer, dropout-RNG and data-iterator state.
+`fit` takes the state and two small objects: `Loop` (what it drives) and `LoopSettings` (how long,
+how often).
 """
 import dataclasses
 import json
@@ -16,6 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +30,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from interlingua_jax import bridge, losses, optim
+from interlingua_jax.checkpoints import Checkpoints, abstract_like
 from interlingua_jax.data import pipeline
+from interlingua_jax.errors import TrainingDiverged
 from interlingua_jax.models import embed, forward, lm_head
 from interlingua_jax.sharding import param_shardings
 
@@ -38,7 +43,7 @@ class TrainState:
   """Everything that changes during training; the frozen LLMs are deliberately not in here."""
   step: jax.Array
   params: nnx.State  # translator parameters, float32
-  rngs: nnx.State  # the translator's dropout stream (key data + counter)
+  rngs: nnx.State  # the translator's dropout stream as raw key data + counter (why: bridge.py, "dropout RNG")
   opt_state: optax.OptState
 
 
@@ -134,63 +139,15 @@ def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-class Checkpoints:
-  """Latest checkpoints (for resuming) and a separate copy of the best one (for evaluation).
-
-  Each checkpoint holds the train state, the data-iterator state and the loop's bookkeeping.
-  The best checkpoint is written to its own directory at the moment it is best: a real copy
-  on disk, never a reference to weights that keep training (DESIGN §3.8).
-  """
-
-  def __init__(self, workdir: str, keep: int):
-    root = os.path.join(os.path.abspath(workdir), "checkpoints")
-    items = ("state", "data", "loop")
-    self.latest = ocp.CheckpointManager(os.path.join(root, "latest"), item_names=items,
-                                        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-    self.best = ocp.CheckpointManager(os.path.join(root, "best"), item_names=items,
-                                      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
-
-  @staticmethod
-  def _args(state, data_state, loop):
-    return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-                              loop=ocp.args.JsonSave(loop))
-
-  def save(self, step: int, state: TrainState, data_state: dict, loop: dict, *, best: bool) -> None:
-    self.latest.save(step, args=self._args(state, data_state, loop), force=True)
-    if best:
-      self.best.save(step, args=self._args(state, data_state, loop), force=True)
-
-  def wait(self) -> None:
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
-
-  @staticmethod
-  def restore(manager: ocp.CheckpointManager, abstract_state: TrainState, step: int | None = None):
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      return None
-    out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                        data=ocp.args.JsonRestore(), loop=ocp.args.JsonRestore()))
-    return out.state, out.data, out.loop
-
-
-def abstract_like(state: TrainState) -> TrainState:
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-
-
 def restore_best_translator(workdir: str, translator, tx, mesh: Mesh):
   """The translator of the best checkpoint: (graphdef, params, rngs, step). A clear error if there is none."""
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
-  manager = ocp.CheckpointManager(ckpt_dir, item_names=("state", "data", "loop"))
+  manager = ocp.CheckpointManager(ckpt_dir, item_names=Checkpoints.ITEMS)
   if manager.latest_step() is None:
     raise FileNotFoundError(f"no best checkpoint under {ckpt_dir}: train first "
-                            f"(python -m interlingua_jax.main --config=... --workdir={workdir} --mode=train).")
+                            f"(python -m interlingua_jax.main --workdir={workdir} --mode=train).")
   graphdef, state = init_state(translator, tx, mesh)
-  restored, _, loop = Checkpoints.restore(manager, abstract_like(state))
+  restored, _, _ = Checkpoints.restore(manager, abstract_like(state))
   return graphdef, restored.params, restored.rngs, int(restored.step)
 
 
@@ -199,13 +156,19 @@ def restore_best_translator(workdir: str, translator, tx, mesh: Mesh):
 
 
 class MetricsLog:
-  """metrics.jsonl (one JSON object per logged step) and TensorBoard event files; process 0 only."""
+  """metrics.jsonl (one JSON object per logged step) and TensorBoard event files; process 0 only.
 
-  def __init__(self, workdir: str):
+  Opening it for a run resumed at `resume_step` first drops every row past that step (and a
+  half-written last line): those steps are about to be run again.
+  """
+
+  def __init__(self, workdir: str, resume_step: int = -1):
     self.enabled = jax.process_index() == 0
     if self.enabled:
       from tensorboardX import SummaryWriter
-      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      path = os.path.join(workdir, "metrics.jsonl")
+      _truncate_rows(path, resume_step)
+      self.jsonl = open(path, "a")
       self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, row: dict) -> None:
@@ -222,6 +185,24 @@ class MetricsLog:
     if self.enabled:
       self.jsonl.close()
       self.tb.close()
+
+
+def _truncate_rows(path: str, last_step: int) -> None:
+  if not os.path.exists(path):
+    return
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        break  # a half-written last line
+      if row.get("step", 0) > last_step:
+        break
+      kept.append(line)
+  with open(path + ".tmp", "w") as f:
+    f.writelines(kept)
+  os.replace(path + ".tmp", path)
 
 
 @dataclasses.dataclass
@@ -243,66 +224,84 @@ class EarlyStopping:
 
 
 def same_on_all_processes(flag: bool) -> bool:
-  """Process 0's decision, broadcast: no worker may stop (or go on) alone (DESIGN §3.14)."""
+  """Process 0's decision, broadcast: no worker may stop (or go on) alone (docs/DESIGN.md §3.14)."""
   if jax.process_count() == 1:
     return flag
   return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
 
 
-def fit(*, state: TrainState, step_fn: Callable, frozen_params, data_iter, mesh: Mesh, total_steps: int,
-        log_every: int, eval_every: int, evaluate: Callable[[TrainState], float], checkpoints: Checkpoints,
-        metrics: MetricsLog, stopper: EarlyStopping, global_batch_size: int,
-        profile_dir: str | None = None, profile_steps: tuple[int, int] = (-1, 0),
-        progress: bool = True) -> tuple[TrainState, dict]:
-  """Runs steps until `total_steps` or early stop; returns the final state and a summary."""
-  from tqdm import tqdm
-  start = int(state.step)
-  bar = tqdm(total=total_steps, initial=start, disable=not progress or jax.process_index() != 0,
-             dynamic_ncols=True, desc="train")
-  stopped_early = False
-  t0, steps_since = time.perf_counter(), 0
-  last_accuracy = None
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+  """How long the loop runs and how often it logs, evaluates and traces (`train.*`, `profile.*`)."""
+  total_steps: int
+  log_every: int
+  eval_every: int
+  global_batch_size: int
+  profile_dir: str | None = None
+  profile_steps: tuple[int, int] = (-1, 0)  # (first step, number of steps)
+  progress: bool = True
 
-  def evaluate_and_save(step: int) -> bool:
-    nonlocal last_accuracy
+
+@dataclasses.dataclass
+class Loop:
+  """What the loop drives: the step, the data, and where evaluations and checkpoints go."""
+  step_fn: Callable  # (state, frozen_params, batch) -> (state, metrics)
+  frozen_params: Any
+  data_iter: Any  # a grain iterator: next(), get_state(), set_state()
+  mesh: Mesh
+  evaluate: Callable[[TrainState], float]  # bridged accuracy of a state
+  checkpoints: Checkpoints
+  metrics: MetricsLog
+  stopper: EarlyStopping
+
+  def evaluate_and_save(self, state: TrainState, step: int) -> tuple[float, bool]:
+    """Evaluates, checkpoints (best too, if it is), and returns (accuracy, should_stop)."""
     check_finite(state_metrics=None, state=state, step=step)
-    accuracy = evaluate(state)
-    last_accuracy = accuracy
-    is_best, stop = stopper.update(step, accuracy)
+    accuracy = self.evaluate(state)
+    is_best, stop = self.stopper.update(step, accuracy)
     is_best, stop = same_on_all_processes(is_best), same_on_all_processes(stop)
-    metrics.write({"step": step, "bridged_accuracy": accuracy})
-    loop = dataclasses.asdict(stopper)
-    checkpoints.save(step, state, data_iter.get_state(), loop, best=is_best)
-    return stop
+    self.metrics.write({"step": step, "bridged_accuracy": accuracy})
+    self.checkpoints.save(step, state, self.data_iter.get_state(), dataclasses.asdict(self.stopper), best=is_best)
+    return accuracy, stop
 
-  if start == 0 and stopper.best_step < 0:
-    stopped_early = evaluate_and_save(0)
-  step = start
-  while step < total_steps and not stopped_early:
-    if step == profile_steps[0] and profile_dir:
-      jax.profiler.start_trace(profile_dir)
-    batch = global_batch(next(data_iter), mesh)
-    state, step_metrics = step_fn(state, frozen_params, batch)
-    step += 1
-    steps_since += 1
-    if profile_dir and step == profile_steps[0] + profile_steps[1]:
-      jax.block_until_ready(state)
-      jax.profiler.stop_trace()
-    if step % log_every == 0 or step == total_steps:
-      row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      check_finite(state_metrics=row, state=None, step=step)
-      elapsed = time.perf_counter() - t0
-      row.update(step=step, samples_per_s=steps_since * global_batch_size / max(elapsed, 1e-9))
-      metrics.write(row)
-      bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", sps=f"{row['samples_per_s']:.1f}")
-      t0, steps_since = time.perf_counter(), 0
-    bar.update(1)
-    if step % eval_every == 0 or step == total_steps:
-      stopped_early = evaluate_and_save(step)
-  checkpoints.wait()
-  bar.close()
-  summary = {"best_step": stopper.best_step, "best_accuracy": stopper.best_accuracy, "final_step": step,
-             "final_accuracy": last_accuracy, "stopped_early": stopped_early}
+
+def fit(state: TrainState, loop: Loop, settings: LoopSettings) -> tuple[TrainState, dict]:
+  """Runs steps until `settings.total_steps` or early stop; returns the final state and a summary."""
+  from tqdm import tqdm
+  s = settings
+  step = int(state.step)
+  bar = tqdm(total=s.total_steps, initial=step, disable=not s.progress or jax.process_index() != 0,
+             dynamic_ncols=True, desc="train")
+  stop, accuracy = False, None
+  try:  # even when a step raises (a crash, Ctrl-C), the checkpoint being written commits before we leave
+    if step == 0 and loop.stopper.best_step < 0:
+      accuracy, stop = loop.evaluate_and_save(state, 0)
+    t0, steps_since = time.perf_counter(), 0
+    while step < s.total_steps and not stop:
+      if step == s.profile_steps[0] and s.profile_dir:
+        jax.profiler.start_trace(s.profile_dir)
+      state, step_metrics = loop.step_fn(state, loop.frozen_params, global_batch(next(loop.data_iter), loop.mesh))
+      step += 1
+      steps_since += 1
+      if s.profile_dir and step == s.profile_steps[0] + s.profile_steps[1]:
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+      if step % s.log_every == 0 or step == s.total_steps:
+        row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        check_finite(state_metrics=row, state=None, step=step)
+        elapsed = time.perf_counter() - t0
+        row.update(step=step, samples_per_s=steps_since * s.global_batch_size / max(elapsed, 1e-9))
+        loop.metrics.write(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", sps=f"{row['samples_per_s']:.1f}")
+        t0, steps_since = time.perf_counter(), 0
+      bar.update(1)
+      if step % s.eval_every == 0 or step == s.total_steps:
+        accuracy, stop = loop.evaluate_and_save(state, step)
+  finally:
+    loop.checkpoints.wait()
+    bar.close()
+  summary = {"best_step": loop.stopper.best_step, "best_accuracy": loop.stopper.best_accuracy, "final_step": step,
+             "final_accuracy": accuracy, "stopped_early": stop}
   return state, summary
 
 
@@ -310,13 +309,13 @@ def check_finite(*, state_metrics: dict | None, state: TrainState | None, step: 
   """Stops the run on a NaN/inf loss or parameter, before anything non-finite can be checkpointed."""
   if state_metrics is not None and not all(math.isfinite(v) for v in state_metrics.values()):
     bad = {k: v for k, v in state_metrics.items() if not math.isfinite(v)}
-    raise FloatingPointError(f"non-finite training metrics at step {step}: {bad}. Nothing was saved for this "
+    raise TrainingDiverged(f"non-finite training metrics at step {step}: {bad}. Nothing was saved for this "
                              "step; lower optim.learning_rate or check the data.")
   if state is not None:
     finite = jax.tree.reduce(lambda a, b: a & b,
                              jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state.params), jnp.array(True))
     if not bool(finite):
-      raise FloatingPointError(f"non-finite translator parameters at step {step}; refusing to checkpoint them. "
+      raise TrainingDiverged(f"non-finite translator parameters at step {step}; refusing to checkpoint them. "
                                "Lower optim.learning_rate or check the data.")
 
 

@@ -18,6 +18,8 @@ import zlib
 import ml_dtypes
 import numpy as np
 
+from interlingua_jax.errors import UserError
+
 MAGIC = b"ILWP"
 VERSION = 1
 FORMATS = ("fp16", "bf16", "int8", "int6", "int4")
@@ -35,11 +37,15 @@ _FLOAT_NP = {"fp16": np.dtype("<f2"), "bf16": np.dtype(ml_dtypes.bfloat16)}
 _FLOAT_OVERFLOW = {"fp16": 65520.0, "bf16": 2.0**128 * (1 - 2.0**-9)}
 _BITS = {"fp16": 16, "bf16": 16, "int8": 8, "int6": 6, "int4": 4}
 _U32_MAX = 2**32 - 1
+# The limits, checked before any allocation: a packet carries at most MAX_VALUES values (M x d: e.g.
+# 4096 soft tokens of a 4096-wide model; 64 MiB once decoded to float32). The largest valid packet is
+# then MAX_PACKET_BYTES (int8 with one fp32 scale per value: 80 MiB); fp16 packets stop at 32 MiB.
+MAX_VALUES = 2**24
 
 assert _HEADER.size == HEADER_SIZE
 
 
-class WireFormatError(ValueError):
+class WireFormatError(UserError, ValueError):
   """A byte string is not a valid packet; the message is a one-line reason."""
 
 
@@ -87,6 +93,9 @@ def packet_size(shape: tuple[int, int], fmt: str, group_size: int = 32,
   return HEADER_SIZE + _num_groups(n, group_size) * _SCALE_NP[scale_dtype].itemsize + payload
 
 
+MAX_PACKET_BYTES = packet_size((1, MAX_VALUES), "int8", 1, "fp32")
+
+
 # --- bit packing -------------------------------------------------------------------------
 # Element i occupies payload bits [b*i, b*i + b), bit k being bit (k mod 8) of byte k // 8
 # (LSB first); codes are two's complement in b bits; unused bits of the last byte are 0.
@@ -114,24 +123,35 @@ def _pack(q: np.ndarray, bits: int) -> bytes:
   return packed.reshape(-1)[:(q.size * bits + 7) // 8].tobytes()
 
 
-def _unpack(payload: bytes, bits: int, n: int) -> np.ndarray:
-  """int8 codes from a payload whose length was already checked to be ceil(n*bits/8)."""
+def _unpack(payload: memoryview, bits: int, n: int) -> np.ndarray:
+  """int8 codes from a payload whose length was already checked to be ceil(n*bits/8).
+
+  Byte-wise, in uint8: each code is shifted to the top of its byte (from one byte, or two when it
+  straddles a byte boundary; uint8 shifts drop the neighbours' bits), then one arithmetic right shift
+  of the int8 view sign-extends them all. A few passes over the payload whatever the format.
+  """
   if bits == 8:
     return np.frombuffer(payload, np.int8)
   code_shifts, byte_shifts = _chunk(bits)
   raw = np.frombuffer(payload, dtype=np.uint8)
-  raw = np.pad(raw, (0, -raw.size % len(byte_shifts))).reshape(-1, len(byte_shifts))
-  words = np.zeros(len(raw), np.uint32)
-  for j, shift in enumerate(byte_shifts):
-    words |= raw[:, j].astype(np.uint32) << shift
-  codes = np.empty((len(words), len(code_shifts)), np.uint8)
-  for j, shift in enumerate(code_shifts):
-    codes[:, j] = (words >> shift) & ((1 << bits) - 1)
-  codes = codes.reshape(-1)
+  if raw.size % len(byte_shifts):
+    raw = np.concatenate([raw, np.zeros(-raw.size % len(byte_shifts), np.uint8)])
+  raw = raw.reshape(-1, len(byte_shifts))
+  codes = np.empty((len(raw), len(code_shifts)), np.uint8)
+  for j, bit in enumerate(code_shifts):
+    byte, shift = divmod(bit, 8)
+    top = codes[:, j]
+    if shift + bits <= 8:
+      np.left_shift(raw[:, byte], np.uint8(8 - bits - shift), out=top)
+    else:
+      np.right_shift(raw[:, byte], np.uint8(shift), out=top)
+      top <<= np.uint8(8 - bits)
+      top |= raw[:, byte + 1] << np.uint8(16 - shift - bits)
+  codes = codes.reshape(-1).view(np.int8)
+  codes >>= np.int8(8 - bits)
   if codes[n:].any():
     raise WireFormatError("nonzero padding bits after the last payload element")
-  sign = 1 << (bits - 1)
-  return ((codes[:n] ^ np.uint8(sign)).astype(np.int16) - sign).astype(np.int8)
+  return codes[:n]
 
 
 # --- group-wise scaling ------------------------------------------------------------------
@@ -141,13 +161,18 @@ def _unpack(payload: bytes, bits: int, n: int) -> np.ndarray:
 
 
 def _apply_per_group(flat: np.ndarray, scales: np.ndarray, g: int, op) -> np.ndarray:
-  """op(values, scales) over each group, with the short final group handled."""
+  """op(values, scales, out) over each group, with the short final group handled; float32 out, no temporaries."""
   full = flat.size // g
   out = np.empty(flat.size, np.float32)
-  out[:full * g] = op(flat[:full * g].reshape(full, g), scales[:full, None]).reshape(-1)
+  op(flat[:full * g].reshape(full, g), scales[:full, None], out[:full * g].reshape(full, g))
   if flat.size % g:
-    out[full * g:] = op(flat[full * g:], scales[full])
+    op(flat[full * g:], scales[full], out[full * g:])
   return out
+
+
+def _dequantize(codes: np.ndarray, scales: np.ndarray, out: np.ndarray) -> None:
+  np.copyto(out, codes)  # int8 -> float32, then a same-dtype multiply: both fast paths of numpy
+  out *= scales
 
 
 def _round_up(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -178,7 +203,7 @@ def _quantize(flat: np.ndarray, fmt: str, g: int, scale_dtype: str) -> tuple[np.
                      "dequantized values would overflow; rescale the array")
   divisor = np.where(scales > 0, scales, 1).astype(np.float32)
   # |x| <= absmax <= qmax * scale, so the rounded codes already lie in [-qmax, qmax].
-  q = _apply_per_group(flat, divisor, g, lambda x, s: np.rint(x / s))
+  q = _apply_per_group(flat, divisor, g, lambda x, s, out: np.rint(np.divide(x, s, out=out), out=out))
   return scales, q.astype(np.int8)
 
 
@@ -198,6 +223,9 @@ def encode(array, fmt: str = "int8", group_size: int = 32, scale_dtype: str = "f
                      "send one packet per sample (reshape batches first)")
   if x.size == 0 or max(x.shape) > _U32_MAX:
     raise ValueError(f"array shape {x.shape} must be non-empty with each dim < 2^32")
+  if x.size > MAX_VALUES:
+    raise ValueError(f"array shape {x.shape} holds {x.size:,} values, over the wire's limit of {MAX_VALUES:,} "
+                     "per packet (wire.MAX_VALUES); send it in several packets")
   if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
           or x.dtype == ml_dtypes.bfloat16):
     raise ValueError(f"array dtype {x.dtype} is not a real number type")
@@ -230,6 +258,8 @@ def read_header(data: bytes) -> Header:
   """Validates the header and that len(data) is exactly what it claims; no CRC check."""
   if not isinstance(data, (bytes, bytearray, memoryview)):
     raise WireFormatError(f"expected bytes, got {type(data).__name__}")
+  if len(data) > MAX_PACKET_BYTES:
+    raise WireFormatError(f"{len(data):,} bytes, over the largest valid packet ({MAX_PACKET_BYTES:,} B)")
   if len(data) < HEADER_SIZE:
     raise WireFormatError(f"truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
   magic, version, fmt_code, scale_code, g, rows, cols, _ = _HEADER.unpack_from(data)
@@ -259,12 +289,14 @@ def read_header(data: bytes) -> Header:
                           f"got {len(data)}")
   if len(data) > expected:
     raise WireFormatError(f"{len(data) - expected} trailing bytes after a {expected}-byte packet")
+  if rows * cols > MAX_VALUES:
+    raise WireFormatError(f"{rows}x{cols} holds more than the {MAX_VALUES:,} values a packet may carry")
   return Header(fmt=fmt, group_size=g, scale_dtype=scale_dtype, shape=(rows, cols))
 
 
 def _decode(data: bytes) -> np.ndarray:
   header = read_header(data)
-  data = bytes(data)
+  data = memoryview(data).cast("B")  # slices below are views, not copies
   (crc,) = struct.unpack_from("<I", data, HEADER_SIZE - 4)
   if zlib.crc32(data[HEADER_SIZE:], zlib.crc32(data[:HEADER_SIZE - 4])) != crc:
     raise WireFormatError("CRC32 mismatch: packet corrupted")
@@ -285,7 +317,7 @@ def _decode(data: bytes) -> np.ndarray:
   q = _unpack(body[num_scale_bytes:], _BITS[header.fmt], n)
   if (q == -qmax(header.fmt) - 1).any():
     raise WireFormatError(f"{header.fmt} code {-qmax(header.fmt) - 1} is outside the symmetric range")
-  return _apply_per_group(q, scales, g, lambda c, s: c * s).reshape(rows, cols)
+  return _apply_per_group(q, scales, g, _dequantize).reshape(rows, cols)
 
 
 def decode(data: bytes) -> np.ndarray:

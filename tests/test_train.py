@@ -116,11 +116,12 @@ def test_nan_loss_stops_without_saving(setup, tmp_path):
     return train.TrainState(state.step + 1, {"w": state.params["w"] * np.nan}, {}, ()), {"loss": jnp.nan}
 
   data = iter(pipeline.train_dataset([{"x": np.zeros(2, np.int32)}] * 4, global_batch_size=2, seed=0))
+  loop = train.Loop(step_fn=nan_step, frozen_params=None, data_iter=data, mesh=s.mesh, evaluate=lambda st: 0.0,
+                    checkpoints=checkpoints, metrics=train.MetricsLog(str(tmp_path)),
+                    stopper=train.EarlyStopping(5, True))
+  settings = train.LoopSettings(total_steps=4, log_every=1, eval_every=100, global_batch_size=2, progress=False)
   with pytest.raises(FloatingPointError, match="non-finite"):
-    train.fit(state=state, step_fn=nan_step, frozen_params=None, data_iter=data, mesh=s.mesh, total_steps=4,
-              log_every=1, eval_every=100, evaluate=lambda st: 0.0, checkpoints=checkpoints,
-              metrics=train.MetricsLog(str(tmp_path)), stopper=train.EarlyStopping(5, True), global_batch_size=2,
-              progress=False)
+    train.fit(state, loop, settings)
   checkpoints.wait()
   assert checkpoints.latest.all_steps() == [0]  # only the finite initial evaluation was saved
 

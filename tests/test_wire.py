@@ -377,6 +377,19 @@ def test_hostile_headers_allocate_nothing_proportional_to_their_claims():
   np.testing.assert_allclose(wire.decode(packet), 1.0, rtol=1e-3)
 
 
+def test_packets_beyond_the_documented_limits_are_refused_before_any_work():
+  n = wire.MAX_VALUES + 1
+  with pytest.raises(ValueError, match="over the wire's limit"):
+    wire.encode(np.broadcast_to(np.float32(1), (1, n)), "int4")  # a view: no n-sized allocation
+  one_group = 2**32 - 1  # a single fp16 scale
+  claim = seal(doc_header("int4", 1, one_group, 1, n), bytes(2 + (n * 4 + 7) // 8))  # length matches the claim
+  with pytest.raises(wire.WireFormatError, match="more than the 16,777,216 values"):
+    assert _peak_bytes(lambda: wire.decode(claim)) < 64 * 1024
+  with pytest.raises(wire.WireFormatError, match="over the largest valid packet"):
+    wire.decode(bytes(wire.MAX_PACKET_BYTES + 1))
+  assert wire.MAX_PACKET_BYTES == wire.packet_size((1, wire.MAX_VALUES), "int8", 1, "fp32")
+
+
 def test_unexpected_errors_are_wrapped(monkeypatch):
   def boom(*args):
     raise IndexError("internal")

@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 import matplotlib.pyplot as plt
 
+from interlingua_jax import cli as one_line_errors
 from interlingua_jax.analysis import figures, runs as runs_lib, tables
 from interlingua_jax.analysis.tables import Table
 
@@ -111,4 +112,4 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
   # Defined here, not at import: tests import this beside modules that also have --root.
   flags.DEFINE_string("root", None, "Suite root: the directory holding one dir per run.")
-  app.run(main)
+  sys.exit(one_line_errors.run(lambda argv: main(one_line_errors.parse_absl(argv)), sys.argv))

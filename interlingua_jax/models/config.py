@@ -2,12 +2,13 @@
 import dataclasses
 from typing import Any
 
+from interlingua_jax.errors import UserError
 from interlingua_jax.models.families import FAMILIES, Family
 
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
   """A checkpoint or its config cannot be used; the message names the file and the fix."""
 
 

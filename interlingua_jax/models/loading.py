@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from interlingua_jax import sharding
+from interlingua_jax import inputs, sharding
 from interlingua_jax.models.config import CheckpointError, DecoderConfig, ParamSpec, param_layout
 from interlingua_jax.models.decoder import CausalLM, Params
 
@@ -161,7 +161,12 @@ def read_config(directory: str) -> DecoderConfig:
       hf = json.load(f)
   except json.JSONDecodeError as e:
     raise CheckpointError(f"{file}: not valid JSON ({e}).") from None
-  return DecoderConfig.from_hf(hf, source=file)
+  try:
+    return DecoderConfig.from_hf(hf, source=file)
+  except CheckpointError:
+    raise
+  except (TypeError, ValueError) as e:  # e.g. "num_hidden_layers": "two"
+    raise CheckpointError(f"{file}: a field has a value of the wrong type ({e}).") from None
 
 
 def _weight_files(directory: str) -> dict[str, str] | None:
@@ -203,7 +208,9 @@ class _Tensors:
       file = files[name]
       if name not in self.handles[file].keys():
         raise CheckpointError(f"{file}: tensor {name!r} is listed for this shard in the index but is not in it.")
-      got = tuple(self.handles[file].get_slice(name).get_shape())
+      tensor = self.handles[file].get_slice(name)
+      inputs.check_weight_dtype(file, name, tensor.get_dtype())
+      got = tuple(tensor.get_shape())
       if got != shape:
         raise CheckpointError(f"{file}: tensor {name!r} has shape {got} but {CONFIG_FILE} implies {shape}; "
                               f"the config does not belong to these weights.")
@@ -218,9 +225,11 @@ class _Tensors:
   def get(self, name: str) -> np.ndarray:
     file = self.files[name]
     try:
-      return self.handles[file].get_tensor(name)
+      array = self.handles[file].get_tensor(name)
     except SafetensorError as e:
       raise CheckpointError(f"{file}: cannot read tensor {name!r} ({e}).") from None
+    inputs.check_finite_weights(file, name, array)
+    return array
 
 
 @functools.partial(jax.jit, donate_argnums=0)

@@ -1,0 +1,182 @@
+"""Every config value checked before anything is loaded: one `ConfigError` naming the key and the fix.
+
+A bad value found after the models are loaded costs minutes (a ZeroDivisionError at the first
+evaluation, `train.steps=0` after the toy world's pretraining); here it costs nothing. Types are
+already enforced by ml_collections for command-line overrides; these are the ranges, the choices
+and the relations between keys.
+"""
+import os
+from collections.abc import Callable
+
+import ml_collections
+
+from interlingua_jax import methods, wire
+from interlingua_jax.data.records import DATASETS
+from interlingua_jax.errors import ConfigError
+
+DTYPES = ("float32", "bfloat16", "float16")
+Rule = Callable[[object], str | None]  # the problem with a value, or None
+
+
+def _number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_least(low, integer: bool = True) -> Rule:
+  kind = "an integer" if integer else "a number"
+  return lambda v: None if (isinstance(v, int) if integer else _number(v)) and not isinstance(v, bool) \
+      and v >= low else f"must be {kind} >= {low}"
+
+
+def above(low) -> Rule:
+  return lambda v: None if _number(v) and v > low else f"must be a number > {low}"
+
+
+def within(low, high) -> Rule:
+  """low <= v < high."""
+  return lambda v: None if _number(v) and low <= v < high else f"must be a number in [{low}, {high})"
+
+
+def one_of(choices) -> Rule:
+  return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}"
+
+
+def each_of(choices) -> Rule:
+  def rule(v):
+    if not isinstance(v, (tuple, list)) or not v:
+      return f"must be a non-empty list drawn from {', '.join(choices)}"
+    bad = [x for x in v if x not in choices]
+    return f"has unknown entries {bad}; choose from {', '.join(choices)}" if bad else None
+  return rule
+
+
+def increasing_positive(v) -> str | None:
+  ok = isinstance(v, (tuple, list)) and v and all(isinstance(x, int) and x >= 1 for x in v) \
+      and list(v) == sorted(set(v))
+  return None if ok else "must be a non-empty increasing list of positive integers"
+
+
+def text(v) -> str | None:
+  return None if isinstance(v, str) and v else "must be a non-empty string"
+
+
+def flag(v) -> str | None:
+  return None if isinstance(v, bool) else "must be True or False"
+
+
+RULES: dict[str, Rule] = {
+    "seed": at_least(0),
+    "source.dtype": one_of(DTYPES),
+    "target.dtype": one_of(DTYPES),
+    "source.layer": lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer",
+    "data.dataset": one_of(DATASETS),
+    "data.num_shots": at_least(0),
+    "data.shot_seed": at_least(0),
+    "data.shuffle_seed": at_least(0),
+    "data.validation_seed": at_least(0),
+    "data.max_source_len": at_least(1),
+    "data.max_answer_len": at_least(1),
+    "data.answer_anchor": text,
+    "translator.num_soft_tokens": at_least(1),
+    "translator.bottleneck": at_least(1),
+    "translator.depth": at_least(1),
+    "translator.num_heads": at_least(1),
+    "translator.dropout": within(0.0, 1.0),
+    "translator.calibrate_rms": flag,
+    "loss.infonce_weight": at_least(0.0, integer=False),
+    "loss.infonce_start_step": at_least(0),
+    "loss.temperature": above(0.0),
+    "optim.learning_rate": above(0.0),
+    "optim.warmup_steps": at_least(0),
+    "optim.b1": within(0.0, 1.0),
+    "optim.b2": within(0.0, 1.0),
+    "optim.eps": above(0.0),
+    "optim.weight_decay": at_least(0.0, integer=False),
+    "optim.gate_lr_multiplier": above(0.0),
+    "optim.clip_norm": above(0.0),
+    "train.steps": at_least(1),
+    "train.batch_size": at_least(1),
+    "train.log_every": at_least(1),
+    "train.eval_every": at_least(1),
+    "train.eval_num_samples": at_least(1),
+    "train.early_stopping": flag,
+    "train.patience": at_least(1),
+    "train.keep_checkpoints": at_least(1),
+    "train.remat": flag,
+    "eval.methods": each_of(methods.REGISTRY),  # the live registry: methods registered later count too
+    "eval.control_seed": at_least(0),
+    "eval.num_samples": at_least(1),
+    "eval.batch_size": at_least(1),
+    "eval.max_new_tokens": at_least(1),
+    "eval.repetition_penalty": above(0.0),
+    "eval.no_repeat_ngram_size": at_least(0),
+    "eval.length_buckets": increasing_positive,
+    "eval.latency_batch_sizes": increasing_positive,
+    "eval.bootstrap_samples": at_least(1),
+    "compression.formats": each_of(wire.FORMATS),
+    "compression.group_size": at_least(1),
+    "compression.num_samples": at_least(1),
+    "mesh.data": lambda v: None if isinstance(v, int) and (v == -1 or v >= 1) else "must be -1 (the rest) or >= 1",
+    "mesh.model": at_least(1),
+    "profile.start_step": at_least(-1),
+    "profile.num_steps": at_least(1),
+}
+TOY_RULES: dict[str, Rule] = {
+    "toy.world.seed": at_least(0),
+    "toy.world.num_train": at_least(1),
+    "toy.world.num_test": at_least(1),
+    "toy.world.pretrain_steps": at_least(1),
+    "toy.world.pretrain_batch_size": at_least(1),
+    "toy.world.pretrain_learning_rate": above(0.0),
+    "toy.world.hidden_size": at_least(1),
+    "toy.world.num_layers": at_least(1),
+}
+
+
+def get(cfg: ml_collections.ConfigDict, key: str):
+  node = cfg
+  for part in key.split("."):
+    if part not in node:
+      raise ConfigError(f"the config has no key {key}; a config file must start from configs/base.py "
+                        "(`c = base.get_config()`) and change only what differs.")
+    node = node[part]
+  return node
+
+
+def _fail(key: str, value, problem: str) -> None:
+  raise ConfigError(f"config key {key}={value!r} {problem}; change it in the config file or with "
+                    f"--config.{key}=...")
+
+
+def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> None:
+  """Raises ConfigError for the first bad value. `device_count` (when given) bounds the mesh."""
+  rules = dict(RULES, **(TOY_RULES if get(cfg, "data.dataset") == "toy" else {}))
+  for key, rule in rules.items():
+    value = get(cfg, key)
+    problem = rule(value)
+    if problem:
+      _fail(key, value, problem)
+  g = lambda key: get(cfg, key)
+  if g("translator.bottleneck") % g("translator.num_heads"):
+    _fail("translator.bottleneck", g("translator.bottleneck"),
+          f"must be divisible by translator.num_heads={g('translator.num_heads')}")
+  if g("optim.warmup_steps") >= g("train.steps"):
+    _fail("optim.warmup_steps", g("optim.warmup_steps"), f"must be below train.steps={g('train.steps')}")
+  if g("data.dataset") != "toy":
+    for key in ("source.path", "target.path"):
+      if text(g(key)):
+        _fail(key, g(key), "must name a checkpoint directory or a hub id")
+    for key in ("data.train_path", "data.test_path"):
+      path = g(key)
+      if path and not os.path.isfile(path):
+        _fail(key, path, "is not a file; pass an existing .jsonl/.json/.parquet file (or '' to load data.hf_name)")
+  data, model = g("mesh.data"), g("mesh.model")
+  if device_count is not None:
+    if data == -1 and device_count % model:
+      _fail("mesh.model", model, f"must divide the {device_count} available devices")
+    used = device_count if data == -1 else data * model
+    if used > device_count:
+      _fail("mesh.data", data, f"times mesh.model={model} needs {used} devices but {device_count} exist")
+    data = device_count // model if data == -1 else data
+  if g("train.batch_size") % max(data, 1):
+    _fail("train.batch_size", g("train.batch_size"), f"must be divisible by the mesh's data axis ({data})")
