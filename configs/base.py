@@ -1,4 +1,4 @@
-"""Base configuration: the reference hyperparameters of DESIGN.md §2 (stable_64 on GSM8K).
+"""Base configuration: the reference hyperparameters of docs/DESIGN.md §2 (stable_64 on GSM8K).
 
 Every experiment file imports this and changes only what differs. An ablation is a
 config file, never a code branch.

@@ -2,7 +2,7 @@
 
 Grouped-query attention caches keys and values for the *key/value* heads only; the first
 implementation counted query heads and reported 0.5 MB per token instead of 128 KiB for
-Llama-3.1-8B in bf16 (DESIGN.md §3.15).
+Llama-3.1-8B in bf16 (docs/DESIGN.md §3.15).
 """
 import operator
 from typing import Protocol

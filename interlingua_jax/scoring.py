@@ -1,6 +1,6 @@
 """Answer scoring: strict GSM8K `####` extraction and SQuAD-normalised EM / F1 for HotpotQA.
 
-The first implementation's headline number came from scoring bugs (DESIGN.md §3.2, 3.3,
+The first implementation's headline number came from scoring bugs (docs/DESIGN.md §3.2, 3.3,
 3.11): a lenient "last number in the text" fallback, and HotpotQA scored with the GSM8K
 extractor so that two failed extractions compared equal. Here a GSM8K prediction without
 a `#### <number>` marker is wrong, and HotpotQA never goes near the number extractor.
@@ -23,7 +23,7 @@ def extract_gsm8k(text: str) -> str | None:
   Callers pass the *prediction* (the generated text with the prompt stripped), so the
   first marker is the model's own answer, never an exemplar's. A model that goes on to
   invent a next question and answers it too is scored on its first answer. There is
-  deliberately no fallback to the last number in the text (DESIGN.md §3.3).
+  deliberately no fallback to the last number in the text (docs/DESIGN.md §3.3).
   """
   match = _GSM8K_ANSWER.search(text)
   return None if match is None else match.group(1).replace(",", "")
@@ -52,7 +52,7 @@ def normalize_answer(text: str) -> str:
 
 def squad_em(prediction: str, gold: str) -> float:
   """1.0 when the normalised strings match. A prediction that normalises to nothing never
-  scores, even against a gold that also normalises to nothing (DESIGN.md §3.11)."""
+  scores, even against a gold that also normalises to nothing (docs/DESIGN.md §3.11)."""
   pred = normalize_answer(prediction)
   return float(bool(pred) and pred == normalize_answer(gold))
 

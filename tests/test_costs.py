@@ -1,4 +1,4 @@
-"""KV-cache bytes, pinned to Llama-3.1-8B (DESIGN.md §3.15: the first implementation ignored GQA)."""
+"""KV-cache bytes, pinned to Llama-3.1-8B (docs/DESIGN.md §3.15: the first implementation ignored GQA)."""
 import dataclasses
 
 import numpy as np

@@ -39,7 +39,7 @@ def test_batched_decoding_equals_one_at_a_time(system):
 
 
 def test_one_bos_and_no_gold_in_any_input(system):
-  """DESIGN §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation)."""
+  """docs/DESIGN.md §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation)."""
   cfg, s, ctx = system
   tok = s.frozen.target_tokenizer
   q = evaluate.questions(s.test[:2], seed=0)[0]

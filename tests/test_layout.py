@@ -37,7 +37,7 @@ def test_different_lengths_pad_only_on_the_left():
 
 
 def test_generation_layout_matches_training_prefix():
-  """Same tokens and positions for [BOS][soft][prompt] in training and generation (DESIGN §3.4)."""
+  """Same tokens and positions for [BOS][soft][prompt] in training and generation (docs/DESIGN.md §3.4)."""
   prompts, answers = [[5, 6], [7, 8, 9, 10]], [[11, 12, 13], [14]]
   train = bridged_batch(prompts, answers, num_soft_tokens=3, seq_len=16, bos_id=BOS, pad_id=PAD, eos_id=EOS)
   gen = bridged_batch(prompts, None, num_soft_tokens=3, seq_len=12, bos_id=BOS, pad_id=PAD)

@@ -89,7 +89,7 @@ def test_info_nce_matches_reference_and_varies_across_batches():
 
 
 def test_shared_positive_is_constant_with_no_gradient():
-  """The first implementation's bug (DESIGN §3.6): one positive for all samples is log(B), flat."""
+  """The first implementation's bug (docs/DESIGN.md §3.6): one positive for all samples is log(B), flat."""
   anchors = jax.random.normal(jax.random.key(0), (5, 8))
   shared = jnp.broadcast_to(jax.random.normal(jax.random.key(1), (8,)), (5, 8))
   np.testing.assert_allclose(info_nce(anchors, shared, 0.07), np.log(5), rtol=1e-6)

@@ -63,7 +63,7 @@ def test_hotpotqa_prompt():
 
 
 def test_training_pool_excludes_exemplars():
-  """DESIGN.md §3.10: no exemplar of the evaluation prompt is a training example."""
+  """docs/DESIGN.md §3.10: no exemplar of the evaluation prompt is a training example."""
   train = _train(50)
   exemplars = prompts.select_exemplars(train)
   pool = prompts.training_pool(train, [e.id for e in exemplars])

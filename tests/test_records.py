@@ -47,7 +47,7 @@ def test_ids_stable_and_taken_from_id_field(tmp_path):
 
 
 def test_gold_from_each_records_own_answer(tmp_path):
-  """DESIGN.md §3.2: golds differ per record even when the question text carries a `#### 12`."""
+  """docs/DESIGN.md §3.2: golds differ per record even when the question text carries a `#### 12`."""
   rows = [{"question": f"Q: x\nA: 6 + 6\n#### 12\n\nQ: item {i}?", "answer": f"{i} * 2 = {2 * i}\n#### {2 * i}"}
           for i in range(1, 5)]
   examples = records.load_split("gsm8k", "test", path=_write_jsonl(tmp_path / "t.jsonl", rows))

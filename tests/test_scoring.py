@@ -1,4 +1,4 @@
-"""Scoring: strict GSM8K extraction, SQuAD EM/F1, and the scoring bugs of DESIGN.md §3.2, 3.3, 3.11."""
+"""Scoring: strict GSM8K extraction, SQuAD EM/F1, and the scoring bugs of docs/DESIGN.md §3.2, 3.3, 3.11."""
 import json
 
 import pytest
@@ -52,7 +52,7 @@ def test_gsm8k_numeric_comparison(prediction, gold, correct):
 
 
 def test_no_last_number_fallback():
-  """DESIGN.md §3.3: a prediction without `####` is wrong even when it ends in the gold."""
+  """docs/DESIGN.md §3.3: a prediction without `####` is wrong even when it ends in the gold."""
   prediction = "Natalia sold 48 / 2 = 24 clips in May, 48 + 24 = 72 in all. The answer is 72"
   result = scoring.score("gsm8k", prediction, "72")
   assert result == {"correct": False, "extracted": None}
@@ -106,7 +106,7 @@ def test_empty_prediction_never_correct():
 
 
 def test_hotpotqa_never_uses_gsm8k_extractor():
-  """DESIGN.md §3.11: both sides had no `####`, both extracted to `[invalid]`, and that counted."""
+  """docs/DESIGN.md §3.11: both sides had no `####`, both extracted to `[invalid]`, and that counted."""
   assert scoring.extract_gsm8k("Arthur's Magazine") is None
   assert scoring.extract_gsm8k("First for Women") is None  # equal extractions under the buggy scorer
   result = scoring.score("hotpotqa", "Arthur's Magazine", "First for Women")

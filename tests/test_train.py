@@ -1,6 +1,6 @@
 """The train step and loop on tiny random Mistral → Llama models (conftest fixtures).
 
-Checks the properties DESIGN.md §3 says the first implementation broke: the frozen models
+Checks the properties docs/DESIGN.md §3 says the first implementation broke: the frozen models
 never change and carry no optimizer state, the loss flows through the frozen target, the
 best checkpoint is a real copy, resuming reproduces an uninterrupted run, a sharded step
 equals a single-device step, and a NaN stops the run without a NaN checkpoint.
@@ -74,7 +74,7 @@ def test_dropout_step_runs_and_advances_the_rng(setup):
 
 
 def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive_target_dir, data_paths):
-  """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
+  """The gradient reaches the translator through the frozen target (docs/DESIGN.md §3.7)."""
   cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
   cfg.train.steps, cfg.optim.warmup_steps, cfg.loss.infonce_weight = 50, 5, 0.0
   cfg.translator.dropout, cfg.translator.num_soft_tokens, cfg.optim.learning_rate = 0.0, 8, 1e-2
@@ -127,7 +127,7 @@ def test_nan_loss_stops_without_saving(setup, tmp_path):
 
 
 def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
-  """When bridged accuracy peaks then falls, the best checkpoint restores the peak weights (DESIGN §3.8)."""
+  """When bridged accuracy peaks then falls, the best checkpoint restores the peak weights (docs/DESIGN.md §3.8)."""
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
   # Evaluations at steps 0, 2, 4, 6: the peak at step 2, then two without a new best: patience 2 stops at

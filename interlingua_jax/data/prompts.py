@@ -1,8 +1,8 @@
-"""Prompts: the 8-shot GSM8K prompt of DESIGN.md §2, HotpotQA's context prompt, the toy world's
+"""Prompts: the 8-shot GSM8K prompt of docs/DESIGN.md §2, HotpotQA's context prompt, the toy world's
 zero-shot prompt, and fitting a prompt to a token budget by dropping exemplars.
 
 The exemplars are drawn once from the train split with a fixed seed and are excluded from
-the training pool (DESIGN.md §3.10), so the model never trains on its own evaluation prefix.
+the training pool (docs/DESIGN.md §3.10), so the model never trains on its own evaluation prefix.
 """
 import dataclasses
 import random
@@ -27,7 +27,7 @@ def select_exemplars(train: Sequence[Example], k: int = 8, seed: int = 42) -> li
 
 
 def training_pool(train: Sequence[Example], exemplar_ids: Collection[str]) -> list[Example]:
-  """The train split without the prompt exemplars (DESIGN.md §3.10)."""
+  """The train split without the prompt exemplars (docs/DESIGN.md §3.10)."""
   exemplar_ids = set(exemplar_ids)
   missing = exemplar_ids - {example.id for example in train}
   if missing:  # an id that matches nothing would silently exclude nothing

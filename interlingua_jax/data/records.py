@@ -1,7 +1,7 @@
 """Dataset records: GSM8K, HotpotQA (distractor) and the toy world, from local files or the hub.
 
 Every record carries its own gold answer, taken from *its own* answer field when it is
-loaded, so that nothing downstream can take a gold from a few-shot prefix (DESIGN.md §3.2).
+loaded, so that nothing downstream can take a gold from a few-shot prefix (docs/DESIGN.md §3.2).
 """
 import dataclasses
 import json

@@ -3,7 +3,7 @@
 `pretrain_lm` is a plain next-token trainer over `models.forward` (the decoder every
 other stage uses, so the toy models go through exactly the code real checkpoints do).
 Each step draws fresh text: on a fixed pool tiny models memorise instead of learning
-the task (DESIGN.md §6).
+the task (docs/DESIGN.md §6).
 
 `prepare_toy_models` builds a Mistral-architecture source and a Llama-architecture
 target with different tokenizers, pretrains both on toy text and saves them as HF
