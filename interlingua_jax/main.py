@@ -99,12 +99,10 @@ def _run(fv: flags.FlagValues, workdir: str) -> int:
   mode = fv["mode"].value
   cfg = effective_config(fv, workdir)
   import jax
-  from interlingua_jax import validate
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
-  validate.check(cfg, device_count=jax.device_count())
   from interlingua_jax import runner
   modes = MODES_OF_ALL if mode == "all" else (mode,)
   result = runner.run(cfg, workdir, modes)

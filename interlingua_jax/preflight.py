@@ -1,4 +1,4 @@
-"""Everything a run can check before the first weight is read: config → tokenizers → data.
+"""Everything a run can check before the first weight is read: machine → tokenizers → data.
 
 A real run loads two 8B models (minutes of a GPU reservation) before it can fail on anything
 they hold; whatever the tokenizers, config.json files and data splits can tell is checked
@@ -12,9 +12,9 @@ import time
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, inputs, train
+from interlingua_jax import bridge, inputs
 from interlingua_jax.data import pipeline, splits
-from interlingua_jax.data.records import DATASETS, load_split
+from interlingua_jax.data.records import load_split
 from interlingua_jax.models import DecoderConfig
 from interlingua_jax.models.decoder import ATTENTION_IMPLS
 from interlingua_jax.models.loading import load_tokenizer, read_config, resolve_checkpoint_dir, stop_token_ids
@@ -41,12 +41,9 @@ class Checked:
   skipped: dict[str, int]  # per split, examples whose prompt cannot fit data.max_source_len
 
 
-def check_config(cfg: ml_collections.ConfigDict) -> None:
-  """What the config alone decides: known names, a valid optimizer schedule, and an attention
-  implementation this machine runs."""
-  train.make_optimizer(cfg, cfg.train.steps)  # raises on a schedule that cannot run (e.g. warmup >= steps)
-  if cfg.data.dataset not in DATASETS:
-    raise ValueError(f"data.dataset={cfg.data.dataset!r} is unknown; expected one of {', '.join(DATASETS)}.")
+def check_machine(cfg: ml_collections.ConfigDict) -> None:
+  """What the config asks of this machine: an attention implementation it runs. (Every config value on
+  its own was checked by `validate.check` before the run started.)"""
   impl = cfg.model.attention_impl
   if impl not in ATTENTION_IMPLS[1:]:
     raise ValueError(f"model.attention_impl={impl!r} is unknown; expected one of {', '.join(ATTENTION_IMPLS[1:])}.")
@@ -109,7 +106,7 @@ def run(cfg: ml_collections.ConfigDict) -> Checked:
     steps.append(f"{name} {time.perf_counter() - start:.1f}s")
     return out
 
-  step("config", check_config, cfg)
+  step("machine", check_machine, cfg)
   source = step("source tokenizer", check_model, "source", cfg.source.path)
   target = step("target tokenizer", check_model, "target", cfg.target.path)
   layer = bridge.resolve_layer(cfg.source.layer, source.config.num_layers)

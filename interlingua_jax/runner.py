@@ -12,7 +12,7 @@ import jax
 import ml_collections
 
 from interlingua_jax import (ablations, bridge, compression, errors, evaluate, methods, preflight, report, results,
-                             train, workdir as workdir_lib)
+                             train, validate, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
@@ -249,6 +249,7 @@ def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) ->
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  validate.check(cfg, device_count=jax.device_count())  # every value, before the toy pretrains or anything loads
   os.makedirs(workdir, exist_ok=True)
   if cfg.data.dataset == "toy":
     resolve_toy(cfg, workdir)

@@ -186,7 +186,7 @@ def test_cudnn_is_refused_without_a_gpu():
     pytest.skip("this machine has a GPU")
   with pytest.raises(ValueError, match=r"model.attention_impl='cudnn' needs an NVIDIA GPU, but JAX runs on 'cpu'; "
                                        r"use --config.model.attention_impl=xla"):
-    preflight.check_config(cfg)
+    preflight.check_machine(cfg)
 
 
 @pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN fused attention needs an NVIDIA GPU")
