@@ -16,6 +16,5 @@ def get_config():
   c = toy.get_config()
   c.name = "toy_complementary"
   c.toy.world.task.update(dict(lookup=True, split="problem"))
-  c.toy.world.pretrain_steps = 1500
   c.source.layer = -1  # the fact is needed to predict the source's first answer token: read its last layer
   return c

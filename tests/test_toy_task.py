@@ -21,7 +21,7 @@ _CHANGE = re.compile(r"(?:Later|Then|After that|Next) [A-Z][a-z]+ ([a-z]+) (\d+)
 
 @pytest.fixture(scope="module")
 def corpus():
-  return task.text_sampler()(np.random.default_rng(0), 2000)
+  return task.pretrain_texts()(np.random.default_rng(0), 2000)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_splits_are_disjoint_and_pretraining_never_sees_test_questions(test_spli
   assert not train_questions & test_questions
   assert all(task.is_test_question(q) for q in test_questions)
   assert not any(task.is_test_question(q) for q in train_questions)
-  for text in task.text_sampler()(np.random.default_rng(1), 2000):
+  for text in task.pretrain_texts()(np.random.default_rng(1), 2000):
     question = text.removeprefix("Q: ").split("\nA: ")[0]
     assert question not in test_questions and not task.is_test_question(question)
 

@@ -248,11 +248,6 @@ def pretrain_texts(spec: TaskSpec = TaskSpec(), role: str = "target",
   return lambda rng, n: [lm_text(e, template) for e in sample_split(rng, "pretrain", n, spec, explicit=True)]
 
 
-def text_sampler(template: str = LM_TEMPLATE, spec: TaskSpec = TaskSpec()):
-  """Fresh train-split texts of the easy (or any non-lookup) world, as both roles read them."""
-  return pretrain_texts(spec, "target", template)
-
-
 def write_jsonl(path: str, examples: Sequence[dict]) -> None:
   """GSM8K's own field names, so the real GSM8K loading code reads the toy splits."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
