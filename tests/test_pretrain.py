@@ -91,3 +91,5 @@ def test_prepare_toy_models_writes_loadable_checkpoints_once(tmp_path, monkeypat
   assert calls == ["llama"]
   pretrain.prepare_toy_models(str(tmp_path), **{**kwargs, "steps": 3})  # other settings: both rebuilt
   assert calls == ["llama", "mistral", "llama"]
+  pretrain.prepare_toy_models(str(tmp_path), **{**kwargs, "steps": 4}, roles=("target",))  # one process per LM
+  assert calls == ["llama", "mistral", "llama", "llama"]
