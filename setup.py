@@ -7,9 +7,11 @@ setup(
     description="Frozen source LLM -> trainable gated cross-attention translator -> frozen target LLM, in JAX/Flax NNX.",
     python_requires=">=3.11",
     packages=find_packages(include=["interlingua_jax", "interlingua_jax.*"]),
+    # The versions the test suite ran with: jax 0.10.x / flax 0.12.x on CPU; the GPU image has jax 0.11.2.
+    # Newer minor versions are untested (flax NNX and jax's sharding APIs still change between them).
     install_requires=[
-        "jax",
-        "flax",
+        "jax>=0.10,<0.12",
+        "flax>=0.12,<0.13",
         "optax",
         "orbax-checkpoint",
         "grain",

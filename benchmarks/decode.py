@@ -1,112 +1,112 @@
 """Greedy KV-cache decoding throughput of `interlingua_jax.models.generate`.
 
-CPU (default): a small Llama-shaped config; generated tokens/s at batch 1 and 8 against transformers'
-`generate(do_sample=False)` on the same weights, measured in this run (ratio = JAX / HF). EOS is kept out
-of reach on both sides (an out-of-vocabulary EOS id for JAX, `min_new_tokens` for HF), so both generate
-exactly --new_tokens tokens per row; the first call (compilation) is not timed. The two outputs are
-compared token for token first.
+CPU (default): the small Llama-shaped config of `shapes.SMALL`; generated tokens/s at each `--batches`
+size against transformers' `generate(do_sample=False)` on the same weights, measured in this run in
+interleaved rounds (medians; ratio = JAX / HF). EOS is kept out of reach on both sides (an
+out-of-vocabulary EOS id for JAX, `min_new_tokens` for HF), so both generate exactly --new_tokens tokens
+per row; the first call (compilation) is not timed. The two outputs are compared token for token first.
 
-  python benchmarks/decode.py [--prompt 64 --new_tokens 64]
+  python benchmarks/decode.py [--prompt 64 --new_tokens 64 --batches 1 8]
 
-GPU: `--gpu_8b` decodes Llama-3.1-8B shapes with random bf16 weights at batch 1 and compares tokens/s
-with the memory-bandwidth bound: each token reads every weight once, so the bound is
-(measured device copy bandwidth) / (weight bytes).
+GPU: `--gpu_8b` decodes Llama-3.1-8B shapes with random bf16 weights and compares the decode steps'
+tokens/s with the memory-bandwidth bound of `flops.decode_step_bytes`: each step reads every weight once
+and each row's KV cache, so the bound is batch × (measured copy bandwidth) ÷ (weight + KV bytes per step),
+with the KV cache at the mean context of the timed steps (prompt + new_tokens / 2; the bytes are linear
+in it). `--smoke` runs the same path on the small config (a CPU check of the GPU path).
 
-  python benchmarks/decode.py --gpu_8b [--prompt 128 --new_tokens 256]
+  python benchmarks/decode.py --gpu_8b [--prompt 512 --new_tokens 256 --batches 1 8 32]
 """
 import argparse
 import os
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from interlingua_jax import models
-from forward import LLAMA_31_8B, SMALL, best_seconds
+import timing
+from shapes import LLAMA_31_8B, SMALL, small_models
+from interlingua_jax import flops, models
 
 
-def timed(fn) -> float:
-  """Seconds of one call after a warm-up call (compilation); a decode run is long enough to time once."""
-  return best_seconds(fn, repeats=1)
+def random_prompts(config, batch: int, length: int) -> np.ndarray:
+  """Random unpadded prompts (ids 0-2 are pad, BOS and EOS), the same for a given batch size."""
+  return np.random.default_rng(batch).integers(3, config.vocab_size, size=(batch, length))
+
+
+def greedy(model, ids: np.ndarray, new_tokens: int):
+  """Exactly `new_tokens` per row: the EOS id is beyond the vocabulary, so no argmax reaches it."""
+  return models.generate(model, input_ids=ids, attention_mask=np.ones_like(ids), max_new_tokens=new_tokens,
+                         eos_token_id=model.config.vocab_size, pad_token_id=0).tokens
 
 
 def cpu(args) -> None:
   import torch
-  from transformers import AutoModelForCausalLM
-  torch.set_num_threads(os.cpu_count())
-  params = models.init_params(SMALL, jax.random.key(0))
-  with tempfile.TemporaryDirectory() as path:
-    models.save_pretrained(path, SMALL, params)
-    torch_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-  model = models.CausalLM(SMALL, params)
-  never = SMALL.vocab_size  # an EOS id no argmax can produce
+  torch.set_num_threads(args.torch_threads)
+  model, torch_model = small_models()
   print(f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}), float32, d={SMALL.hidden_size}, "
-        f"{SMALL.num_layers} layers, vocab {SMALL.vocab_size}; prompt {args.prompt}, {args.new_tokens} new tokens")
+        f"{SMALL.num_layers} layers, vocab {SMALL.vocab_size}; prompt {args.prompt}, {args.new_tokens} new tokens; "
+        f"median of {args.repeats} interleaved rounds")
   print(f"{'batch':>5}{'hf tokens/s':>14}{'jax tokens/s':>14}{'ratio':>8}{'same tokens':>13}")
-  for batch in (1, 8):
-    ids = np.random.default_rng(batch).integers(3, SMALL.vocab_size, size=(batch, args.prompt))
-    mask = np.ones_like(ids)
-
-    def run_jax():
-      return np.asarray(models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens,
-                                        eos_token_id=never, pad_token_id=0).tokens)
+  for batch in args.batches:
+    ids = random_prompts(SMALL, batch, args.prompt)
+    run_jax = lambda: np.asarray(greedy(model, ids, args.new_tokens))
 
     def run_hf():
       with torch.no_grad():
-        out = torch_model.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), do_sample=False,
-                                   max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, pad_token_id=0)
+        out = torch_model.generate(input_ids=torch.tensor(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long),
+                                   do_sample=False, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                                   pad_token_id=0)
       return out[:, args.prompt:].numpy()
 
     same = np.array_equal(run_jax(), run_hf())
+    t = timing.interleaved({"hf": run_hf, "jax": run_jax}, rounds=args.repeats)
     tokens = batch * args.new_tokens
-    jax_s, hf_s = timed(run_jax), timed(run_hf)
-    print(f"{batch:>5}{tokens / hf_s:>14.0f}{tokens / jax_s:>14.0f}{hf_s / jax_s:>8.2f}{str(same):>13}")
+    print(f"{batch:>5}{tokens / t['hf'].median:>14.0f}{tokens / t['jax'].median:>14.0f}"
+          f"{t['hf'].median / t['jax'].median:>8.2f}{str(same):>13}")
 
 
-def copy_bandwidth(num_bytes: int = 4 << 30) -> float:
+def copy_bandwidth(num_bytes: int) -> float:
   """Bytes/s of a jitted elementwise pass (one read + one write of every byte) over a large bf16 array."""
   x = jnp.ones((num_bytes // 2,), jnp.bfloat16)
   copy = jax.jit(lambda a: a * 2)
-  secs = min(timed(lambda: copy(x).block_until_ready()) for _ in range(3))
-  return 2 * num_bytes / secs
+  return 2 * num_bytes / timing.once(lambda: copy(x), rounds=3).median
 
 
 def gpu_8b(args) -> None:
-  config = LLAMA_31_8B
-  params = models.init_params(config, jax.random.key(0), dtype=jnp.bfloat16)
-  weight_bytes = sum(x.nbytes for x in jax.tree.leaves(params)) - params["embed"].nbytes  # lookup reads one row
-  model = models.CausalLM(config, params)
-  ids = np.random.default_rng(0).integers(0, config.vocab_size, size=(1, args.prompt))
-  mask = np.ones_like(ids)
-
-  def run(new_tokens):
-    return models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, eos_token_id=-1,
-                           pad_token_id=0).tokens.block_until_ready()
-
-  # Subtract the prefill (a 1-token generate) so the figure is decode steps only.
-  secs = timed(lambda: run(args.new_tokens)) - timed(lambda: run(1))
-  per_s = (args.new_tokens - 1) / secs
-  bandwidth = copy_bandwidth()
-  bound = bandwidth / weight_bytes
-  print(f"{jax.devices()[0].device_kind}: Llama-3.1-8B shapes, random bf16 weights ({weight_bytes / 1e9:.2f} GB read "
-        f"per token), batch 1, prompt {args.prompt}, {args.new_tokens} new tokens")
-  print(f"decode {per_s:.1f} tokens/s; copy bandwidth {bandwidth / 1e12:.2f} TB/s -> bound {bound:.1f} tokens/s; "
-        f"{per_s / bound:.1%} of the bound")
+  config = SMALL if args.smoke else LLAMA_31_8B
+  model = models.CausalLM(config, models.init_params(config, jax.random.key(0), dtype=jnp.bfloat16))
+  bandwidth = copy_bandwidth((64 << 20) if args.smoke else (4 << 30))
+  print(f"{jax.devices()[0].device_kind}: {'SMALL (smoke)' if args.smoke else 'Llama-3.1-8B'} shapes, random bf16 "
+        f"weights ({flops.weight_bytes(config) / 1e9:.3f} GB read per step), prompt {args.prompt}, "
+        f"{args.new_tokens} new tokens; copy bandwidth {bandwidth / 1e12:.3f} TB/s; median of {args.repeats}")
+  print(f"{'batch':>5}{'tokens/s':>12}{'bound':>12}{'of bound':>10}")
+  for batch in args.batches:
+    ids = random_prompts(config, batch, args.prompt)
+    # Decode steps only: a 1-token generate (the prefill and its first token) is subtracted.
+    t = timing.interleaved({"full": lambda: greedy(model, ids, args.new_tokens),
+                            "prefill": lambda: greedy(model, ids, 1)}, rounds=args.repeats)
+    per_s = batch * (args.new_tokens - 1) / (t["full"].median - t["prefill"].median)
+    step_bytes = flops.decode_step_bytes(config, batch=batch, context_len=args.prompt + args.new_tokens // 2)
+    bound = flops.decode_bound_tokens_per_s(step_bytes, bandwidth, batch)
+    print(f"{batch:>5}{per_s:>12.1f}{bound:>12.1f}{per_s / bound:>10.1%}")
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gpu_8b", action="store_true", help="Llama-3.1-8B shapes on the accelerator")
-  parser.add_argument("--prompt", type=int, default=None)
-  parser.add_argument("--new_tokens", type=int, default=None)
+  parser.add_argument("--smoke", action="store_true", help="with --gpu_8b: the small config, runs on a CPU")
+  parser.add_argument("--prompt", type=int, default=None, help="default 64 (512 with --gpu_8b)")
+  parser.add_argument("--new_tokens", type=int, default=None, help="default 64 (256 with --gpu_8b)")
+  parser.add_argument("--batches", type=int, nargs="+", default=None, help="default 1 8 (1 with --gpu_8b)")
+  parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
+  parser.add_argument("--torch_threads", type=int, default=os.cpu_count(),
+                      help="CPU: torch.set_num_threads; default all cores, as XLA uses (try 1 on a loaded machine)")
   args = parser.parse_args()
-  if args.gpu_8b:
-    args.prompt, args.new_tokens = args.prompt or 128, args.new_tokens or 256
-    gpu_8b(args)
-  else:
-    args.prompt, args.new_tokens = args.prompt or 64, args.new_tokens or 64
-    cpu(args)
+  gpu = args.gpu_8b and not args.smoke
+  args.prompt = args.prompt or (512 if gpu else 64)
+  args.new_tokens = args.new_tokens or (256 if gpu else 64)
+  args.batches = args.batches or ([1] if args.gpu_8b else [1, 8])
+  (gpu_8b if args.gpu_8b else cpu)(args)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,31 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.hf_config = "main"
   c.data.train_path = ""  # local .jsonl / .parquet; empty = load c.data.hf_name through `datasets`
   c.data.test_path = ""
+  c.data.train_split = "train"  # split names for `datasets` (and the ids of rows without an id field)
+  c.data.test_split = "test"
   c.data.num_shots = 8
   c.data.shot_seed = 42
   c.data.shuffle_seed = 1234
-  c.data.max_source_len = 2048  # source prompt tokens; exemplars are dropped (never the question) to fit
+  c.data.validation_seed = 0  # which train questions form the validation split (train.eval_num_samples of them)
+  # Source prompt tokens (both tokenizers, BOS included). Over it, exemplars (HotpotQA: context paragraphs)
+  # are dropped from the end; an example whose question alone is over it is skipped and counted.
+  c.data.max_source_len = 2048
   c.data.max_answer_len = 256  # target answer tokens in teacher forcing (+ EOS)
-  c.data.answer_anchor = "Answer: "  # target prompt text after the soft tokens
+  # Target prompt text after the soft tokens. Its trailing whitespace goes with the answer: the target
+  # reads "Answer:" then " Natalia" (one space), and generates from "Answer:".
+  c.data.answer_anchor = "Answer: "
+  # Instruct checkpoints: wrap every text prompt as one user turn of the tokenizer's chat template
+  # (the bridged row [BOS][soft][anchor] is not wrapped). Off: both models read raw completions.
+  c.data.chat_template = False
+  # Training batches are padded to the smallest bucket that holds their longest row (source and target
+  # separately, at most the pool's longest): at most len(buckets)^2 compiled train-step shapes.
+  c.data.length_buckets = (128, 256, 512, 1024, 2048)
   c.data.num_workers = 0
+
+  c.model = ml_collections.ConfigDict()
+  # Attention of both frozen LMs in training, evaluation and generation: "xla" (dense, everywhere) or
+  # "cudnn" (fused flash attention; NVIDIA GPU and bfloat16/float16 only, refused elsewhere).
+  c.model.attention_impl = "xla"
 
   c.translator = ml_collections.ConfigDict()
   c.translator.num_soft_tokens = 64
@@ -62,14 +80,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 32
   c.train.log_every = 10
   c.train.eval_every = 250
-  c.train.eval_num_samples = 200
+  c.train.eval_num_samples = 200  # the validation split, carved from train: evaluation during training
   c.train.early_stopping = True
   c.train.patience = 5
   c.train.keep_checkpoints = 2
   c.train.remat = True  # recompute the frozen target's layers in the backward pass: activations of 8B fit
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay")
+  # Registered in interlingua_jax/methods.py; the last two are controls (a real bridge is far above them).
+  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay", "latent_shuffled",
+                    "no_latent")
+  c.eval.control_seed = 0  # the derangement that gives latent_shuffled each question another's soft tokens
   c.eval.num_samples = 500
   c.eval.batch_size = 8
   c.eval.max_new_tokens = 256

@@ -8,6 +8,7 @@ def get_config():
   c.data.dataset = "hotpotqa"
   c.data.hf_name = "hotpotqa/hotpot_qa"
   c.data.hf_config = "distractor"
+  c.data.test_split = "validation"  # the distractor setting has only train and validation
   c.data.num_shots = 0
   c.eval.max_new_tokens = 32
   c.eval.stop_strings = ("\n",)

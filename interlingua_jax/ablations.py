@@ -9,8 +9,10 @@ the console and to `<root>/<name>/run.log`. A run whose `DONE` exists is skipped
 suite that was interrupted is finished by running it again with `--resume`.
 
 A suite file's `get_config()` returns `experiments`, a list of
-`dict(name=..., config="configs/x.py", overrides={"dotted.key": value})`, and optionally
-suite-wide `overrides` (a ConfigDict built with `allow_dotted_keys=True`). Override values
+`dict(name=..., config="configs/x.py", overrides={"dotted.key": value}, seeds=(...))` (`seeds`
+optional: one run per training seed, named `<name>_s<seed>` with `seed` overridden; the analysis
+reports them per seed and as mean ± sd), and optionally suite-wide `overrides` (a ConfigDict
+built with `allow_dotted_keys=True`). Override values
 may contain `{root}`, replaced by the suite root (e.g. to share pretrained toy models).
 Config paths are relative to the working directory: run from the repository root.
 """
@@ -29,6 +31,8 @@ from absl import app
 from absl import flags
 import ml_collections
 from ml_collections import config_flags
+
+from interlingua_jax import outputs
 
 FLAGS = flags.FLAGS
 
@@ -56,6 +60,8 @@ class Experiment:
   name: str
   config: Path
   overrides: dict[str, Any]
+  group: str = ""  # the suite entry this run belongs to: its name without the seed suffix
+  seed: int | None = None  # the training seed of a `seeds=` entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,28 +103,43 @@ def parse_suite(suite: ml_collections.ConfigDict) -> list[Experiment]:
     if name in seen:
       raise ValueError(f"suite experiment name {name!r} appears twice; names must be unique")
     seen.add(name)
-    unknown = set(entry) - {"name", "config", "overrides"}
+    unknown = set(entry) - {"name", "config", "overrides", "seeds"}
     if unknown:
       raise ValueError(f"suite experiment {name!r} has unknown keys {sorted(unknown)}; allowed: "
-                       "name, config, overrides")
+                       "name, config, overrides, seeds")
     config = Path(entry["config"]).absolute()
     if not config.is_file():
       raise ValueError(f"suite experiment {name!r}: config file {entry['config']!r} not found "
                        f"(looked in {config}); config paths are relative to the working "
                        "directory, so run from the repository root")
     overrides = {**common, **flatten(entry.get("overrides") or {})}
-    experiments.append(Experiment(name=name, config=config, overrides=overrides))
+    seeds = entry.get("seeds")
+    if seeds is None:
+      experiments.append(Experiment(name=name, config=config, overrides=overrides, group=name))
+      continue
+    if "seed" in overrides or not seeds or len(set(seeds)) != len(seeds) or not all(
+        isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+      raise ValueError(f"suite experiment {name!r}: seeds={seeds!r} must be distinct integers, and `seed` "
+                       "must then not be in its overrides")
+    experiments += [Experiment(name=f"{name}_s{x}", config=config, overrides={**overrides, "seed": x},
+                               group=name, seed=x) for x in seeds]
+  names = [e.name for e in experiments]
+  clash = sorted({n for n in names if names.count(n) > 1})
+  if clash:
+    raise ValueError(f"suite experiment names {clash} appear twice (a `<name>_s<seed>` of a seeds= entry "
+                     "equals another entry's name); rename one")
   return experiments
 
 
 def select(experiments: list[Experiment], only: Sequence[str] | None) -> list[Experiment]:
+  """The runs named in `only`; an entry's name selects all its seeds."""
   if not only:
     return experiments
   names = [e.name for e in experiments]
-  unknown = [n for n in only if n not in names]
+  unknown = [n for n in only if n not in names and not any(e.group == n for e in experiments)]
   if unknown:
     raise ValueError(f"--only names {unknown} are not in the suite; its experiments are {names}")
-  return [e for e in experiments if e.name in only]
+  return [e for e in experiments if e.name in only or e.group in only]
 
 
 def _format_value(value: Any, root: Path) -> str:
@@ -171,8 +192,8 @@ def run_suite(experiments: Sequence[Experiment], root: Path, *,
     log = log_path(workdir)
     cmd = build_command(exp, root, command)
     out.write(f"\n[{i + 1}/{len(experiments)}] {exp.name}\n")
-    if (workdir / "DONE").exists():
-      out.write(f"  skipped: {workdir / 'DONE'} exists\n")
+    if outputs.is_done(workdir):
+      out.write(f"  skipped: {workdir / outputs.DONE} exists\n")
       results.append(RunResult(exp.name, "skipped", None, 0.0, log))
       continue
     out.write(f"  $ {' '.join(cmd)}\n")
@@ -219,8 +240,8 @@ def write_suite_record(root: Path, suite: ml_collections.ConfigDict,
                        experiments: Sequence[Experiment]) -> None:
   """Saves what was asked for, so the analysis knows every intended run (even unstarted)."""
   record = {"suite": suite.to_dict(), "argv": sys.argv,
-            "experiments": [{"name": e.name, "config": str(e.config), "overrides": e.overrides}
-                            for e in experiments]}
+            "experiments": [{"name": e.name, "group": e.group, "seed": e.seed, "config": str(e.config),
+                             "overrides": e.overrides} for e in experiments]}
   (root / "suite.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 

@@ -18,33 +18,40 @@ from interlingua_jax.translator import Translator, embedding_rms
 
 @dataclasses.dataclass
 class Frozen:
-  """The two frozen LLMs and their tokenizers. Nothing here is ever updated."""
+  """The two frozen LLMs and their tokenizers. Nothing here is ever updated.
+
+  Tokenizers are checked before any weight is read (`preflight`); stop ids are every id that ends
+  a model's generation (`models.loading.stop_token_ids`), the tokenizer's EOS when not given.
+  """
   source: CausalLM
   source_tokenizer: object
   target: CausalLM
   target_tokenizer: object
   source_layer: int  # HF hidden-state index in [0, num_layers]
+  source_stop_ids: tuple[int, ...] = ()
+  target_stop_ids: tuple[int, ...] = ()
 
-  @classmethod
-  def create(cls, source, source_tokenizer, target, target_tokenizer, layer: int) -> "Frozen":
-    n = source.config.num_layers
-    resolved = layer + n + 1 if layer < 0 else layer
-    if not 0 <= resolved <= n:
-      raise ValueError(f"source.layer={layer} is outside the source's hidden states [-{n + 1}, {n}].")
-    for name, tok in (("source", source_tokenizer), ("target", target_tokenizer)):
-      if tok.pad_token_id is None:
-        raise ValueError(f"the {name} tokenizer has no pad token: set one (e.g. tokenizer.pad_token = "
-                         "tokenizer.eos_token) in the checkpoint's tokenizer_config.json.")
-    if target_tokenizer.eos_token_id is None:
-      raise ValueError("the target tokenizer has no EOS token: the answer's end cannot be learned.")
-    return cls(source, source_tokenizer, target, target_tokenizer, resolved)
+  def stop_ids(self, model: str) -> tuple[int, ...]:
+    """"source" or "target": the ids that end that model's generation."""
+    ids, tokenizer = ((self.source_stop_ids, self.source_tokenizer) if model == "source" else
+                      (self.target_stop_ids, self.target_tokenizer))
+    return ids or (tokenizer.eos_token_id,)
 
 
-def source_states(params, config: DecoderConfig, ids: jax.Array, mask: jax.Array, layer: int) -> jax.Array:
+def resolve_layer(layer: int, num_layers: int) -> int:
+  """source.layer (HF indexing, negative from the end) as an index in [0, num_layers]."""
+  resolved = layer + num_layers + 1 if layer < 0 else layer
+  if not 0 <= resolved <= num_layers:
+    raise ValueError(f"source.layer={layer} is outside the source's hidden states [-{num_layers + 1}, {num_layers}].")
+  return resolved
+
+
+def source_states(params, config: DecoderConfig, ids: jax.Array, mask: jax.Array, layer: int,
+                  attention_impl: str | None = None) -> jax.Array:
   """Hidden states of `layer` (HF index), outside the gradient: the source is frozen and only read."""
   upto = None if layer == config.num_layers else layer
   out = forward(params, config, input_ids=ids, attention_mask=mask, upto_layer=upto, compute_logits=False,
-                output_hidden_states=False)
+                output_hidden_states=False, attention_impl=attention_impl)
   return jax.lax.stop_gradient(out.hidden_states[-1])
 
 
@@ -92,14 +99,15 @@ def _key_data(x):
   return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
 
 
-def soft_tokens(graphdef, params, rngs, source_params, source_config: DecoderConfig, ids, mask, layer: int):
+def soft_tokens(graphdef, params, rngs, source_params, source_config: DecoderConfig, ids, mask, layer: int,
+                attention_impl: str | None = None):
   """Deterministic soft tokens (B, M, d_tgt) for evaluation, from a split translator."""
   translator = merge_translator(graphdef, params, rngs)
-  hidden = source_states(source_params, source_config, ids, mask, layer)
+  hidden = source_states(source_params, source_config, ids, mask, layer, attention_impl)
   return translator(hidden, mask, deterministic=True)
 
 
-soft_tokens_jit = jax.jit(soft_tokens, static_argnames=("graphdef", "source_config", "layer"))
+soft_tokens_jit = jax.jit(soft_tokens, static_argnames=("graphdef", "source_config", "layer", "attention_impl"))
 
 
 def count_params(tree) -> int:

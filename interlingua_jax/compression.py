@@ -7,6 +7,8 @@ tokens after an encode → decode round trip. The table says plainly where a pac
 larger than the text it replaces: at M × d_tgt numbers it usually is, and the saving is
 in the target's KV cache (M soft tokens instead of the prompt's tokens), not in bytes.
 """
+import dataclasses
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -18,35 +20,37 @@ from interlingua_jax import evaluate, stats, wire
 from interlingua_jax.data import pipeline
 
 
-def analyse(h: evaluate.Harness, examples: Sequence, *, formats: Sequence[str], group_size: int, out_dir: str,
-            seed: int) -> dict:
+def _round_trip(soft: np.ndarray, *, fmt: str, group_size: int, sizes: list[int]) -> np.ndarray:
+  """The soft tokens the target reads after encode → decode; the packet's measured size is recorded."""
+  packet = wire.encode(soft, fmt=fmt, group_size=group_size)
+  sizes.append(len(packet))
+  return wire.decode(packet)
+
+
+def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str], group_size: int,
+            out_dir: str) -> dict:
   """Runs the latent method once per precision (plus float32, no wire) and writes compression.json."""
-  prompts = [h.builder.source_prompt(e) for e in examples]
+  prompts = [ctx.builder.source_prompt(e) for e in examples]
   text_bytes = np.array([len(p.encode("utf-8")) for p in prompts], np.float64)
-  text_tokens = np.array([len(pipeline.token_ids(h.frozen.source_tokenizer, p)) + 1 for p in prompts], np.float64)
-  shape = (h.num_soft_tokens, h.frozen.target.config.hidden_size)
+  text_tokens = np.array([len(pipeline.token_ids(ctx.frozen.source_tokenizer, p)) + 1 for p in prompts], np.float64)
+  shape = (ctx.num_soft_tokens, ctx.frozen.target.config.hidden_size)
   levels = {}
-  packets: dict[str, list[int]] = {}
   for fmt in ("float32", *formats):
+    sizes: list[int] = []
     if fmt == "float32":
-      h.soft_transform, bytes_ = None, 4 * shape[0] * shape[1]
+      transform, bytes_ = None, 4 * shape[0] * shape[1]
     else:
-      sizes = packets.setdefault(fmt, [])
-
-      def roundtrip(soft: np.ndarray, fmt=fmt, sizes=sizes) -> np.ndarray:
-        packet = wire.encode(soft, fmt=fmt, group_size=group_size)
-        sizes.append(len(packet))
-        return wire.decode(packet)
-
-      h.soft_transform, bytes_ = roundtrip, wire.packet_size(shape, fmt, group_size)
-    records = evaluate.run_methods(h, ["latent"], examples, samples_path=None, progress=False)
+      transform = functools.partial(_round_trip, fmt=fmt, group_size=group_size, sizes=sizes)
+      bytes_ = wire.packet_size(shape, fmt, group_size)
+    level_ctx = dataclasses.replace(ctx, soft_transform=transform, warm_up=False)
+    records = evaluate.run_methods(level_ctx, ["latent"], examples, samples_path=None, progress=False)
     correct = np.array([r["correct"] for r in records], np.float64)
-    if fmt in packets and any(s != bytes_ for s in packets[fmt]):
-      raise AssertionError(f"{fmt}: measured packet sizes {set(packets[fmt])} differ from the formula {bytes_}")
+    if any(s != bytes_ for s in sizes):
+      raise AssertionError(f"{fmt}: measured packet sizes {set(sizes)} differ from the formula {bytes_}")
     levels[fmt] = {"packet_bytes": int(bytes_), "bytes_ratio_vs_text": float(text_bytes.mean() / bytes_),
-                   "accuracy": float(correct.mean()), "ci95": list(stats.bootstrap_ci(correct, seed=seed))}
-  h.soft_transform = None
-  result = {"num_samples": len(examples), "num_soft_tokens": h.num_soft_tokens, "soft_shape": list(shape),
+                   "accuracy": float(correct.mean()),
+                   "ci95": list(stats.clopper_pearson(int(correct.sum()), len(correct)))}
+  result = {"num_samples": len(examples), "num_soft_tokens": ctx.num_soft_tokens, "soft_shape": list(shape),
             "group_size": group_size, "text_bytes_mean": float(text_bytes.mean()),
             "text_tokens_mean": float(text_tokens.mean()), "levels": levels}
   if jax.process_index() == 0:

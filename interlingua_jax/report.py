@@ -2,7 +2,6 @@
 
     python -m interlingua_jax.main --config=... --workdir=DIR --mode=report
 """
-import json
 import os
 
 import matplotlib
@@ -10,34 +9,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from interlingua_jax import compression  # noqa: E402
-
-
-def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
-def _read_metrics(path: str) -> tuple[list[dict], list[dict]]:
-  train_rows, eval_rows = [], []
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        row = json.loads(line)
-        (eval_rows if "bridged_accuracy" in row else train_rows).append(row)
-  return train_rows, eval_rows
+from interlingua_jax import compression, outputs  # noqa: E402
 
 
 def methods_table(agg: dict) -> str:
-  """Markdown table of accuracy per method with its interval, KV bytes and latency."""
-  lines = ["| method | accuracy | 95% CI | mean KV-cache bytes | mean latency (s) |", "|---|---|---|---|---|"]
+  """Markdown table of accuracy per method with its exact interval, KV bytes, latency and warm-up."""
+  lines = ["| method | accuracy | 95% CI (exact) | mean KV-cache bytes | latency p50 / p90 (s) | warm-up (s) |",
+           "|---|---|---|---|---|---|"]
   for name, m in agg["methods"].items():
     lo, hi = m["ci95"]
-    lines.append(f"| {name} | {m['accuracy']:.3f} | [{lo:.3f}, {hi:.3f}] | {m['mean_kv_bytes']:,.0f} | "
-                 f"{m['mean_latency_s']:.4f} |")
+    label = f"{name} (control)" if m.get("control") else name
+    lines.append(f"| {label} | {m['accuracy']:.3f} | [{lo:.3f}, {hi:.3f}] | {m['mean_kv_bytes']:,.0f} | "
+                 f"{m['latency_p50_s']:.4f} / {m['latency_p90_s']:.4f} | {m['warmup_s']:.2f} |")
   return "\n".join(lines)
+
+
+def _splits_lines(agg: dict) -> list[str]:
+  """The questions each split holds, so that a reader can check validation and test never met."""
+  if not agg.get("split"):
+    return []
+  return ["Splits (size, sha256 of the sorted ids): " + "; ".join(
+      f"{name} {v['size']} ({v['ids_sha256'][:12]})" for name, v in agg["split"].items()) + "."]
 
 
 def plot_training(train_rows: list[dict], eval_rows: list[dict], path: str) -> None:
@@ -69,7 +61,7 @@ def plot_methods(agg: dict, path: str) -> None:
   err = [[100 * (agg["methods"][n]["accuracy"] - agg["methods"][n]["ci95"][0]) for n in names],
          [100 * (agg["methods"][n]["ci95"][1] - agg["methods"][n]["accuracy"]) for n in names]]
   fig, ax = plt.subplots(figsize=(8, 4))
-  bars = ax.bar(names, acc, yerr=err, capsize=5, color="tab:blue", label="accuracy, 95% bootstrap CI")
+  bars = ax.bar(names, acc, yerr=err, capsize=5, color="tab:blue", label="accuracy, exact 95% CI")
   for b, a, hi in zip(bars, acc, err[1]):
     ax.text(b.get_x() + b.get_width() / 2, a + hi + 1.5, f"{a:.1f}", ha="center")
   ax.set(xlabel="method", ylabel="accuracy (%)", ylim=(0, 112),
@@ -83,26 +75,27 @@ def plot_methods(agg: dict, path: str) -> None:
 
 def write(workdir: str) -> str:
   """Writes report.md (and its PNGs) into `workdir`; returns the report's path."""
-  train_rows, eval_rows = _read_metrics(os.path.join(workdir, "metrics.jsonl"))
-  agg = _read_json(os.path.join(workdir, "eval", "aggregate.json"))
-  comp = _read_json(os.path.join(workdir, "compression", "compression.json"))
-  summary = _read_json(os.path.join(workdir, "train_summary.json"))
+  train_rows, eval_rows, _ = outputs.read_metrics(workdir)
+  agg = outputs.read_json(os.path.join(workdir, outputs.AGGREGATE))
+  comp = outputs.read_json(os.path.join(workdir, outputs.COMPRESSION))
+  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY))
   lines = [f"# Run report: {os.path.basename(os.path.abspath(workdir))}", ""]
   if summary:
     lines += ["## Training", "",
-              f"Best bridged accuracy {summary['best_accuracy']:.3f} at step {summary['best_step']}; "
+              f"Best bridged accuracy on the validation split {summary['best_accuracy']:.3f} at step {summary['best_step']}; "
               f"final step {summary['final_step']} ({'stopped early' if summary['stopped_early'] else 'ran to the end'}).",
               "", "![training curves](training_curves.png)", ""]
   if train_rows or eval_rows:
     plot_training(train_rows, eval_rows, os.path.join(workdir, "training_curves.png"))
   if agg:
     plot_methods(agg, os.path.join(workdir, "accuracy_by_method.png"))
-    lines += [f"## Results ({agg['dataset']}, {agg['num_questions']} held-out questions, "
-              f"M = {agg['num_soft_tokens']} soft tokens)", "", methods_table(agg), "",
+    lines += [f"## Results ({agg['dataset']}, {agg['num_questions']} test questions, "
+              f"M = {agg['num_soft_tokens']} soft tokens)", "", methods_table(agg), "", *_splits_lines(agg), "",
               "![accuracy per method](accuracy_by_method.png)", "", "### Latent against each method (paired)", "",
-              "| comparison | difference | 95% CI | McNemar p |", "|---|---|---|---|"]
+              "| comparison | difference | 95% CI | McNemar p | Holm-adjusted p |", "|---|---|---|---|---|"]
     for name, c in agg["comparisons"].items():
-      lines.append(f"| {name} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['mcnemar_p']:.2g} |")
+      lines.append(f"| {name} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | "
+                   f"{c['mcnemar_p']:.2g} | {c['mcnemar_p_holm']:.2g} |")
     lines += ["", f"Scenario: **{agg['scenario']}**."]
     if agg.get("kv_saving"):
       k = agg["kv_saving"]

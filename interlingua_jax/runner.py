@@ -11,31 +11,26 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, compression, evaluate, report, train
-from interlingua_jax.data import pipeline, prompts
-from interlingua_jax.data.records import load_split
-from interlingua_jax.models import from_pretrained
+from interlingua_jax import ablations, bridge, compression, evaluate, methods, preflight, report, results, train
+from interlingua_jax.data import pipeline
+from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
 
 # Config sections that may change between runs in one workdir: they do not shape the trained state.
-_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "toy.cache_dir", "train.log_every")
+_FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "model.attention_impl", "toy.cache_dir",
+              "train.log_every")
 
 
 @dataclasses.dataclass
 class Setup:
   frozen: bridge.Frozen
   builder: pipeline.PromptBuilder
-  pool: list  # training examples, exemplars excluded
-  test: list
+  pool: list  # what the translator trains on: the train split without exemplars and validation
+  test: list  # evaluated once, at the end
   mesh: jax.sharding.Mesh
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}{k}"
-    out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
-  return out
+  validation: list = dataclasses.field(default_factory=list)  # carved from train: every decision in training
+  splits: dict = dataclasses.field(default_factory=dict)  # sizes and id hashes of every split
+  skipped: dict = dataclasses.field(default_factory=dict)  # per split, prompts over data.max_source_len
 
 
 def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -45,8 +40,8 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
   if os.path.exists(path) and has_checkpoints:
     with open(path) as f:
-      saved = _flat(json.load(f))
-    now = _flat(current)
+      saved = ablations.flatten(json.load(f))
+    now = ablations.flatten(current)
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
     diff = sorted(k for k in saved.keys() | now.keys() if not free(k) and saved.get(k) != now.get(k))
     if diff:
@@ -68,27 +63,27 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """Preflight (config → tokenizers → data, no weight read), then the frozen weights onto the mesh."""
+  checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
-  source, source_tok = from_pretrained(cfg.source.path, dtype=cfg.source.dtype, mesh=mesh)
-  target, target_tok = from_pretrained(cfg.target.path, dtype=cfg.target.dtype, mesh=mesh)
-  frozen = bridge.Frozen.create(source, source_tok, target, target_tok, cfg.source.layer)
-  d = cfg.data
-  train_set = load_split(d.dataset, "train", path=d.train_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  test_set = load_split(d.dataset, "test", path=d.test_path, hf_name=d.hf_name, hf_config=d.hf_config)
-  exemplars = prompts.select_exemplars(train_set, d.num_shots, d.shot_seed) if d.num_shots else []
-  pool = prompts.training_pool(train_set, [e.id for e in exemplars])
-  builder = pipeline.PromptBuilder(d.dataset, tuple(exemplars), source_tok, target_tok, d.max_source_len)
-  logging.info("data: %d train (%d exemplars excluded), %d test", len(pool), len(exemplars), len(test_set))
-  return Setup(frozen, builder, pool, test_set, mesh)
+  load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
+                                         attention_impl=cfg.model.attention_impl)
+  source, target = checked.source, checked.target
+  frozen = bridge.Frozen(load(source, cfg.source.dtype), source.tokenizer, load(target, cfg.target.dtype),
+                         target.tokenizer, checked.source_layer, source.stop_ids, target.stop_ids)
+  sp = checked.splits
+  return Setup(frozen, checked.builder, pool=list(sp.train), test=list(sp.test), mesh=mesh,
+               validation=list(sp.validation), splits=sp.summary(), skipped=checked.skipped)
 
 
-def harness(cfg: ml_collections.ConfigDict, s: Setup, batch_size: int | None = None) -> evaluate.Harness:
+def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
+  """The evaluation context of this config; variants (a translator, a batch size) are `dataclasses.replace`s."""
   e = cfg.eval
   decoding = evaluate.Decoding(max_new_tokens=e.max_new_tokens, stop_strings=tuple(e.stop_strings),
-                               batch_size=batch_size or e.batch_size, length_buckets=tuple(e.length_buckets),
+                               batch_size=e.batch_size, length_buckets=tuple(e.length_buckets),
                                repetition_penalty=e.repetition_penalty, no_repeat_ngram_size=e.no_repeat_ngram_size)
-  return evaluate.Harness(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
-                          s.mesh)
+  return evaluate.Context(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
+                          s.mesh, control_seed=e.control_seed)
 
 
 def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
@@ -98,24 +93,63 @@ def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
                                 calibrate_rms=t.calibrate_rms, seed=cfg.seed)
 
 
+def training_data(cfg: ml_collections.ConfigDict, s: Setup,
+                  examples: list | None = None) -> tuple[pipeline.Lengths, list[dict]]:
+  """The static lengths (measured on the whole pool) and `examples` (default: the pool) encoded with them."""
+  tok, m, anchor = s.frozen.target_tokenizer, cfg.translator.num_soft_tokens, cfg.data.answer_anchor
+  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=anchor,
+                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
+  logging.info("static lengths: %s", lengths)
+  encoded = train.encode_pool(s.pool if examples is None else examples, builder=s.builder, target_tokenizer=tok,
+                              anchor=anchor, num_soft_tokens=m, lengths=lengths)
+  return lengths, encoded
+
+
+def loss_spec(cfg: ml_collections.ConfigDict, lengths: pipeline.Lengths) -> train.LossSpec:
+  return train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
+                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat,
+                        attention_impl=cfg.model.attention_impl)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStep:
+  """What a config makes of the translator and optimizer, ready for `train.fit`, a test or a benchmark."""
+  spec: train.LossSpec
+  tx: object  # optax.GradientTransformation
+  schedule: object  # step -> base learning rate
+  graphdef: object
+  state: train.TrainState  # the translator's initial state, replicated over s.mesh
+  step_fn: object  # the jitted train step: (state, frozen_params, batch) -> (state, metrics)
+
+
+def training_step(cfg: ml_collections.ConfigDict, s: Setup, lengths: pipeline.Lengths,
+                  translator=None) -> TrainingStep:
+  """The one wiring of a config into a train step on `s.mesh`: loss spec, optimizer, initial state (of
+  `translator`, default a fresh one of the config) and the jitted step."""
+  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(translator or new_translator(cfg, s), tx, s.mesh)
+  spec = loss_spec(cfg, lengths)
+  step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
+                                  spec=spec)
+  return TrainingStep(spec, tx, schedule, graphdef, state, step_fn)
+
+
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   summary_path = os.path.join(workdir, "train_summary.json")
   if os.path.exists(summary_path):
     logging.info("training already finished (%s); skipping", summary_path)
     with open(summary_path) as f:
       return json.load(f)
-  tok = s.frozen.target_tokenizer
-  m = cfg.translator.num_soft_tokens
-  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                                     num_soft_tokens=m, max_answer_len=cfg.data.max_answer_len)
-  logging.info("static lengths: %s", lengths)
-  encoded = train.encode_pool(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                              num_soft_tokens=m, lengths=lengths)
-  data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size, seed=cfg.data.shuffle_seed,
+  lengths, encoded = training_data(cfg, s)
+  t = training_step(cfg, s, lengths)
+  buckets = tuple(cfg.data.length_buckets)
+  shapes = pipeline.compiled_shapes(encoded, buckets)
+  logging.info("training batches padded to source lengths %s and target lengths %s: at most %d compiled "
+               "train-step shapes", shapes["source"], shapes["target"], len(shapes["source"]) * len(shapes["target"]))
+  data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
+                                          seed=cfg.data.shuffle_seed, length_buckets=buckets,
                                           process_index=jax.process_index(), process_count=jax.process_count()))
-  translator = new_translator(cfg, s)
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(translator, tx, s.mesh)
+  state = t.state
   logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
   checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
   stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
@@ -125,26 +159,22 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     data_iter.set_state(data_state)
     stopper = train.EarlyStopping(**loop)
     logging.info("resumed from step %d", int(state.step))
-  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
-                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2,
-                        remat=cfg.train.remat)
-  step_fn = train.make_train_step(mesh=s.mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
-                                  spec=spec)
-  h = harness(cfg, s)
-  eval_examples = s.test[:cfg.train.eval_num_samples]
+  ctx = context(cfg, s)
 
-  def bridged_accuracy(st: train.TrainState) -> float:
-    h.translator = (graphdef, st.params, st.rngs)
-    return evaluate.bridged_accuracy(h, eval_examples)
+  def bridged_accuracy(st: train.TrainState) -> float:  # on the validation split, never the test split
+    return evaluate.bridged_accuracy(dataclasses.replace(ctx, translator=(t.graphdef, st.params, st.rngs)),
+                                     s.validation)
 
   p = cfg.profile
   state, summary = train.fit(
-      state=state, step_fn=step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
+      state=state, step_fn=t.step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
       data_iter=data_iter, mesh=s.mesh, total_steps=cfg.train.steps, log_every=cfg.train.log_every,
       eval_every=cfg.train.eval_every, evaluate=bridged_accuracy, checkpoints=checkpoints,
       metrics=train.MetricsLog(workdir), stopper=stopper, global_batch_size=cfg.train.batch_size,
       profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
       profile_steps=(p.start_step, p.num_steps))
+  summary["splits"] = s.splits
+  summary["skipped_long_prompts"] = s.skipped
   if jax.process_index() == 0:
     with open(summary_path, "w") as f:
       json.dump(summary, f, indent=2)
@@ -160,21 +190,23 @@ def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> t
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
+  """Every method of `eval.methods` on the test split (its first eval.num_samples questions), once."""
   e = cfg.eval
-  h = harness(cfg, s)
-  if "latent" in e.methods:
-    h.translator = best_translator(cfg, s, workdir)
+  ctx = context(cfg, s)
+  if any(methods.get(m).soft_from is not None for m in e.methods):
+    ctx = dataclasses.replace(ctx, translator=best_translator(cfg, s, workdir))
   examples = s.test[:e.num_samples]
   if len(examples) < e.num_samples:
     logging.warning("eval.num_samples=%d but the test split has %d questions", e.num_samples, len(examples))
   out_dir = os.path.join(workdir, "eval")
-  records = evaluate.run_methods(h, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
-  relay_inputs = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
-  throughput = evaluate.measure_throughput(h, list(e.methods), examples, tuple(e.latency_batch_sizes),
-                                           source_predictions=relay_inputs)
-  agg = evaluate.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
-                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
-                           seed=cfg.seed, throughput=throughput)
+  records = evaluate.run_methods(ctx, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
+  relayed = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
+  throughput = evaluate.measure_throughput(ctx, list(e.methods), examples, tuple(e.latency_batch_sizes),
+                                           relayed=relayed)
+  split = dict(s.splits, evaluated={"size": len(examples), "ids_sha256": splits.ids_hash(examples)})
+  agg = results.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
+                          num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
+                          seed=cfg.seed, throughput=throughput, split=split)
   if jax.process_index() == 0:
     with open(os.path.join(out_dir, "aggregate.json"), "w") as f:
       json.dump(agg, f, indent=2)
@@ -184,10 +216,9 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
 
 def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   c = cfg.compression
-  h = harness(cfg, s)
-  h.translator = best_translator(cfg, s, workdir)
-  result = compression.analyse(h, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
-                               out_dir=os.path.join(workdir, "compression"), seed=cfg.seed)
+  ctx = dataclasses.replace(context(cfg, s), translator=best_translator(cfg, s, workdir))
+  result = compression.analyse(ctx, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
+                               out_dir=os.path.join(workdir, "compression"))
   print(compression.table(result))
   return result
 

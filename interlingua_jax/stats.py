@@ -1,4 +1,4 @@
-"""Uncertainty for accuracy comparisons: bootstrap intervals and McNemar's exact test.
+"""Uncertainty: exact intervals for accuracies, bootstrap intervals, McNemar's exact test, Holm.
 
 Every method is scored on the same questions, so differences are tested *paired*: resampling
 question indices jointly and testing only the questions where the two methods disagree.
@@ -76,3 +76,63 @@ def mcnemar_p(a, b) -> float:
   discordant = only_a + only_b
   tail = sum(math.comb(discordant, i) for i in range(min(only_a, only_b) + 1))
   return min(1.0, 2 * tail / 2**discordant)
+
+
+def _check_counts(correct: int, n: int, alpha: float) -> None:
+  if n < 1 or not 0 <= correct <= n:
+    raise ValueError(f"need 0 <= correct <= n and n >= 1, got correct={correct}, n={n}")
+  if not 0 < alpha < 1:
+    raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def clopper_pearson(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+  """Exact binomial (1 - alpha) interval for an accuracy of `correct` out of `n`.
+
+  Unlike a percentile bootstrap it is never degenerate: 500/500 gives [0.9926, 1], not [1, 1].
+  """
+  from scipy.stats import beta
+  _check_counts(correct, n, alpha)
+  lo = 0.0 if correct == 0 else float(beta.ppf(alpha / 2, correct, n - correct + 1))
+  hi = 1.0 if correct == n else float(beta.ppf(1 - alpha / 2, correct + 1, n - correct))
+  return lo, hi
+
+
+def wilson(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+  """Wilson score interval: a closed form close to Clopper–Pearson, also non-degenerate at 0 and n."""
+  from scipy.stats import norm
+  _check_counts(correct, n, alpha)
+  z = float(norm.ppf(1 - alpha / 2))
+  p = correct / n
+  centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+  lo = 0.0 if correct == 0 else max(0.0, centre - half)  # exact at the boundaries, not off by rounding
+  hi = 1.0 if correct == n else min(1.0, centre + half)
+  return lo, hi
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+  """Holm–Bonferroni adjusted p-values for the comparisons of one report (family-wise error control).
+
+  The k-th smallest p is multiplied by (m - k + 1); adjusted values are made monotone and capped at 1.
+  """
+  order = sorted(p_values, key=lambda k: p_values[k])
+  m, running, out = len(order), 0.0, {}
+  for rank, key in enumerate(order):
+    running = max(running, min(1.0, (m - rank) * p_values[key]))
+    out[key] = running
+  return out
+
+
+def mean_sd_interval(values, alpha: float = 0.05) -> dict:
+  """Across training seeds: mean, sample sd and a Student-t (1 - alpha) interval for the mean.
+
+  With one seed the sd and interval are None: one run says nothing about the spread.
+  """
+  from scipy.stats import t
+  x = _as_vector(values, "values")
+  out = {"n": int(x.size), "mean": float(x.mean()), "sd": None, "ci95": None}
+  if x.size > 1:
+    sd = float(x.std(ddof=1))
+    half = float(t.ppf(1 - alpha / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    out.update(sd=sd, ci95=[out["mean"] - half, out["mean"] + half])
+  return out

@@ -49,6 +49,7 @@ class LossSpec:
   temperature: float
   answer_window: int  # the last positions of a row that can hold answer tokens or the EOS
   remat: bool = False  # recompute the target's layers in the backward pass (memory for time)
+  attention_impl: str | None = None  # model.attention_impl, for both frozen models
 
 
 def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen_configs, layer: int,
@@ -56,13 +57,14 @@ def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen
   source_params, target_params = frozen_params
   source_config, target_config = frozen_configs
   translator = bridge.merge_translator(graphdef, params, state.rngs)
-  hidden = bridge.source_states(source_params, source_config, batch["source_ids"], batch["source_mask"], layer)
+  hidden = bridge.source_states(source_params, source_config, batch["source_ids"], batch["source_mask"], layer,
+                                spec.attention_impl)
   soft = translator(hidden, batch["source_mask"], deterministic=False)
   inputs = bridge.target_inputs(target_params, target_config, soft, batch["target_token_ids"],
                                 batch["target_soft_index"])
   out = forward(target_params, target_config, inputs_embeds=inputs, attention_mask=batch["target_attention_mask"],
                 positions=batch["target_positions"], compute_logits=False, output_hidden_states=False,
-                remat=spec.remat)
+                remat=spec.remat, attention_impl=spec.attention_impl)
   # Logits only where answers live (the rows are left-padded, so answers end every row): a (B, S, V)
   # float32 logit tensor for a 128k vocabulary would dominate memory for nothing.
   window = slice(-spec.answer_window, None)

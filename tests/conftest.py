@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny tokenizer and tiny random Llama/Mistral checkpoints in HF format.
+"""Shared fixtures: a tiny tokenizer and tiny random Llama/Mistral (Qwen on demand) checkpoints in HF format.
 
 Four simulated CPU devices are configured before any JAX call, so sharding tests can build a
 (data=2, model=2) mesh in-process while everything else uses one device.
@@ -40,8 +40,9 @@ def build_tiny_tokenizer(vocab_size: int = 384):
 
 
 def tiny_hf_config(model_type: str, vocab_size: int, **overrides):
-  """Small Llama-3.1- or Mistral-v0.3-shaped config (GQA 4:2, untied head); overrides change any field."""
-  from transformers import LlamaConfig, MistralConfig
+  """Small Llama-3.1-, Mistral-v0.3-, Qwen2.5- or Qwen3-shaped config (GQA 4:2, untied head); overrides change
+  any field. Qwen3's head_dim (32) differs from hidden_size / heads (16), as in the released models."""
+  from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
   common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
@@ -52,6 +53,12 @@ def tiny_hf_config(model_type: str, vocab_size: int, **overrides):
                                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
     common.update(overrides)
     return LlamaConfig(**common)
+  if model_type in ("qwen2", "qwen3"):
+    common.update(rope_theta=1e6, rms_norm_eps=1e-6, use_sliding_window=False)
+    if model_type == "qwen3":
+      common.update(head_dim=32)
+    common.update(overrides)
+    return (Qwen2Config if model_type == "qwen2" else Qwen3Config)(**common)
   common.update(rope_theta=1e6, sliding_window=None)
   common.update(overrides)
   return MistralConfig(**common)
@@ -59,14 +66,23 @@ def tiny_hf_config(model_type: str, vocab_size: int, **overrides):
 
 def save_tiny_hf_model(path, model_type: str, tokenizer=None, seed: int = 0, vocab_size: int | None = None,
                        **overrides):
-  """Saves a random float32 HF model (and tokenizer) to `path`; returns the torch model in eval mode."""
-  from transformers import LlamaForCausalLM, MistralForCausalLM
+  """Saves a random float32 HF model (and tokenizer) to `path`; returns the torch model in eval mode.
+
+  Projection biases and q/k norm scales (Qwen) are randomised too: HF initialises them to 0 and 1, which
+  would hide a mis-mapped or ignored tensor.
+  """
+  import transformers
+
+  from interlingua_jax.models.families import FAMILIES
 
   vocab = vocab_size or len(tokenizer)
   config = tiny_hf_config(model_type, vocab, **overrides)
   torch.manual_seed(seed)
-  cls = LlamaForCausalLM if model_type == "llama" else MistralForCausalLM
-  model = cls(config).float().eval()
+  model = getattr(transformers, FAMILIES[model_type].architecture)(config).float().eval()
+  with torch.no_grad():
+    for name, p in model.named_parameters():
+      if name.endswith(("_proj.bias", "q_norm.weight", "k_norm.weight")):
+        p.add_(0.1 * torch.randn_like(p))
   model.save_pretrained(path)
   if tokenizer is not None:
     tokenizer.save_pretrained(path)

@@ -83,6 +83,9 @@ def test_overrides_merge_and_format(fake):
     ([dict(name="a/b", config="ok.py")], "not usable as a directory name"),
     ([dict(name="a", config="ok.py", override={})], r"unknown keys \['override'\]"),
     ([dict(name="a", config="missing.py")], "'a': config file 'missing.py' not found"),
+    ([dict(name="a", config="ok.py", seeds=(1, 1))], "must be distinct integers"),
+    ([dict(name="a", config="ok.py", seeds=(1,), overrides={"seed": 3})], "must be distinct integers"),
+    ([dict(name="a", config="ok.py", seeds=(1,)), dict(name="a_s1", config="ok.py")], "appear twice"),
 ])
 def test_bad_suites_are_clear_errors(fake, monkeypatch, experiments, match):
   tmp_path, _ = fake
@@ -91,6 +94,16 @@ def test_bad_suites_are_clear_errors(fake, monkeypatch, experiments, match):
   c.experiments = experiments
   with pytest.raises(ValueError, match=match):
     ablations.parse_suite(c)
+
+
+def test_seeds_make_one_run_per_seed(fake):
+  tmp_path, _ = fake
+  c = _suite(tmp_path, [("a", "ok.py", {"x.y": 1}), ("b", "ok.py", {})])
+  c.experiments[0]["seeds"] = (3, 7)
+  exps = ablations.parse_suite(c)
+  assert [(e.name, e.group, e.seed) for e in exps] == [("a_s3", "a", 3), ("a_s7", "a", 7), ("b", "b", None)]
+  assert exps[1].overrides == {"x.y": 1, "seed": 7}
+  assert "--config.seed=7" in ablations.build_command(exps[1], tmp_path)
 
 
 def test_runner_skips_done_continues_past_failure_and_reports_it(fake):
@@ -149,20 +162,25 @@ def test_only_and_roots(fake):
 def test_paper_and_toy_suites(monkeypatch):
   monkeypatch.chdir(REPO)
   exps = ablations.parse_suite(paper.get_config())
-  assert [e.name for e in exps] == ["stable_64", "baseline_64", "stable_48", "stable_32",
-                                    "hotpotqa_64"]
-  assert all(e.config == REPO / "configs" / f"{e.name}.py" and not e.overrides for e in exps)
+  stability = [f"{arm}_s{seed}" for arm in ("stable_64", "baseline_64") for seed in paper.STABILITY_SEEDS]
+  assert [e.name for e in exps] == stability + ["stable_48", "stable_32", "hotpotqa_64"]
+  assert len(paper.STABILITY_SEEDS) >= 3
+  assert all(e.config == REPO / "configs" / f"{e.group}.py" for e in exps)
+  assert all(e.overrides == ({"seed": e.seed} if e.seed is not None else {}) for e in exps)
 
   suite = toy.get_config()
-  runs = {e["name"]: e for e in suite.experiments}
-  assert {e["overrides"]["translator.num_soft_tokens"] for e in runs.values()} == {8, 6, 4}
-  assert all(e["config"] == "configs/toy.py" for e in runs.values())
-  assert runs["toy_baseline_8"]["overrides"]["loss.infonce_weight"] == 0.0
-  assert runs["toy_baseline_8"]["overrides"]["train.early_stopping"] is False
+  runs = {e.name: e for e in ablations.parse_suite(suite)}
+  assert {e.overrides["translator.num_soft_tokens"] for e in runs.values()} == {8, 6, 4}
+  assert all(e.config == REPO / "configs" / "toy.py" for e in runs.values())
+  for arm in ("toy_stable_8", "toy_baseline_8"):
+    assert sorted(e.seed for e in runs.values() if e.group == arm) == [0, 1, 2]
+  assert runs["toy_baseline_8_s0"].overrides["loss.infonce_weight"] == 0.0
+  assert runs["toy_baseline_8_s0"].overrides["train.early_stopping"] is False
   assert dict(suite.overrides) == {"toy.cache_dir": "{root}/toy_models"}
-  reduced = toy.get_config("reduced")
-  assert [e["name"] for e in reduced.experiments] == list(runs)
-  assert all(e["config"] == "configs/tiny.py" for e in reduced.experiments)
+  reduced = ablations.parse_suite(toy.get_config("reduced"))
+  assert all(e.config == REPO / "configs" / "tiny.py" for e in reduced)
+  assert [(e.group, e.seed) for e in reduced] == [(arm, seed) for arm in ("toy_stable_8", "toy_baseline_8")
+                                                  for seed in (0, 1)]
   with pytest.raises(ValueError, match="unknown toy suite variant 'tiny'"):
     toy.get_config("tiny")
 
@@ -174,7 +192,8 @@ def test_cli_dry_run_creates_nothing_and_bad_flags_fail_clearly(tmp_path):
   done = cli("--suite=configs/suites/paper.py", f"--root={tmp_path}", "--only=stable_32,stable_64",
              "--dry_run")
   assert done.returncode == 0, done.stderr
-  assert done.stdout.count("-m interlingua_jax.main") == 2 and "stable_48" not in done.stdout
+  assert done.stdout.count("-m interlingua_jax.main") == 1 + len(paper.STABILITY_SEEDS)  # every seed of stable_64
+  assert "stable_48" not in done.stdout
   assert list(tmp_path.iterdir()) == []
   bad = cli("--suite=configs/suites/paper.py", f"--root={tmp_path}", "--only=stable_16")
   assert bad.returncode == 1 and "--only names ['stable_16'] are not in the suite" in bad.stderr
@@ -189,7 +208,7 @@ def test_toy_suite_end_to_end(tmp_path):
                        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
   (root,) = tmp_path.iterdir()
-  names = [e["name"] for e in toy.get_config().experiments]
+  names = [e.name for e in ablations.parse_suite(toy.get_config("reduced"))]
   for name in names:
     assert (root / name / "DONE").exists(), name
   assert (root / "toy_models").is_dir()  # pretrained once, shared
@@ -203,3 +222,9 @@ def test_toy_suite_end_to_end(tmp_path):
               | {f"{t}.tex" for t in analysis.TABLES} | {"summary.md", "ablation_results.json"})
   for name in expected:
     assert (root / "analysis" / name).stat().st_size > 0, name
+  for arm in ("toy_stable_8", "toy_baseline_8"):  # two seeds per arm, summarised as mean ± sd
+    latent = report["seeds"][arm]["numbers"]["latent_accuracy"]
+    assert latent["n"] == 2 and latent["sd"] is not None and len(latent["per_seed"]) == 2
+  assert "±" in (root / "analysis" / "summary.md").read_text()
+  for run in report["runs"]:  # the controls are in every run's results
+    assert {"latent_shuffled", "no_latent", "chance"} <= run["methods"].keys()

@@ -32,7 +32,7 @@ def _aggregate(m: int, latent: float) -> dict:
           "latent": _method(latent, latent - 0.07, latent + 0.07, m + 6, 0.030),
       },
       "comparisons": {"latent_vs_target_alone": {"diff": latent - 0.75, "ci95": [-0.2, -0.05],
-                                                 "mcnemar_p": 0.0123}},
+                                                 "mcnemar_p": 0.0123, "mcnemar_p_holm": 0.0246}},
       "kv_saving": {"latent_mean_kv_bytes": (m + 6) * KV_PER_TOKEN,
                     "target_alone_mean_kv_bytes": 150 * KV_PER_TOKEN,
                     "saving_fraction": 1 - (m + 6) / 150},
@@ -204,7 +204,7 @@ def test_main_results_and_comparisons_tables(analysed):
   assert _row(rows, r"toy\_stable\_4")[2] == "4"
   _, header, rows = parse_booktabs((root / "analysis" / "comparisons.tex").read_text())
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", r"latent vs target\_alone",
-                                             "-55.0", "[-20.0, -5.0]", "0.0123"]
+                                             "-55.0", "[-20.0, -5.0]", "0.0123", "0.0246"]
 
 
 def test_compression_and_cost_tables(analysed):
@@ -256,3 +256,27 @@ def test_cli(tmp_path):
   ok = cli(tmp_path)
   assert ok.returncode == 0, ok.stderr
   assert "Wrote 2 files" in ok.stdout and "crashed: no outputs at all" in ok.stderr
+
+
+def test_seeds_are_reported_per_seed_and_as_mean_sd(tmp_path):
+  """A suite entry trained with several seeds: every headline number per seed, mean ± sd, a t interval."""
+  entries = []
+  for seed, latent, peak in ((0, 0.60, 0.62), (1, 0.70, 0.74), (2, 0.80, 0.80)):
+    name = f"toy_stable_8_s{seed}"
+    write_run(tmp_path, name, m=8, fixes=True, steps=40, stopped_early=False, latent=latent,
+              evals=[(0, 0.1), (20, peak), (40, peak - 0.02)])
+    entries.append({"name": name, "group": "toy_stable_8", "seed": seed, "config": "configs/toy.py",
+                    "overrides": {"seed": seed}})
+  (tmp_path / "suite.json").write_text(json.dumps({"experiments": entries}))
+  report = analysis.analyze(tmp_path)
+  latent = report["seeds"]["toy_stable_8"]["numbers"]["latent_accuracy"]
+  assert latent["per_seed"] == {"0": 0.60, "1": 0.70, "2": 0.80} and latent["n"] == 3
+  assert latent["mean"] == pytest.approx(0.70) and latent["sd"] == pytest.approx(0.10)
+  half = 4.302652729911275 * 0.10 / np.sqrt(3)  # t(0.975, 2 degrees of freedom)
+  assert latent["ci95"] == pytest.approx([0.70 - half, 0.70 + half])
+  assert report["seeds"]["toy_stable_8"]["numbers"]["peak_accuracy"]["mean"] == pytest.approx(0.72)
+  _, header, rows = parse_booktabs((tmp_path / "analysis" / "seeds.tex").read_text())
+  assert header == ["Entry", "Number", "Seeds", "Per seed", r"Mean \textpm{} sd", "95\\% CI"]
+  assert _row(rows, r"toy\_stable\_8", r"latent\_accuracy")[2:] == [
+      "3", "s0: 60.0, s1: 70.0, s2: 80.0", r"70.0 \textpm{} 10.0", f"[{100 * (0.7 - half):.1f}, "
+      f"{100 * (0.7 + half):.1f}]"]

@@ -25,7 +25,7 @@ def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
           "--config.source.dtype=float32", "--config.target.dtype=float32", "--config.data.dataset=gsm8k",
           f"--config.data.train_path={data[0]}", f"--config.data.test_path={data[1]}",
           "--config.data.num_shots=1", "--config.data.answer_anchor=A:", "--config.mesh.data=2",
-          "--config.train.log_every=1"]
+          "--config.train.log_every=1", "--config.train.patience=1"]
   env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(2 // processes), JAX_PLATFORMS="cpu")
   port = _free_port()
   procs = []
@@ -38,14 +38,18 @@ def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
   outputs = [p.communicate(timeout=300)[0] for p in procs]
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
+  with open(os.path.join(workdir, "train_summary.json")) as f:
+    assert json.load(f)["stopped_early"]
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [json.loads(line) for line in f if "loss" in line]
 
 
 def test_two_processes_train_like_one(tiny_mistral_dir, tiny_llama_dir, tmp_path):
+  """Patience 1: the untrained bridge scores the same (0) at steps 0 and 3, so both processes must stop
+  together at step 3 (the decision is process 0's, broadcast), not run on to step 6."""
   data = write_data(str(tmp_path))
   one = _train(str(tmp_path / "one"), tiny_mistral_dir, tiny_llama_dir, data, processes=1)
   two = _train(str(tmp_path / "two"), tiny_mistral_dir, tiny_llama_dir, data, processes=2)
-  assert [r["step"] for r in one] == [r["step"] for r in two] and len(one) == 6
+  assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3]
   for a, b in zip(one, two):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-4), (a, b)

@@ -1,11 +1,18 @@
 """The evaluation harness on tiny random models: same questions for every method, honest scoring,
-per-sample records that survive a crash, and an aggregate with paired statistics."""
+per-sample records that survive a crash, controls, warm-up kept out of latency, and an extensible registry."""
+import dataclasses
 import json
+import time
 
+import numpy as np
 import pytest
 
-from interlingua_jax import evaluate, runner, train
+from interlingua_jax import evaluate, methods, results, runner, train
+from interlingua_jax.data import pipeline
 from tiny_system import tiny_config, write_data
+
+BUILT_IN = ("source_alone", "target_alone", "latent", "token_budget", "token_budget_prompt", "text_relay",
+            "latent_shuffled", "no_latent", "chance")
 
 
 @pytest.fixture(scope="module")
@@ -13,50 +20,55 @@ def system(tiny_mistral_dir, tiny_llama_dir, tmp_path_factory):
   data = write_data(str(tmp_path_factory.mktemp("data")))
   cfg = tiny_config(tiny_mistral_dir, tiny_llama_dir, data)
   s = runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
-  h = runner.harness(cfg, s)
-  graphdef, params, rngs = train.bridge.split_translator(runner.new_translator(cfg, s))
-  h.translator = (graphdef, params, rngs)
-  return cfg, s, h
+  ctx = dataclasses.replace(runner.context(cfg, s),
+                            translator=train.bridge.split_translator(runner.new_translator(cfg, s)))
+  return cfg, s, ctx
+
+
+def _sized(ctx, batch_size: int):
+  return dataclasses.replace(ctx, decoding=dataclasses.replace(ctx.decoding, batch_size=batch_size))
 
 
 def test_batched_decoding_equals_one_at_a_time(system):
-  cfg, s, h = system
+  cfg, s, ctx = system
   examples = s.test[:5]
   for method in ("target_alone", "latent"):
-    h.decoding.batch_size = 4
-    batched = evaluate.run_methods(h, [method], examples, None, progress=False)
-    h.decoding.batch_size = 1
-    single = evaluate.run_methods(h, [method], examples, None, progress=False)
+    batched = evaluate.run_methods(_sized(ctx, 4), [method], examples, None, progress=False)
+    single = evaluate.run_methods(_sized(ctx, 1), [method], examples, None, progress=False)
     assert [r["prediction"] for r in batched] == [r["prediction"] for r in single]
     assert [r["generated_tokens"] for r in batched] == [r["generated_tokens"] for r in single]
-  h.decoding.batch_size = cfg.eval.batch_size
 
 
 def test_one_bos_and_no_gold_in_any_input(system):
   """DESIGN §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation)."""
-  cfg, s, h = system
+  cfg, s, ctx = system
   tok = s.frozen.target_tokenizer
-  ex = s.test[0]
-  for method in ("target_alone", "token_budget", "latent"):
-    p = evaluate.prepare(h, method, ex)
-    ids = p.ids if method != "latent" else p.source_ids
+  q = evaluate.questions(s.test[:2], seed=0)[0]
+  ex = q.example
+  for method in ("target_alone", "token_budget", "latent", "latent_shuffled", "no_latent"):
+    p = evaluate.prepare(ctx, method, q)
+    ids = p.ids if p.source_ids is None else p.source_ids
     bos = tok.bos_token_id
     assert ids.count(bos) == 1
     assert ids[0] == bos
     text = tok.decode(p.ids) + (tok.decode(p.source_ids) if p.source_ids else "")
     assert ex.answer not in text and f"#### {ex.gold}" not in text
-  latent = evaluate.prepare(h, "latent", ex)
+  latent = evaluate.prepare(ctx, "latent", q)
   assert bos not in latent.ids  # the layout adds the single BOS before the soft tokens
 
 
-def test_token_budget_is_exactly_m_question_tokens(system):
-  cfg, s, h = system
+def test_token_budget_is_the_first_m_tokens_of_the_question_text(system):
+  """Not of the prompt: on GSM8K the prompt's first M tokens are the instruction line."""
+  cfg, s, ctx = system
   tok = s.frozen.target_tokenizer
-  for ex in s.test[:3]:
-    p = evaluate.prepare(h, "token_budget", ex)
-    anchor = evaluate._ids(tok, h.anchor)
-    assert len(p.ids) == 1 + h.num_soft_tokens + len(anchor)
-    assert p.ids[-len(anchor):] == anchor
+  anchor = pipeline.token_ids(tok, ctx.anchor)
+  for q in evaluate.questions(s.test[:3], seed=0):
+    p = evaluate.prepare(ctx, "token_budget", q)
+    question = pipeline.token_ids(tok, q.example.question)
+    assert len(question) > ctx.num_soft_tokens  # truncation happens
+    assert p.ids == [tok.bos_token_id] + question[:ctx.num_soft_tokens] + anchor
+    prefix = evaluate.prepare(ctx, "token_budget_prompt", q)  # the prompt-prefix variant: the few-shot prompt
+    assert prefix.ids != p.ids and len(prefix.ids) == len(p.ids)
 
 
 def test_stop_strings_cut_the_prediction():
@@ -66,11 +78,12 @@ def test_stop_strings_cut_the_prediction():
 
 
 def test_length_buckets_bound_recompilation():
-  assert [evaluate.bucket(n, (32, 64)) for n in (1, 32, 33, 64, 65, 130)] == [32, 32, 64, 64, 128, 192]
+  assert [evaluate.bucket(n, (32, 64)) for n in (1, 32, 33, 64, 65, 130)] == [32, 32, 64, 64, 128, 256]
 
 
 def test_samples_resume_after_a_crash(system, tmp_path):
-  cfg, s, h = system
+  cfg, s, ctx = system
+  h = dataclasses.replace(ctx, warm_up=False)  # one generation per batch: the count below is exact
   path = str(tmp_path / "eval" / "samples.jsonl")
   first = evaluate.run_methods(h, ["target_alone"], s.test[:3], path, progress=False)
   with open(path) as f:
@@ -92,43 +105,121 @@ def test_samples_resume_after_a_crash(system, tmp_path):
 
 
 def test_record_and_aggregate_schemas(system):
-  cfg, s, h = system
-  records = evaluate.run_methods(h, list(evaluate.METHODS), s.test[:4], None, progress=False)
-  assert {r["method"] for r in records} == set(evaluate.METHODS)
+  cfg, s, ctx = system
+  records = evaluate.run_methods(ctx, list(BUILT_IN), s.test[:4], None, progress=False)
+  assert {r["method"] for r in records} == set(BUILT_IN)
   for r in records:
     assert {"id", "method", "source_prompt_tokens", "target_prompt_tokens", "soft_tokens", "generated_tokens",
-            "prediction", "extracted", "gold", "correct", "latency_s", "kv_cache_bytes",
+            "prediction", "extracted", "gold", "correct", "latency_s", "warmup_s", "kv_cache_bytes",
             "peak_memory_bytes"} <= r.keys()
     assert r["gold"] == next(e.gold for e in s.test if e.id == r["id"])
   latent = next(r for r in records if r["method"] == "latent")
   c = s.frozen.target.config
   per_token = 2 * c.num_layers * c.num_kv_heads * c.head_dim * 4  # float32 tiny target
-  assert latent["kv_cache_bytes"] == per_token * (1 + h.num_soft_tokens + len(evaluate._ids(
-      s.frozen.target_tokenizer, h.anchor)) + latent["generated_tokens"])
-  agg = evaluate.aggregate(records, dataset="gsm8k", num_soft_tokens=h.num_soft_tokens, bootstrap_samples=200,
-                           seed=0)
-  assert set(agg["methods"]) == set(evaluate.METHODS) and agg["num_questions"] == 4
-  for m in agg["methods"].values():
+  assert latent["kv_cache_bytes"] == per_token * (1 + ctx.num_soft_tokens + len(pipeline.token_ids(
+      s.frozen.target_tokenizer, ctx.anchor)) + latent["generated_tokens"])
+  agg = results.aggregate(records, dataset="gsm8k", num_soft_tokens=ctx.num_soft_tokens, bootstrap_samples=200,
+                          seed=0)
+  assert set(agg["methods"]) == set(BUILT_IN) and agg["num_questions"] == 4
+  for name, m in agg["methods"].items():
     assert m["ci95"][0] <= m["accuracy"] <= m["ci95"][1]
-  assert set(agg["comparisons"]) == {f"latent_vs_{m}" for m in evaluate.METHODS if m != "latent"}
-  assert 0 <= agg["comparisons"]["latent_vs_target_alone"]["mcnemar_p"] <= 1
+    assert m["control"] == (name in ("latent_shuffled", "no_latent", "chance"))
+  assert set(agg["comparisons"]) == {f"latent_vs_{m}" for m in BUILT_IN if m != "latent"}
+  for c in agg["comparisons"].values():
+    assert 0 <= c["mcnemar_p"] <= c["mcnemar_p_holm"] <= 1
   assert agg["kv_saving"]["saving_fraction"] == pytest.approx(
       1 - agg["methods"]["latent"]["mean_kv_bytes"] / agg["methods"]["target_alone"]["mean_kv_bytes"])
   json.dumps(agg)
 
 
+def test_controls_read_another_question(system):
+  """latent_shuffled: the soft tokens of the donor (a seeded derangement, no question its own donor);
+  no_latent: BOS + anchor; chance: the donor's answer, scored like any prediction."""
+  cfg, s, ctx = system
+  examples = s.test[:6]
+  order = methods.derangement(len(examples), seed=3)
+  assert all(i != j for i, j in enumerate(order)) and sorted(order) == list(range(6))
+  assert order == methods.derangement(6, seed=3) and order != methods.derangement(6, seed=4)
+  qs = evaluate.questions(examples, seed=3)
+  tok = s.frozen.target_tokenizer
+  for q, j in zip(qs, order):
+    assert q.donor is examples[j]
+    shuffled, own = evaluate.prepare(ctx, "latent_shuffled", q), evaluate.prepare(ctx, "latent", q)
+    assert shuffled.source_ids == evaluate.prepare(ctx, "latent", qs[j]).source_ids != own.source_ids
+    assert shuffled.ids == own.ids
+    assert evaluate.prepare(ctx, "no_latent", q).ids == [tok.bos_token_id] + pipeline.token_ids(tok, ctx.anchor)
+  records = evaluate.run_methods(dataclasses.replace(ctx, control_seed=3), ["chance"], examples, None,
+                                 progress=False)
+  assert [r["prediction"] for r in records] == [examples[j].answer for j in order]
+  assert [r["correct"] for r in records] == [examples[j].gold == e.gold for e, j in zip(examples, order)]
+  with pytest.raises(ValueError, match="at least 2 questions"):
+    evaluate.run_methods(ctx, ["latent_shuffled"], examples[:1], None, progress=False)
+
+
+def test_latency_excludes_compilation_whether_compiled_before_or_not(system, monkeypatch):
+  """The same method evaluated first (its programs new) and last (already compiled): the same latency.
+
+  Compilation is simulated by a one-second pause on the first call of each input shape, so the test is
+  exact whatever the machine's speed; on the old harness the first batch's latency held that second."""
+  cfg, s, ctx = system
+  real, seen = evaluate.generate, set()
+
+  def slow_first_call(lm, **kwargs):
+    x = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+    if (lm.config, x.shape) not in seen:
+      seen.add((lm.config, x.shape))
+      time.sleep(1.0)
+    return real(lm, **kwargs)
+
+  monkeypatch.setattr(evaluate, "generate", slow_first_call)
+  first = evaluate.run_methods(ctx, ["target_alone"], s.test[:4], None, progress=False)
+  evaluate.run_methods(ctx, ["latent", "no_latent"], s.test[:4], None, progress=False)
+  last = evaluate.run_methods(ctx, ["target_alone"], s.test[:4], None, progress=False)
+  for records in (first, last):
+    batch_seconds = sum(r["latency_s"] for r in records)  # one batch of 4
+    assert batch_seconds < 0.5, batch_seconds
+  assert sum(r["warmup_s"] for r in first) >= 1.0 > sum(r["warmup_s"] for r in last)
+  agg = results.aggregate(first, dataset="gsm8k", num_soft_tokens=4, bootstrap_samples=10, seed=0)
+  assert agg["methods"]["target_alone"]["warmup_s"] >= 1.0
+  assert agg["methods"]["target_alone"]["latency_p90_s"] < 0.5
+
+
+def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_path, monkeypatch):
+  """Registers a toy method (the target reads the bare question, no instruction) and runs the eval stage."""
+  cfg, s, ctx = system
+  monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))  # the registration ends with the test
+  def question_only(c, q):
+    tok = c.frozen.target_tokenizer
+    return pipeline.with_bos(tok, pipeline.token_ids(tok, f"{q.example.question} {c.anchor}"))
+
+  methods.register(methods.Method("question_only", "target", question_only))
+  cfg = cfg.copy_and_resolve_references()
+  cfg.eval.methods, cfg.eval.num_samples = ("target_alone", "question_only"), cfg.eval.batch_size
+  agg = runner.eval_stage(cfg, s, str(tmp_path))
+  assert set(agg["methods"]) == {"target_alone", "question_only"} and agg["num_questions"] == 4
+  assert agg["methods"]["question_only"]["control"] is False
+  rows = [json.loads(line) for line in open(tmp_path / "eval" / "samples.jsonl")]
+  tok = s.frozen.target_tokenizer
+  assert {r["target_prompt_tokens"] for r in rows if r["method"] == "question_only"} == {
+      1 + len(pipeline.token_ids(tok, f"{e.question} {ctx.anchor}")) for e in s.test[:4]}
+  assert set(agg["split"]) == {"exemplars", "train", "validation", "test", "evaluated"}
+  with pytest.raises(ValueError, match="already registered"):
+    methods.register(methods.REGISTRY["question_only"])
+  with pytest.raises(ValueError, match="give `model` and `ids`"):
+    methods.Method("broken", "target")
+
+
 def test_scenarios():
-  assert evaluate.scenario({"latent": .8, "source_alone": .7, "target_alone": .6}) == "latent above both single models"
-  assert evaluate.scenario({"latent": .65, "source_alone": .7, "target_alone": .6}) == "latent above the target only"
-  assert evaluate.scenario({"latent": .5, "source_alone": .7, "target_alone": .6}) == "latent below the source"
+  assert results.scenario({"latent": .8, "source_alone": .7, "target_alone": .6}) == "latent above both single models"
+  assert results.scenario({"latent": .65, "source_alone": .7, "target_alone": .6}) == "latent above the target only"
+  assert results.scenario({"latent": .5, "source_alone": .7, "target_alone": .6}) == "latent below the source"
 
 
 def test_bad_inputs(system, tmp_path):
-  cfg, s, h = system
+  cfg, s, ctx = system
   with pytest.raises(ValueError, match="unknown evaluation method 'oracle'"):
-    evaluate.run_methods(h, ["oracle"], s.test[:1], None, progress=False)
+    evaluate.run_methods(ctx, ["oracle"], s.test[:1], None, progress=False)
   with pytest.raises(FileNotFoundError, match="no best checkpoint"):
     runner.best_translator(cfg, s, str(tmp_path))
-  bare = runner.harness(cfg, s)
-  with pytest.raises(ValueError, match="needs a trained translator"):
-    evaluate.run_methods(bare, ["latent"], s.test[:1], None, progress=False)
+  with pytest.raises(ValueError, match="need a trained translator"):
+    evaluate.run_methods(runner.context(cfg, s), ["latent"], s.test[:1], None, progress=False)

@@ -8,23 +8,36 @@ from conftest import save_tiny_hf_model
 from transformers import AutoModelForCausalLM
 
 from interlingua_jax import models
-from interlingua_jax.models.generate import _generate, decode_step, init_cache, prefill
+from interlingua_jax.models.generate import _advance, _start, decode_step, init_cache, prefill
 
 MAX_NEW = 16
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
-  """(hf_model, jax_model) per kind; "mistral_window" has a sliding window shorter than prompt + answer."""
+def checkpoint(tiny_llama_dir, tiny_mistral_dir, tmp_path_factory, tiny_tokenizer):
+  """The directory of a tiny HF checkpoint per kind; "mistral_window" has a window shorter than prompt + answer."""
+  built = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}
+  extra = {"mistral_window": ("mistral", dict(seed=3, sliding_window=7)), "qwen2": ("qwen2", dict(seed=4)),
+           "qwen3": ("qwen3", dict(seed=5))}
+
+  def make(kind):
+    if kind not in built:
+      model_type, kwargs = extra[kind]
+      built[kind] = str(tmp_path_factory.mktemp(kind))
+      save_tiny_hf_model(built[kind], model_type, tiny_tokenizer, **kwargs)
+    return built[kind]
+
+  return make
+
+
+@pytest.fixture(scope="module")
+def pair(checkpoint):
+  """(hf_model, jax_model) per kind, built once."""
   cache = {}
 
   def make(kind):
     if kind not in cache:
-      if kind == "mistral_window":
-        path = str(tmp_path_factory.mktemp("mistral_window"))
-        save_tiny_hf_model(path, "mistral", tiny_tokenizer, seed=3, sliding_window=7)
-      else:
-        path = {"llama": tiny_llama_dir, "mistral": tiny_mistral_dir}[kind]
+      path = checkpoint(kind)
       cache[kind] = (AutoModelForCausalLM.from_pretrained(path).eval(), models.from_pretrained(path, dtype=jnp.float32)[0])
     return cache[kind]
 
@@ -53,7 +66,7 @@ def padded_to(ref, width, pad=0):
   return np.pad(ref, ((0, 0), (0, width - ref.shape[1])), constant_values=pad)
 
 
-@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window"])
+@pytest.mark.parametrize("kind", ["llama", "mistral", "mistral_window", "qwen2", "qwen3"])
 def test_greedy_left_padded_matches_hf(pair, kind):
   hf, model = pair(kind)
   ids, mask = prompts(model.config.vocab_size)
@@ -137,10 +150,10 @@ def test_same_bucket_shape_does_not_recompile(pair):
   kwargs = dict(max_new_tokens=4, eos_token_id=2, pad_token_id=0)
   ids, mask = prompts(model.config.vocab_size, seed=6)
   models.generate(model, input_ids=ids, attention_mask=mask, **kwargs)
-  compiled = _generate._cache_size()
+  compiled = _start._cache_size(), _advance._cache_size()
   ids2, mask2 = prompts(model.config.vocab_size, seed=7, pads=(4, 0, 1))
   models.generate(model, input_ids=ids2, attention_mask=mask2, **kwargs)
-  assert _generate._cache_size() == compiled
+  assert (_start._cache_size(), _advance._cache_size()) == compiled
 
 
 def test_bad_generate_inputs_raise_clearly(pair):

@@ -1,4 +1,4 @@
-"""Parity of the JAX decoder with transformers' PyTorch forward on tiny random Llama/Mistral models."""
+"""Parity of the JAX decoder with transformers' PyTorch forward on tiny random Llama/Mistral/Qwen2/Qwen3 models."""
 import dataclasses
 import functools
 
@@ -7,13 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.sharding import PartitionSpec as P
 from conftest import save_tiny_hf_model
 
 from interlingua_jax import models
 from interlingua_jax.models import rope
-from interlingua_jax.models.config import DecoderConfig
+from interlingua_jax.models.config import CheckpointError, DecoderConfig
+from interlingua_jax.models.families import FAMILIES
 
 TOL = 1e-4  # max|Δlogits| / max|ref|
+QWEN2_SMALL = {"tie_word_embeddings": True, "vocab_size": 421}  # as Qwen2.5-0.5B: tied, vocab > tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +58,13 @@ def rel_err(ref, got, mask):
   return float(np.abs(ref[real] - np.asarray(got)[real]).max() / np.abs(ref[real]).max())
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral"])
-def test_left_padded_batch_matches_torch(build, model_type):  # (a), (d): GQA 4 query heads : 2 kv heads
-  hf, model = build(model_type)
+@pytest.mark.parametrize("model_type,overrides", [
+    ("llama", {}), ("mistral", {}), ("qwen3", {}),
+    ("qwen2", QWEN2_SMALL),
+])
+def test_left_padded_batch_matches_torch(build, tiny_tokenizer, model_type, overrides):  # (a), (d): GQA 4:2
+  hf, model = build(model_type, **overrides)
+  assert model.config.vocab_size == overrides.get("vocab_size", len(tiny_tokenizer)) >= len(tiny_tokenizer)
   assert model.config.num_heads // model.config.num_kv_heads == 2
   ids, mask = left_padded_batch(model.config.vocab_size)
   ref, _ = hf_forward(hf, ids, mask)
@@ -189,6 +196,25 @@ def test_bfloat16_weights_stay_close_to_float32(tiny_llama_dir):
   assert rel_err(ref, out.logits, mask) < 5e-2
 
 
+@pytest.mark.parametrize("model_type,overrides", [("qwen2", QWEN2_SMALL), ("qwen3", {})])
+def test_save_pretrained_writes_back_the_checkpoint_it_read(build, tmp_path, model_type, overrides):
+  """Ours -> HF names and layouts are exactly transformers': every tensor comes back bit for bit."""
+  from safetensors.numpy import load_file
+  from transformers import AutoModelForCausalLM
+  hf, model = build(model_type, **overrides)
+  models.save_pretrained(str(tmp_path), model.config, model.params)
+  saved = load_file(str(tmp_path / "model.safetensors"))
+  reference = {k: v.numpy() for k, v in hf.state_dict().items()
+               if not (model.config.tie_word_embeddings and k == "lm_head.weight")}
+  assert set(saved) == set(reference)
+  for name, value in reference.items():
+    np.testing.assert_array_equal(saved[name], value, err_msg=name)
+  reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+  assert type(reloaded) is type(hf)
+  ids, mask = left_padded_batch(model.config.vocab_size, seed=12)
+  np.testing.assert_array_equal(hf_forward(reloaded, ids, mask)[0], hf_forward(hf, ids, mask)[0])
+
+
 @pytest.mark.parametrize("model_type", ["llama", "mistral"])
 def test_init_params_save_pretrained_roundtrip_through_transformers(tmp_path, tiny_tokenizer, model_type):
   """A JAX-initialised model saved by save_pretrained is read by transformers with the same logits."""
@@ -219,6 +245,43 @@ def test_config_reads_both_rope_layouts_and_round_trips():
   a, b = DecoderConfig.from_hf(old), DecoderConfig.from_hf(new)
   assert a == b and a.head_dim == 4 and a.eos_token_id == (7, 8) and a.rope_theta == 500000.0
   assert DecoderConfig.from_hf(a.to_hf()) == a
+
+
+def test_qwen2_biases_shard_by_head_like_their_projections():
+  """The family's extra tensors follow the partition rules (the sharded forward itself is test_sharding's)."""
+  from interlingua_jax import sharding
+  config = DecoderConfig(model_type="qwen2", vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=2,
+                         num_heads=4, num_kv_heads=2, head_dim=8)
+  specs = jax.tree.map(lambda s: s.spec, sharding.param_shardings(config, sharding.make_mesh(data=2, model=2)))
+  for name in ("q", "k", "v"):
+    assert specs["layers"][f"{name}_bias"] == P(None, "model", None)
+    assert specs["layers"][name] == P(None, None, "model", None)
+
+
+def test_family_tensors_exist_only_where_the_family_has_them():
+  shape = dict(vocab_size=10, hidden_size=8, intermediate_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
+               head_dim=4)
+  layers = {t: set(models.param_layout(DecoderConfig(model_type=t, **shape))["layers"]) for t in FAMILIES}
+  base = layers["llama"]
+  assert layers["mistral"] == base
+  assert layers["qwen2"] - base == {"q_bias", "k_bias", "v_bias"} and base <= layers["qwen2"]
+  assert layers["qwen3"] - base == {"q_norm", "k_norm"} and base <= layers["qwen3"]
+
+
+def test_qwen_configs_read_and_refused():
+  qwen = {"vocab_size": 152064, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 2,
+          "num_attention_heads": 16, "num_key_value_heads": 8, "rope_theta": 1e6, "rms_norm_eps": 1e-6,
+          "use_sliding_window": False, "sliding_window": 131072, "bos_token_id": 151643, "eos_token_id": 151645}
+  qwen2 = DecoderConfig.from_hf(dict(qwen, model_type="qwen2"))
+  assert qwen2.head_dim == 64 and qwen2.sliding_window is None  # the window is off unless use_sliding_window
+  qwen3 = DecoderConfig.from_hf(dict(qwen, model_type="qwen3", head_dim=128, attention_bias=False))
+  assert qwen3.head_dim == 128  # explicit, not hidden_size / heads
+  for config in (qwen2, qwen3):
+    assert DecoderConfig.from_hf(config.to_hf()) == config
+  with pytest.raises(CheckpointError, match=r"use_sliding_window=True is not supported for model_type 'qwen2'"):
+    DecoderConfig.from_hf(dict(qwen, model_type="qwen2", use_sliding_window=True))
+  with pytest.raises(CheckpointError, match=r"attention_bias=True is not supported for model_type 'qwen3'"):
+    DecoderConfig.from_hf(dict(qwen, model_type="qwen3", attention_bias=True))
 
 
 def test_bad_forward_arguments_raise_clearly(build):

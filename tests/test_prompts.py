@@ -98,10 +98,20 @@ def test_fit_prompt_drops_exemplars_from_the_end():
   assert prompt.endswith("Q: What is 20 + 1?\nA:")  # the question is whole
 
 
-def test_fit_prompt_question_alone_too_long():
+def test_fit_prompt_question_alone_too_long_is_none():
+  """Never an abort: the caller skips and counts such an example."""
   bare = _count_words(prompts.build_prompt("gsm8k", TEST))
   _, dropped = prompts.fit_prompt("gsm8k", TEST, _train(8), count_tokens=_count_words, max_tokens=bare)
   assert dropped == 8
-  with pytest.raises(ValueError, match=rf"'test-0': its prompt with no exemplars is {bare} tokens, over the "
-                                       rf"limit of {bare - 1} \(data.max_source_len\); the question is never"):
-    prompts.fit_prompt("gsm8k", TEST, _train(8), count_tokens=_count_words, max_tokens=bare - 1)
+  assert prompts.fit_prompt("gsm8k", TEST, _train(8), count_tokens=_count_words, max_tokens=bare - 1) == (None, 8)
+
+
+def test_fit_prompt_drops_hotpotqa_paragraphs_from_the_end():
+  paragraphs = ["A: one two.", "B: three four five.", "C: six."]
+  example = Example("h1", "Who?", "x", "x", context="\n\n".join(paragraphs))
+  two = _count_words(prompts.hotpotqa_prompt("Who?", "\n\n".join(paragraphs[:2])))
+  prompt, dropped = prompts.fit_prompt("hotpotqa", example, (), count_tokens=_count_words, max_tokens=two)
+  assert (prompt, dropped) == (prompts.hotpotqa_prompt("Who?", "\n\n".join(paragraphs[:2])), 1)
+  one = _count_words(prompts.hotpotqa_prompt("Who?", paragraphs[0]))
+  assert prompts.fit_prompt("hotpotqa", example, (), count_tokens=_count_words, max_tokens=one)[1] == 2
+  assert prompts.fit_prompt("hotpotqa", example, (), count_tokens=_count_words, max_tokens=one - 1)[0] is None

@@ -1,10 +1,11 @@
 """Scoring: strict GSM8K extraction, SQuAD EM/F1, and the scoring bugs of DESIGN.md §3.2, 3.3, 3.11."""
+import json
+
 import pytest
 from hypothesis import given, strategies as st
 
 from interlingua_jax import scoring
-from interlingua_jax.data import prompts
-from interlingua_jax.data.records import Example
+from interlingua_jax.data import prompts, records
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -57,14 +58,18 @@ def test_no_last_number_fallback():
   assert result == {"correct": False, "extracted": None}
 
 
-def test_gold_from_record_not_from_fewshot_prefix():
-  """DESIGN.md §3.2: every exemplar ends in `#### 12`, the gold is the record's own number.
+def test_gold_from_record_not_from_fewshot_prefix(tmp_path):
+  """docs/DESIGN.md §3.2: every exemplar ends in `#### 12`, the gold is the record's own number.
 
-  Extracting from prompt + completion (the buggy way) finds the exemplars' 12; scoring the
-  prediction alone against the record's gold does not.
+  The record goes through the real loader (`load_split`), which takes the gold from its own answer
+  field; extracting from prompt + completion (the buggy way) finds the exemplars' 12, and scoring
+  the prediction alone against the record's gold does not.
   """
-  exemplars = [Example(f"train-{i}", f"Q{i}?", "2 * 6 = 12\n#### 12", "12") for i in range(8)]
-  record = Example("test-0", "How many?", "3 + 4 = 7\n#### 7", gold=scoring.extract_gsm8k("3 + 4 = 7\n#### 7"))
+  rows = [{"question": f"Q{i}?", "answer": "2 * 6 = 12\n#### 12"} for i in range(8)]
+  (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  (tmp_path / "test.jsonl").write_text(json.dumps({"question": "How many?", "answer": "3 + 4 = 7\n#### 7"}) + "\n")
+  exemplars = records.load_split("gsm8k", "train", path=str(tmp_path / "train.jsonl"))
+  (record,) = records.load_split("gsm8k", "test", path=str(tmp_path / "test.jsonl"))
   prompt = prompts.fewshot_prompt(record.question, exemplars)
   assert prompt.count("#### 12") == 8
   assert record.gold == "7"

@@ -117,3 +117,79 @@ def test_bad_input():
     stats.mcnemar_p([1, 0, 1], [1, 0])
   with pytest.raises(ValueError, match="correctness"):
     stats.mcnemar_p([0.5, 1], [1, 0])
+
+
+def test_exact_intervals_are_never_degenerate_at_the_boundaries():
+  """500/500 correct: the percentile bootstrap says [1, 1]; the exact interval's lower bound is below 100%."""
+  assert stats.bootstrap_ci(np.ones(500)) == (1.0, 1.0)  # why the bootstrap is not used for single accuracies
+  lo, hi = stats.clopper_pearson(500, 500)
+  assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 500), rel=1e-12)  # closed form at k = n
+  assert lo < 1.0 and lo == pytest.approx(0.99265, abs=1e-5)
+  lo, hi = stats.clopper_pearson(0, 10)
+  assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 10), rel=1e-12) and hi > 0
+  for k, n in ((0, 500), (500, 500), (1, 7)):
+    w_lo, w_hi = stats.wilson(k, n)
+    assert 0 <= w_lo < w_hi <= 1 and w_lo <= k / n <= w_hi
+  assert stats.wilson(0, 500)[1] > 0 and stats.wilson(500, 500)[0] < 1
+  z = 1.959963984540054  # Wilson at k = 0: upper bound z² / (n + z²)
+  assert stats.wilson(0, 20)[1] == pytest.approx(z * z / (20 + z * z), rel=1e-9)
+
+
+def test_clopper_pearson_against_binomial_tails():
+  """The exact bounds are where a binomial tail equals alpha / 2."""
+  from scipy.stats import binom
+  k, n = 37, 120
+  lo, hi = stats.clopper_pearson(k, n)
+  assert binom.sf(k - 1, n, lo) == pytest.approx(0.025, rel=1e-6)  # P(X >= k | lo)
+  assert binom.cdf(k, n, hi) == pytest.approx(0.025, rel=1e-6)  # P(X <= k | hi)
+  with pytest.raises(ValueError, match="0 <= correct <= n"):
+    stats.clopper_pearson(5, 4)
+
+
+def test_holm_adjustment():
+  adjusted = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5})
+  # sorted: a 0.01*4, c 0.03*3, b 0.04*2 -> max with the previous (monotone), d 0.5*1
+  assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5})
+  assert stats.holm({"x": 0.6, "y": 0.7}) == {"x": 1.0, "y": 1.0}
+  assert stats.holm({}) == {}
+
+
+def test_aggregate_has_exact_intervals_and_holm_adjusted_p():
+  from interlingua_jax import results
+  n = 500
+  rows = []
+  for i in range(n):
+    rows += [{"id": str(i), "method": "latent", "correct": True},
+             {"id": str(i), "method": "target_alone", "correct": i % 2 == 0},
+             {"id": str(i), "method": "chance", "correct": False}]
+  for r in rows:
+    r.update(latency_s=0.01, warmup_s=0.0, kv_cache_bytes=10, target_prompt_tokens=3, soft_tokens=0,
+             source_prompt_tokens=0, generated_tokens=2)
+  agg = results.aggregate(rows, dataset="toy", num_soft_tokens=8, bootstrap_samples=200, seed=0)
+  assert agg["methods"]["latent"]["accuracy"] == 1.0 and agg["methods"]["latent"]["ci95"][0] < 1.0
+  assert agg["methods"]["chance"]["ci95"][1] > 0.0 and agg["methods"]["chance"]["control"]
+  comps = agg["comparisons"]
+  raw = {k: c["mcnemar_p"] for k, c in comps.items()}
+  assert {k: c["mcnemar_p_holm"] for k, c in comps.items()} == stats.holm(raw)
+  assert comps["latent_vs_target_alone"]["mcnemar_p_holm"] == pytest.approx(2 * raw["latent_vs_target_alone"])
+
+
+def test_mean_sd_interval_across_seeds():
+  out = stats.mean_sd_interval([0.6, 0.7, 0.8])
+  assert out["mean"] == pytest.approx(0.7) and out["sd"] == pytest.approx(0.1) and out["n"] == 3
+  half = 4.302652729911275 * 0.1 / math.sqrt(3)
+  assert out["ci95"] == pytest.approx([0.7 - half, 0.7 + half])
+  assert stats.mean_sd_interval([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "ci95": None}
+
+
+def test_aggregate_f1_has_a_bootstrap_interval():
+  from interlingua_jax import results
+  f1s = [1.0, 0.5, 0.0, 0.8] * 25
+  rows = [{"id": str(i), "method": "latent", "correct": f == 1.0, "em": float(f == 1.0), "f1": f, "latency_s": 0.0,
+           "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 0,
+           "generated_tokens": 1} for i, f in enumerate(f1s)]
+  m = results.aggregate(rows, dataset="hotpotqa", num_soft_tokens=8, bootstrap_samples=500, seed=0)["methods"]["latent"]
+  assert m["f1"] == pytest.approx(np.mean(f1s)) and m["em"] == 0.25
+  in_id_order = [f1s[int(i)] for i in sorted(str(i) for i in range(len(f1s)))]  # questions sorted by id
+  assert m["f1_ci95"] == list(stats.bootstrap_ci(in_id_order, n=500, seed=0))
+  assert m["f1_ci95"][0] < m["f1"] < m["f1_ci95"][1]

@@ -30,7 +30,6 @@ def test_reduced_toy_world_latent_beats_token_budget(tmp_path):
 def test_graded_and_complementary_worlds_run_every_stage(tmp_path, config):
   cfg = tiny.shrink(config.get_config())
   cfg.eval.methods = ("source_alone", "latent")  # the two that read each world's own source and bridge
-  cfg.eval.latency_batch_sizes = (1,)
   runner.run(cfg, str(tmp_path), ("train", "eval"))
   spec = task.TaskSpec(**cfg.toy.world.task)
   with open(os.path.join(os.path.dirname(cfg.data.test_path), "info.json")) as f:

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import bridge, runner, train
+from interlingua_jax import bridge, losses, runner, train
 from interlingua_jax.data import pipeline
-from tiny_system import tiny_config
+from interlingua_jax.models import embed
+from tiny_system import fixed_batch, jax_step, open_gates, tiny_config
 
 @pytest.fixture(scope="module")
 def data_paths(tmp_path_factory):
@@ -28,32 +29,10 @@ def setup(tiny_mistral_dir, tiny_llama_dir, data_paths, tmp_path_factory):
   return cfg, runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
 
 
-def _fixed_batch(cfg, s, n):
-  tok = s.frozen.target_tokenizer
-  lengths = pipeline.measure_lengths(s.pool, builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                                     num_soft_tokens=cfg.translator.num_soft_tokens, max_answer_len=32)
-  rows = train.encode_pool(s.pool[:n], builder=s.builder, target_tokenizer=tok, anchor=cfg.data.answer_anchor,
-                           num_soft_tokens=cfg.translator.num_soft_tokens, lengths=lengths)
-  return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
-
-
-def _step_fn(cfg, s, lengths, mesh=None, lr=None):
-  mesh = mesh or s.mesh
-  translator = runner.new_translator(cfg, s)
-  if lr is not None:
-    cfg = cfg.copy_and_resolve_references()
-    cfg.optim.learning_rate = lr
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(translator, tx, mesh)
-  spec = train.LossSpec(cfg.loss.infonce_weight, cfg.loss.infonce_start_step, cfg.loss.temperature, lengths.answer + 2)
-  return state, train.make_train_step(mesh=mesh, frozen=s.frozen, graphdef=graphdef, tx=tx, schedule=schedule,
-                                      spec=spec)
-
-
 def test_frozen_models_never_change_and_have_no_optimizer_state(setup):
   cfg, s = setup
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   before = jax.tree.map(np.array, (s.frozen.source.params, s.frozen.target.params))
   frozen_leaves = {id(x) for x in jax.tree.leaves((s.frozen.source.params, s.frozen.target.params))}
   for _ in range(3):
@@ -85,8 +64,8 @@ def test_dropout_step_runs_and_advances_the_rng(setup):
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
   cfg.translator.dropout = 0.1
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   rng_before = jax.tree.map(np.array, state.rngs)
   batch = train.global_batch(batch, s.mesh)
   state, first = step(state, (s.frozen.source.params, s.frozen.target.params), batch)
@@ -98,10 +77,10 @@ def test_fifty_steps_on_a_fixed_batch_halve_the_loss(tiny_mistral_dir, sensitive
   """The gradient reaches the translator through the frozen target (DESIGN §3.7)."""
   cfg = tiny_config(tiny_mistral_dir, sensitive_target_dir, data_paths)
   cfg.train.steps, cfg.optim.warmup_steps, cfg.loss.infonce_weight = 50, 5, 0.0
-  cfg.translator.dropout, cfg.translator.num_soft_tokens = 0.0, 8
+  cfg.translator.dropout, cfg.translator.num_soft_tokens, cfg.optim.learning_rate = 0.0, 8, 1e-2
   s = runner.setup(cfg, "/tmp/unused")
-  batch, lengths = _fixed_batch(cfg, s, 4)
-  state, step = _step_fn(cfg, s, lengths, lr=1e-2)
+  batch, lengths = fixed_batch(cfg, s, 4)
+  state, step, _ = jax_step(cfg, s, lengths)
   batch = train.global_batch(batch, s.mesh)
   losses = []
   for _ in range(50):
@@ -116,10 +95,10 @@ def test_sharded_step_equals_single_device_step(setup, tiny_mistral_dir, tiny_ll
   cfg4.mesh.data, cfg4.mesh.model = 2, 2
   s4 = runner.setup(cfg4, "/tmp/unused")
   assert s4.mesh.devices.size == 4
-  batch, lengths = _fixed_batch(cfg, s1, 4)
+  batch, lengths = fixed_batch(cfg, s1, 4)
   results = []
   for s in (s1, s4):
-    state, step = _step_fn(cfg, s, lengths, mesh=s.mesh)
+    state, step, _ = jax_step(cfg, s, lengths)
     state, metrics = step(state, (s.frozen.source.params, s.frozen.target.params), train.global_batch(batch, s.mesh))
     results.append((jax.tree.map(np.asarray, state.params), float(metrics["loss"])))
   (p1, l1), (p4, l4) = results
@@ -150,17 +129,24 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
   """When bridged accuracy peaks then falls, the best checkpoint restores the peak weights (DESIGN §3.8)."""
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
-  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping = 6, 2, False
-  scripted = iter([0.1, 0.9, 0.2, 0.1])  # evaluations at steps 0, 2, 4, 6: peak at step 2
-  snapshots = {}
+  # Evaluations at steps 0, 2, 4, 6: the peak at step 2, then two without a new best: patience 2 stops at
+  # step 6 of 8.
+  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping, cfg.train.patience = 8, 2, True, 2
+  scripted = iter([0.1, 0.9, 0.2, 0.1])
+  snapshots, evaluated = {}, set()
 
-  def fake_accuracy(h, examples):
-    snapshots[len(snapshots) * 2] = jax.tree.map(np.array, h.translator[1])
+  def fake_accuracy(ctx, examples):
+    snapshots[len(snapshots) * 2] = jax.tree.map(np.array, ctx.translator[1])
+    evaluated.update(e.id for e in examples)
     return next(scripted)
 
   monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
   summary = runner.train_stage(cfg, s, str(tmp_path))
-  assert summary["best_step"] == 2 and summary["final_step"] == 6
+  assert summary["best_step"] == 2 and summary["final_step"] == 6 and summary["stopped_early"]
+  # Every decision of training (best checkpoint, early stopping) saw validation questions only.
+  assert evaluated == {e.id for e in s.validation}
+  assert not evaluated & ({e.id for e in s.test} | {e.id for e in s.pool} | {e.id for e in s.builder.exemplars})
+  assert summary["splits"]["validation"]["size"] == cfg.train.eval_num_samples
   _, params, _ = runner.best_translator(cfg, s, str(tmp_path))
   for a, b in zip(jax.tree.leaves(snapshots[2]), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, np.asarray(b))
@@ -227,3 +213,52 @@ def test_profiler_trace_for_the_requested_steps(setup, tmp_path, monkeypatch):
   traces = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "profile") for f in files
             if f.endswith(".xplane.pb")]
   assert traces and os.path.getsize(traces[0]) > 0
+
+
+def test_infonce_positives_are_each_samples_own_question(setup):
+  """Through the real pipeline (encode_example → loss_fn): row i's positive is example i's question, and the
+  InfoNCE term is the one of those per-sample positives, not of any other pairing."""
+  cfg, s = setup
+  examples = s.pool[:4]
+  lengths, rows = runner.training_data(cfg, s, examples)
+  batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+  tok = s.frozen.target_tokenizer
+  for row, mask, e in zip(batch["question_ids"], batch["question_mask"], examples):
+    assert tok.decode(row[mask == 1]) == e.question
+  # A fresh translator's gates are closed (its soft tokens ignore the source), so every row would share one
+  # anchor and every pairing would score alike: open them.
+  translator = runner.new_translator(cfg, s)
+  open_gates(translator, 0.5)
+  t = runner.training_step(cfg, s, lengths, translator)
+  frozen = (s.frozen.source.params, s.frozen.target.params)
+
+  @jax.jit  # one compilation for both batches (eager calls would compile every scan again)
+  def infonce_of(b):
+    _, (metrics, _) = train.loss_fn(t.state.params, t.state, t.graphdef, frozen, b,
+                                    frozen_configs=(s.frozen.source.config, s.frozen.target.config),
+                                    layer=s.frozen.source_layer, spec=t.spec)
+    return metrics["infonce"]
+
+  infonce = lambda b: float(infonce_of(b))
+  hidden = bridge.source_states(s.frozen.source.params, s.frozen.source.config, batch["source_ids"],
+                                batch["source_mask"], s.frozen.source_layer)
+  soft = translator(hidden, batch["source_mask"], deterministic=True)  # the tiny config has no dropout
+  embedded = embed(s.frozen.target.params, s.frozen.target.config, batch["question_ids"])
+  expected = losses.info_nce(losses.mean_pool(soft), losses.mean_pool(embedded, batch["question_mask"]),
+                             cfg.loss.temperature)
+  assert infonce(batch) == pytest.approx(float(expected), abs=1e-6)
+  # The pairing matters (the tiny questions differ in two numbers only, hence the small but clear gap).
+  rolled = dict(batch, question_ids=np.roll(batch["question_ids"], 1, 0),
+                question_mask=np.roll(batch["question_mask"], 1, 0))
+  assert abs(infonce(rolled) - float(expected)) > 2e-5
+
+
+def test_early_stopping_counts_evaluations_without_a_new_best():
+  stopper = train.EarlyStopping(patience=2, enabled=True)
+  assert stopper.update(0, 0.5) == (True, False)
+  assert stopper.update(10, 0.4) == (False, False)
+  assert stopper.update(20, 0.5) == (False, True)  # a tie is no improvement: patience reached
+  assert (stopper.best_step, stopper.best_accuracy) == (0, 0.5)
+  assert stopper.update(30, 0.6) == (True, False) and stopper.since_best == 0
+  disabled = train.EarlyStopping(patience=1, enabled=False)
+  assert [disabled.update(i, 0.1)[1] for i in range(4)] == [False] * 4

@@ -1,6 +1,11 @@
-"""A tiny bridged system for tests: GSM8K-format arithmetic records and a config over tiny checkpoints."""
+"""A tiny bridged system for tests and benchmarks: GSM8K-format arithmetic records, a config over tiny
+checkpoints, a fixed batch of the pipeline and the project's jitted train step on it."""
 import json
 import os
+
+import numpy as np
+
+from interlingua_jax import runner
 
 QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
 
@@ -30,3 +35,28 @@ def tiny_config(source_dir, target_dir, data_paths):
   return c
 
 
+
+
+def fixed_batch(cfg, s, n: int):
+  """The first `n` training examples of a `runner.Setup` as one batch of the pipeline's rows, and the lengths."""
+  if len(s.pool) < n:
+    raise ValueError(f"a batch of {n} exceeds the {len(s.pool)} training examples of the tiny data.")
+  lengths, rows = runner.training_data(cfg, s, s.pool[:n])
+  return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
+
+
+def open_gates(translator, value: float) -> None:
+  """Sets every block's three gates: at the initial 0 every branch but the queries is multiplied away."""
+  for block in translator.blocks:
+    for gate in ("attn_gate", "cross_gate", "mlp_gate"):
+      getattr(block, gate)[...] = value
+
+
+def jax_step(cfg, s, lengths, *, gates: float | None = None):
+  """The project's jitted train step for a `runner.Setup` (anything with `frozen` and `mesh`), its initial state
+  and its schedule; `gates` opens the translator's gates first."""
+  translator = runner.new_translator(cfg, s)
+  if gates is not None:
+    open_gates(translator, gates)
+  t = runner.training_step(cfg, s, lengths, translator)
+  return t.state, t.step_fn, t.schedule

@@ -1,10 +1,12 @@
-"""Tokenised, fixed-shape training batches through grain, with a checkpointable iterator.
+"""Tokenised training batches through grain, padded to length buckets, with a checkpointable iterator.
 
 Every example becomes the arrays of one bridged training row (`layout.bridged_batch`) plus
-the source prompt and the target-tokenised question (the InfoNCE positive). Lengths are
-fixed per run, so the jitted train step compiles once. Each process reads its own slice
-of the globally shuffled stream (`jax.process_index()::jax.process_count()`), so a global
-batch is the same set of examples whatever the number of hosts.
+the source prompt and the target-tokenised question (the InfoNCE positive), padded to the
+pool's longest. Each global batch is then cut to the smallest of `length_buckets` that holds
+its longest source prompt and target row (rows are left-padded, so the cut drops pad columns
+only): short batches cost short compute, and the jitted train step compiles once per bucket
+pair, a bounded number of shapes that the run logs. Each process takes its own rows of every
+global batch, so a global batch is the same set of examples whatever the number of hosts.
 """
 import dataclasses
 import functools
@@ -18,6 +20,12 @@ from interlingua_jax import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
 
+# Fields padded on the left (the row's end is aligned), cut to a bucket per batch.
+_LEFT_PADDED = {"source": ("source_ids", "source_mask"),
+                "target": ("target_token_ids", "target_soft_index", "target_attention_mask", "target_positions",
+                           "target_labels", "target_loss_mask")}
+_MASK = {"source": "source_mask", "target": "target_attention_mask"}
+
 
 def token_ids(tokenizer, text: str) -> list[int]:
   """Ids of `text` without special tokens: BOS/EOS placement is the layout's job, never the tokenizer's."""
@@ -25,8 +33,43 @@ def token_ids(tokenizer, text: str) -> list[int]:
 
 
 def with_bos(tokenizer, ids: list[int]) -> list[int]:
-  """A single BOS in front when the tokenizer has one (DESIGN §3.5: never two)."""
-  return ids if tokenizer.bos_token_id is None else [tokenizer.bos_token_id, *ids]
+  """Exactly one BOS in front when the tokenizer has one (docs/DESIGN.md §3.5: never two), whether or not
+  the text already began with it (a chat template writes it as text)."""
+  bos = tokenizer.bos_token_id
+  return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+
+
+def split_anchor(anchor: str) -> tuple[str, str]:
+  """(the anchor the target reads, the separator that starts its answer).
+
+  The anchor's trailing whitespace belongs to the answer ("Answer: " + "Natalia" is read as
+  "Answer:" then " Natalia", one space, tokenised as the models saw such text in pretraining);
+  an anchor without trailing whitespace is followed by one space ("A:" → "A:" + " 12").
+  """
+  text = anchor.rstrip()
+  return text, anchor[len(text):] or " "
+
+
+def anchor_ids(tokenizer, anchor: str) -> list[int]:
+  return token_ids(tokenizer, split_anchor(anchor)[0])
+
+
+def answer_ids(tokenizer, anchor: str, answer: str) -> list[int]:
+  return token_ids(tokenizer, split_anchor(anchor)[1] + answer.strip())
+
+
+def bucket(length: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket that holds `length`; beyond the largest, the largest doubled until it does.
+
+  Few static lengths means the jitted programs compile a few times, not once per batch.
+  """
+  for b in sorted(buckets):
+    if length <= b:
+      return b
+  b = max(buckets)
+  while b < length:
+    b *= 2
+  return b
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,21 +83,33 @@ class Lengths:
 
 @dataclasses.dataclass(frozen=True)
 class PromptBuilder:
-  """Builds the prompt every text method and the source read, identically in training and evaluation."""
+  """Builds the prompt every text method and the source read, identically in training and evaluation.
+
+  chat_template=True wraps every text prompt as one user turn of the tokenizer's chat template
+  (instruct checkpoints); the bridged target row `[BOS][soft][anchor]` is not wrapped.
+  """
   dataset: str
   exemplars: tuple[Example, ...]
   source_tokenizer: object
   target_tokenizer: object
   max_source_len: int
+  chat_template: bool = False
+
+  def ids(self, tokenizer, text: str) -> list[int]:
+    """What a model reads for a text prompt: the chat template if on, exactly one BOS."""
+    if self.chat_template:
+      text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                           add_generation_prompt=True)
+    return with_bos(tokenizer, token_ids(tokenizer, text))
 
   @functools.lru_cache(maxsize=None)  # training, every evaluation method and the wire analysis ask again
-  def source_prompt(self, example: Example) -> str:
-    """The full (k-shot) prompt, fitted to both tokenizers: exemplars are dropped from the end, never the question."""
-    count = lambda text: 1 + max(len(token_ids(t, text)) for t in (self.source_tokenizer, self.target_tokenizer))
+  def source_prompt(self, example: Example) -> str | None:
+    """The full prompt, fitted to both tokenizers by `prompts.fit_prompt`'s rule; None when it cannot fit."""
+    count = lambda text: max(len(self.ids(t, text)) for t in (self.source_tokenizer, self.target_tokenizer))
     prompt, dropped = prompts.fit_prompt(self.dataset, example, self.exemplars, count_tokens=count,
                                          max_tokens=self.max_source_len)
-    if dropped:
-      logging.info("example %s: dropped %d exemplar(s) to fit %d source tokens", example.id, dropped,
+    if dropped and prompt is not None:
+      logging.debug("example %s: dropped %d exemplar(s)/paragraph(s) to fit %d source tokens", example.id, dropped,
                    self.max_source_len)
     return prompt
 
@@ -62,10 +117,10 @@ class PromptBuilder:
 def encode_example(example: Example, *, builder: PromptBuilder, target_tokenizer, anchor: str,
                    num_soft_tokens: int, lengths: Lengths) -> dict[str, np.ndarray]:
   """One training row: the source prompt (left-padded), the bridged target row, the question."""
-  src = with_bos(builder.source_tokenizer, token_ids(builder.source_tokenizer, builder.source_prompt(example)))
-  answer = token_ids(target_tokenizer, " " + example.answer)[:lengths.answer]
+  src = builder.ids(builder.source_tokenizer, builder.source_prompt(example))
+  answer = answer_ids(target_tokenizer, anchor, example.answer)[:lengths.answer]
   question = token_ids(target_tokenizer, example.question)[:lengths.question]
-  row = layout.bridged_batch([token_ids(target_tokenizer, anchor)], [answer], num_soft_tokens=num_soft_tokens,
+  row = layout.bridged_batch([anchor_ids(target_tokenizer, anchor)], [answer], num_soft_tokens=num_soft_tokens,
                              seq_len=lengths.target, bos_id=target_tokenizer.bos_token_id,
                              pad_id=target_tokenizer.pad_token_id, eos_id=target_tokenizer.eos_token_id)
   source_pad = lengths.source - len(src)
@@ -81,8 +136,8 @@ def encode_example(example: Example, *, builder: PromptBuilder, target_tokenizer
 def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, target_tokenizer, anchor: str,
                     num_soft_tokens: int, max_answer_len: int) -> Lengths:
   """The static shapes that fit every example (answers longer than max_answer_len are cut, and logged)."""
-  src = max(len(token_ids(builder.source_tokenizer, builder.source_prompt(e))) + 1 for e in examples)
-  answers = [len(token_ids(target_tokenizer, " " + e.answer)) for e in examples]
+  src = max(len(builder.ids(builder.source_tokenizer, builder.source_prompt(e))) for e in examples)
+  answers = [len(answer_ids(target_tokenizer, anchor, e.answer)) for e in examples]
   cut = sum(a > max_answer_len for a in answers)
   if cut:
     logging.warning("%d of %d answers exceed data.max_answer_len=%d target tokens and are cut", cut,
@@ -90,17 +145,42 @@ def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, targ
   answer = min(max(answers), max_answer_len)
   question = max(len(token_ids(target_tokenizer, e.question)) for e in examples)
   bos = 0 if target_tokenizer.bos_token_id is None else 1
-  target = bos + num_soft_tokens + len(token_ids(target_tokenizer, anchor)) + answer + 1
+  target = bos + num_soft_tokens + len(anchor_ids(target_tokenizer, anchor)) + answer + 1
   return Lengths(source=src, target=target, question=question, answer=answer)
 
 
 def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size: int, seed: int,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-  """Seeded shuffle of the whole pool every epoch, this process's slice, batched; endless."""
+                  length_buckets: Sequence[int] = (), process_index: int = 0,
+                  process_count: int = 1) -> grain.IterDataset:
+  """Seeded shuffle of the whole pool every epoch, global batches cut to `length_buckets`, this
+  process's rows; endless. No buckets = every batch padded to the pool's longest."""
   if not encoded:
     raise ValueError("the training pool is empty: check data.train_path / the train split.")
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} must be divisible by the {process_count} processes.")
+  cut = functools.partial(cut_to_buckets, buckets=tuple(length_buckets))
+  rows = lambda batch: {k: v[process_index::process_count] for k, v in batch.items()}
   ds = grain.MapDataset.source(list(encoded)).shuffle(seed=seed).repeat()
-  ds = ds[process_index::process_count]
-  return ds.batch(global_batch_size // process_count, drop_remainder=True).to_iter_dataset()
+  return ds.batch(global_batch_size, drop_remainder=True).map(cut).map(rows).to_iter_dataset()
+
+
+def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
+  """Drops the all-pad leading columns of the left-padded fields, down to the batch's length bucket."""
+  if not buckets:
+    return batch
+  out = dict(batch)
+  for part, fields in _LEFT_PADDED.items():
+    if _MASK[part] in batch:
+      full = batch[_MASK[part]].shape[1]
+      keep = min(bucket(int(batch[_MASK[part]].sum(axis=1).max()), buckets), full)
+      out.update({k: batch[k][:, full - keep:] for k in fields})
+  return out
+
+
+def compiled_shapes(encoded: Sequence[dict[str, np.ndarray]], buckets: Sequence[int]) -> dict[str, list[int]]:
+  """The padded lengths training batches can take, per part: at most their product of shapes compile."""
+  out = {}
+  for part, mask in _MASK.items():
+    full = encoded[0][mask].shape[0]
+    out[part] = sorted({min(bucket(int(e[mask].sum()), buckets), full) if buckets else full for e in encoded})
+  return out

@@ -4,10 +4,11 @@ zero-shot prompt, and fitting a prompt to a token budget by dropping exemplars.
 The exemplars are drawn once from the train split with a fixed seed and are excluded from
 the training pool (DESIGN.md §3.10), so the model never trains on its own evaluation prefix.
 """
+import dataclasses
 import random
 from collections.abc import Callable, Collection, Sequence
 
-from interlingua_jax.data.records import Example
+from interlingua_jax.data.records import CONTEXT_SEPARATOR, Example
 
 GSM8K_INSTRUCTION = ("Solve each problem step by step, then give the final answer on its own line "
                      "as '#### <number>'.")
@@ -66,17 +67,23 @@ def build_prompt(dataset: str, example: Example, exemplars: Sequence[Example] = 
 
 
 def fit_prompt(dataset: str, example: Example, exemplars: Sequence[Example], *,
-               count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str, int]:
-  """The longest prompt within `max_tokens`, dropping exemplars from the end, never the question.
+               count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str | None, int]:
+  """The longest prompt within `max_tokens`, or None when even the shortest one is over it.
 
-  Returns the prompt and how many exemplars were dropped (the caller logs it). To fit both
+  The rule for long prompts (a run never aborts on one): GSM8K and the toy world drop exemplars
+  from the end; HotpotQA drops whole context paragraphs from the end, keeping at least one. The question itself is never
+  cut: an example whose question alone is over the budget gets None, and the caller skips and
+  counts it. Returns the prompt and how many exemplars or paragraphs were dropped. To fit both
   models, pass `count_tokens` as the larger of the two tokenizers' counts.
   """
-  for dropped in range(len(exemplars) + 1):
-    prompt = build_prompt(dataset, example, exemplars[:len(exemplars) - dropped])
-    num_tokens = count_tokens(prompt)
-    if num_tokens <= max_tokens:
+  if dataset == "hotpotqa" and example.context is not None:
+    paragraphs = example.context.split(CONTEXT_SEPARATOR)
+    variants = [dataclasses.replace(example, context=CONTEXT_SEPARATOR.join(paragraphs[:len(paragraphs) - n]))
+                for n in range(len(paragraphs))]
+    candidates = [build_prompt(dataset, v) for v in variants]
+  else:
+    candidates = [build_prompt(dataset, example, exemplars[:len(exemplars) - n]) for n in range(len(exemplars) + 1)]
+  for dropped, prompt in enumerate(candidates):
+    if count_tokens(prompt) <= max_tokens:
       return prompt, dropped
-  raise ValueError(f"example {example.id!r}: its prompt with no exemplars is {num_tokens} tokens, over the "
-                   f"limit of {max_tokens} (data.max_source_len); the question is never truncated, so raise "
-                   "the limit or drop the example")
+  return None, len(candidates) - 1

@@ -15,6 +15,7 @@ from interlingua_jax import scoring
 
 DATASETS = ("gsm8k", "hotpotqa", "toy")
 FILE_FORMATS = (".jsonl", ".json", ".parquet")
+CONTEXT_SEPARATOR = "\n\n"  # between HotpotQA's rendered paragraphs (the long-prompt rule drops whole ones)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +54,20 @@ def _path_key(split: str) -> str:
   return "data.train_path" if split == "train" else "data.test_path"
 
 
+def _split_key(split: str) -> str:
+  return "data.train_split" if split == "train" else "data.test_split"
+
+
 def _read_hub(dataset: str, split: str, hf_name: str, hf_config: str) -> list[dict]:
   if not hf_name:
     raise ValueError(f"no file and no hub name for {dataset} split {split!r}: set {_path_key(split)} to a "
                      f"local {'/'.join(FILE_FORMATS)} file, or data.hf_name")
   try:
     loaded = datasets.load_dataset(hf_name, hf_config or None, split=split)
+  except ValueError as e:  # `datasets` raises a bare ValueError("Unknown split ...") for a split it lacks
+    raise ValueError(f"{hf_name!r} ({hf_config or 'default'}) has no split {split!r} ({e}); set "
+                     f"{_split_key(split)} to one it has (HotpotQA distractor: train, validation), or "
+                     f"{_path_key(split)} to a local file.") from None
   except OSError as e:  # ConnectionError when offline or unreachable; FileNotFoundError for an unknown name
     raise RuntimeError(
         f"could not load {hf_name!r} ({hf_config or 'default'}) split {split!r} through `datasets`: "
@@ -140,4 +149,4 @@ def _render_context(context: Any, i: int, where: str) -> str:
     raise ValueError(f"{where} row {i}: field 'context' must be {{'title': [str], 'sentences': [[str]]}} with one "
                      f"sentence list per title (HotpotQA distractor format), got {str(context)[:120]!r}")
   # HotpotQA sentences carry their own leading spaces, so they join with "".
-  return "\n\n".join(f"{title}: {''.join(sentences).strip()}" for title, sentences in pairs)
+  return CONTEXT_SEPARATOR.join(f"{title}: {''.join(sentences).strip()}" for title, sentences in pairs)

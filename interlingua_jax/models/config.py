@@ -1,9 +1,10 @@
-"""Decoder configuration shared by Llama and Mistral, read from and written to HF `config.json`."""
+"""Decoder configuration shared by every family, read from and written to HF `config.json`."""
 import dataclasses
 from typing import Any
 
-SUPPORTED_MODEL_TYPES = ("llama", "mistral")
-_ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
+from interlingua_jax.models.families import FAMILIES, Family
+
+SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 
 
 class CheckpointError(ValueError):
@@ -47,6 +48,10 @@ class DecoderConfig:
         raise CheckpointError(f"rope_scaling type {kind!r} is not supported; only 'llama3' (or no scaling) is.")
 
   @property
+  def family(self) -> Family:
+    return FAMILIES[self.model_type]
+
+  @property
   def rope_scaling_dict(self) -> dict[str, Any] | None:
     return None if self.rope_scaling is None else dict(self.rope_scaling)
 
@@ -57,9 +62,11 @@ class DecoderConfig:
     if model_type not in SUPPORTED_MODEL_TYPES:
       raise CheckpointError(f"{source}: model_type {model_type!r} is not supported; "
                             f"this loader handles {SUPPORTED_MODEL_TYPES} only.")
-    for flag in ("attention_bias", "mlp_bias"):
-      if hf.get(flag):
-        raise CheckpointError(f"{source}: {flag}=true is not supported (Llama/Mistral checkpoints have no biases).")
+    family = FAMILIES[model_type]
+    for key, assumed in family.assumes:
+      if bool(hf.get(key) or False) != assumed:  # null reads as false, as transformers does
+        raise CheckpointError(f"{source}: {key}={hf[key]!r} is not supported for model_type {model_type!r}; "
+                              f"this port assumes {key}={assumed!r}, as the released checkpoints have.")
     if hf.get("hidden_act", "silu") != "silu":
       raise CheckpointError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported; only 'silu'.")
     try:
@@ -78,7 +85,7 @@ class DecoderConfig:
       hidden = int(hf["hidden_size"])
       eos = hf.get("eos_token_id", 2)
       eos = (eos,) if isinstance(eos, int) else tuple(eos or ())
-      window = hf.get("sliding_window") if model_type == "mistral" else None
+      window = hf.get("sliding_window") if family.sliding_window else None
       return cls(
           model_type=model_type,
           vocab_size=int(hf["vocab_size"]),
@@ -104,7 +111,7 @@ class DecoderConfig:
   def to_hf(self) -> dict[str, Any]:
     """A config.json in the transformers<5 layout, which every transformers version reads."""
     hf = {
-        "architectures": [_ARCHITECTURES[self.model_type]],
+        "architectures": [self.family.architecture],
         "model_type": self.model_type,
         "vocab_size": self.vocab_size,
         "hidden_size": self.hidden_size,
@@ -122,10 +129,9 @@ class DecoderConfig:
         "eos_token_id": self.eos_token_id[0] if len(self.eos_token_id) == 1 else list(self.eos_token_id),
         "pad_token_id": self.pad_token_id,
         "max_position_embeddings": self.max_position_embeddings,
-        "attention_bias": False,
-        "mlp_bias": False,
+        **dict(self.family.assumes),
     }
-    if self.model_type == "mistral":
+    if self.family.sliding_window:
       hf["sliding_window"] = self.sliding_window
     return hf
 
@@ -142,7 +148,8 @@ def param_layout(config: DecoderConfig) -> dict[str, Any]:
   """The parameter pytree described abstractly; layer weights are stacked on a leading layer axis.
 
   Projections keep their head axes ((d, heads, head_dim) rather than (d, heads*head_dim)) so that the
-  "heads" axis can be sharded over the mesh's "model" axis without reshapes.
+  "heads" axis can be sharded over the mesh's "model" axis without reshapes; so do the q/k/v biases. The
+  family adds its optional tensors (see `families.py`).
   """
   c = config
   L, d, f = c.num_layers, c.hidden_size, c.intermediate_size
@@ -161,6 +168,14 @@ def param_layout(config: DecoderConfig) -> dict[str, Any]:
       },
       "final_norm": ParamSpec((d,), (None,), "ones"),
   }
+  layers = layout["layers"]
+  if c.family.qkv_bias:
+    layers["q_bias"] = ParamSpec((L, c.num_heads, c.head_dim), ("layers", "heads", None))
+    layers["k_bias"] = ParamSpec((L, c.num_kv_heads, c.head_dim), ("layers", "kv_heads", None))
+    layers["v_bias"] = ParamSpec((L, c.num_kv_heads, c.head_dim), ("layers", "kv_heads", None))
+  if c.family.qk_norm:
+    layers["q_norm"] = ParamSpec((L, c.head_dim), ("layers", None), "ones")
+    layers["k_norm"] = ParamSpec((L, c.head_dim), ("layers", None), "ones")
   if not c.tie_word_embeddings:
     layout["lm_head"] = ParamSpec((d, c.vocab_size), (None, "vocab"))
   return layout

@@ -1,4 +1,4 @@
-"""One decoder for Llama and Mistral: a params pytree plus pure functions.
+"""One decoder for every family (Llama, Mistral, Qwen2, Qwen3): a params pytree plus pure functions.
 
 Layer weights are stacked on a leading axis and run with `jax.lax.scan`, so a 32-layer model compiles as
 fast as a 1-layer one. Dtype policy: activations in the weights' dtype; RMSNorm, softmax and logits in
@@ -79,12 +79,22 @@ def make_attention_mask(q_slots: jax.Array, kv_valid: jax.Array, sliding_window:
   return (mask | (k == q)[None])[:, None]
 
 
+def _project(config: DecoderConfig, w: Params, x: jax.Array, name: str) -> jax.Array:
+  """x (B, S, d) -> (B, S, heads, hd) through projection `name` plus the family's bias and per-head norm."""
+  y = jnp.einsum("bsd,dnh->bsnh", x, w[name])
+  if config.family.qkv_bias:
+    y = y + w[f"{name}_bias"]
+  if config.family.qk_norm and name != "v":
+    y = rms_norm(y, w[f"{name}_norm"], config.rms_norm_eps)
+  return y
+
+
 def _qkv(config: DecoderConfig, w: Params, h: jax.Array, cos: jax.Array, sin: jax.Array):
   """Pre-norm, projections and RoPE: q (B, S, N, hd), k and v (B, S, K, hd)."""
   x = rms_norm(h, w["attn_norm"], config.rms_norm_eps)
-  q = apply_rope(jnp.einsum("bsd,dnh->bsnh", x, w["q"]), cos, sin)
-  k = apply_rope(jnp.einsum("bsd,dnh->bsnh", x, w["k"]), cos, sin)
-  return q, k, jnp.einsum("bsd,dnh->bsnh", x, w["v"])
+  q = apply_rope(_project(config, w, x, "q"), cos, sin)
+  k = apply_rope(_project(config, w, x, "k"), cos, sin)
+  return q, k, _project(config, w, x, "v")
 
 
 def _attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params, h: jax.Array, q: jax.Array,
@@ -98,20 +108,28 @@ def _attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params
   return h + jnp.einsum("bsf,fd->bsd", jax.nn.silu(gate) * up, w["down"])
 
 
+def _layer_weights(layers: Params, i: jax.Array) -> Params:
+  """Layer i's weights, indexed out of the stacks (no copy of the leading layers is made)."""
+  return jax.tree.map(lambda a: a[i], layers)
+
+
 def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: jax.Array, mask: jax.Array, *,
                num_layers: int, attention_impl: str | None = None, collect: bool = True, remat: bool = False,
                cache: tuple[jax.Array, jax.Array] | None = None, write_index=0):
   """Runs the first `num_layers` layers; returns (h, per-layer outputs (n, B, S, d) or None, updated cache).
 
+  One `jax.lax.scan` in one of three forms: all layers without a cache scan over the stacked weights
+  themselves (the plain form); fewer layers scan over layer indices; with a cache (k, v), each
+  (L, B, S_cache, K, hd), the cache rides in the carry, this step's keys/values are written in place at
+  slot `write_index` and attention reads the layer's whole cache (the mask says which slots are real).
   collect=False emits no per-layer outputs (no (n, B, S, d) stack to store, nor its cotangent in a backward
   pass). remat=True recomputes each layer's activations in the backward pass instead of storing them.
-  With a cache (k, v), each (L, B, S_cache, K, hd) riding in the scan carry, this step's keys/values are
-  written in place at slot `write_index` and attention reads the layer's whole cache (the mask says which
-  slots are real). Running fewer layers than exist indexes the stacked weights rather than slicing them,
-  so no copy of the leading layers is made.
   """
   cos, sin = rope_tables(config, positions, h.dtype)
   layers = params["layers"]
+
+  def emit(h):  # the scan's per-layer output
+    return h if collect else None
 
   def layer(w, h):
     q, k, v = _qkv(config, w, h, cos, sin)
@@ -120,26 +138,32 @@ def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: j
   if remat:
     layer = jax.checkpoint(layer)
 
-  if cache is None:
-    if num_layers == config.num_layers:  # scan over the stacked weights as xs: the plain form
-      body = lambda h, w: (h := layer(w, h), h if collect else None)
-      h, outs = jax.lax.scan(body, h, layers)
-    else:
-      body = lambda h, i: (h := layer(jax.tree.map(lambda a: a[i], layers), h), h if collect else None)
-      h, outs = jax.lax.scan(body, h, jnp.arange(num_layers))
-    return h, outs, None
+  def over_weights(h, w):  # xs are the stacked weights: scan hands each layer its own slice
+    h = layer(w, h)
+    return h, emit(h)
 
-  def cached_body(carry, i):
-    h, cache = carry
-    w = jax.tree.map(lambda a: a[i], layers)
+  def over_indices(h, i):  # xs are layer indices 0..num_layers-1
+    h = layer(_layer_weights(layers, i), h)
+    return h, emit(h)
+
+  def with_cache(carry, i):  # xs are layer indices; the whole cache rides in the carry
+    h, (k_cache, v_cache) = carry
+    w = _layer_weights(layers, i)
     q, k, v = _qkv(config, w, h, cos, sin)
-    at = (i, 0, write_index, 0, 0)
-    cache = tuple(jax.lax.dynamic_update_slice(c, x[None].astype(c.dtype), at) for c, x in zip(cache, (k, v)))
-    h = _attend_and_mlp(config, attention_impl, w, h, q, cache[0][i], cache[1][i], mask)
-    return (h, cache), (h if collect else None)
+    at = (i, 0, write_index, 0, 0)  # layer i, every row, this step's slots
+    k_cache = jax.lax.dynamic_update_slice(k_cache, k[None].astype(k_cache.dtype), at)
+    v_cache = jax.lax.dynamic_update_slice(v_cache, v[None].astype(v_cache.dtype), at)
+    h = _attend_and_mlp(config, attention_impl, w, h, q, k_cache[i], v_cache[i], mask)
+    return (h, (k_cache, v_cache)), emit(h)
 
-  (h, cache), outs = jax.lax.scan(cached_body, (h, cache), jnp.arange(num_layers))
-  return h, outs, cache
+  if cache is not None:
+    (h, cache), outs = jax.lax.scan(with_cache, (h, cache), jnp.arange(num_layers))
+    return h, outs, cache
+  if num_layers == config.num_layers:
+    h, outs = jax.lax.scan(over_weights, h, layers)
+  else:
+    h, outs = jax.lax.scan(over_indices, h, jnp.arange(num_layers))
+  return h, outs, None
 
 
 def default_positions(attention_mask: jax.Array) -> jax.Array:

@@ -31,7 +31,9 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def _hf_names(config: DecoderConfig) -> dict[str, tuple[str, Callable, Callable]]:
-  """Our param path -> (HF tensor name, HF array -> ours, ours -> HF). Layer names carry `{i}`."""
+  """Our param path -> (HF tensor name, HF array -> ours, ours -> HF). Layer names carry `{i}`.
+
+  The names are shared by every family; the family's flags add its optional tensors."""
   c = config
   d, n, k, hd = c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim
   ident = lambda w: w
@@ -52,6 +54,13 @@ def _hf_names(config: DecoderConfig) -> dict[str, tuple[str, Callable, Callable]
       "layers/down": ("model.layers.{i}.mlp.down_proj.weight", np.transpose, np.transpose),
       "final_norm": ("model.norm.weight", ident, ident),
   }
+  if c.family.qkv_bias:
+    for proj, heads in (("q", n), ("k", k), ("v", k)):
+      names[f"layers/{proj}_bias"] = (f"model.layers.{{i}}.self_attn.{proj}_proj.bias",
+                                      functools.partial(np.reshape, shape=(heads, hd)), np.ravel)
+  if c.family.qk_norm:
+    for proj in ("q", "k"):
+      names[f"layers/{proj}_norm"] = (f"model.layers.{{i}}.self_attn.{proj}_norm.weight", ident, ident)
   if not c.tie_word_embeddings:
     names["lm_head"] = ("lm_head.weight", np.transpose, np.transpose)
   return names
@@ -93,7 +102,7 @@ def _expected_hf_shapes(config: DecoderConfig) -> dict[str, tuple[int, ...]]:
 
 def save_pretrained(path: str, config: DecoderConfig, params: Params, tokenizer=None) -> None:
   """Writes config.json + model.safetensors (+ the tokenizer): a directory both `from_pretrained` and
-  transformers' `LlamaForCausalLM/MistralForCausalLM.from_pretrained` read.
+  transformers' `AutoModelForCausalLM.from_pretrained` read (the class is the family's).
 
   Gathers every tensor on host; meant for the toy models, not for multi-GB checkpoints.
   """
@@ -240,22 +249,61 @@ def load_params(directory: str, config: DecoderConfig, dtype, mesh: Mesh) -> Par
   return _nest(flat)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+GENERATION_CONFIG_FILE = "generation_config.json"
+
+
 def _has_tokenizer(directory: str) -> bool:
-  return any(os.path.isfile(os.path.join(directory, f)) for f in ("tokenizer.json", "tokenizer_config.json",
-                                                                   "tokenizer.model"))
+  return any(os.path.isfile(os.path.join(directory, f)) for f in TOKENIZER_FILES)
+
+
+def load_tokenizer(directory: str, *, required: bool = False):
+  """The checkpoint's tokenizer (no weight is read), or None when the directory has none.
+
+  Pad fallback: the real Mistral-v0.3 and Llama-3.1 tokenizers have no pad token. Then the EOS token
+  pads (pad_token_id = eos_token_id): no vocabulary entry is added, so the embedding table keeps its
+  shape, and pads are masked everywhere (attention_mask 0, loss_mask 0), so their id is never read.
+  """
+  if not _has_tokenizer(directory):
+    if required:
+      raise CheckpointError(f"{directory}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)}).")
+    return None
+  from transformers import AutoTokenizer
+  tokenizer = AutoTokenizer.from_pretrained(directory)
+  if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+    tokenizer.pad_token = tokenizer.eos_token
+  return tokenizer
+
+
+def stop_token_ids(directory: str, config: DecoderConfig, tokenizer) -> tuple[int, ...]:
+  """Every id that ends generation: the tokenizer's EOS, config.json's and generation_config.json's
+  eos_token_id (Llama-3.1-Instruct lists 128001, 128008 and 128009 there; its tokenizer names one)."""
+  ids = [] if tokenizer is None or tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+  ids += config.eos_token_id
+  file = os.path.join(directory, GENERATION_CONFIG_FILE)
+  if os.path.isfile(file):
+    try:
+      with open(file) as f:
+        eos = json.load(f).get("eos_token_id")
+    except json.JSONDecodeError as e:
+      raise CheckpointError(f"{file}: not valid JSON ({e}).") from None
+    ids += [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+  return tuple(dict.fromkeys(int(i) for i in ids))
+
+
+def load_model(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh | None = None,
+               attention_impl: str | None = None) -> CausalLM:
+  """The frozen LM of a local HF directory or a hub id, its weights sharded on `mesh` (None = (1, 1) mesh)."""
+  directory = resolve_checkpoint_dir(path)
+  config = read_config(directory)
+  mesh = sharding.make_mesh(data=1, model=1) if mesh is None else mesh
+  params = load_params(directory, config, jnp.dtype(dtype), mesh)
+  return CausalLM(config, params, mesh, attention_impl=attention_impl)
 
 
 def from_pretrained(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh | None = None,
                     attention_impl: str | None = None) -> tuple[CausalLM, Any]:
   """(CausalLM, tokenizer) from a local HF directory or a hub id; the tokenizer is None if the directory
   has no tokenizer files. Without a mesh, the model lives on a (1, 1) mesh of the first device."""
-  dtype = jnp.dtype(dtype)
-  directory = resolve_checkpoint_dir(path)
-  config = read_config(directory)
-  mesh = sharding.make_mesh(data=1, model=1) if mesh is None else mesh
-  params = load_params(directory, config, dtype, mesh)
-  tokenizer = None
-  if _has_tokenizer(directory):
-    from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-  return CausalLM(config, params, mesh, attention_impl=attention_impl), tokenizer
+  model = load_model(path, dtype=dtype, mesh=mesh, attention_impl=attention_impl)
+  return model, load_tokenizer(resolve_checkpoint_dir(path))

@@ -1,0 +1,3 @@
+from interlingua_jax.analysis import cli
+
+cli.run()

@@ -1,0 +1,55 @@
+"""One Z for several frozen targets: the encoder and pooler are shared, each target reads Z through its adapter.
+
+The loss of a target reuses the translator's bridge pieces: the target reads `[BOS][M soft tokens][prompt]
+[answer][EOS]` (`layout.bridged_batch`), its own token embeddings with the adapter's output placed in the
+soft slots, and the gradient flows through the frozen target into its adapter and the shared Z.
+"""
+import jax
+from flax import nnx
+
+from interlingua_jax import bridge, layout
+from interlingua_jax.interlingua.adapter import Adapter
+from interlingua_jax.interlingua.encoder import ByteEncoder
+from interlingua_jax.interlingua.losses import interlingua_loss
+from interlingua_jax.interlingua.pooler import LatentPooler
+from interlingua_jax.interlingua.states_encoder import StatesEncoder
+from interlingua_jax.models import DecoderConfig, forward
+
+
+class SharedInterlingua(nnx.Module):
+  """encoder inputs -> Z (B, M, d_z) -> {target name: (B, M, d_model of that target)}.
+
+  The encoder is either kind: `ByteEncoder` (byte ids, mask) or `StatesEncoder` (frozen-LM states, mask);
+  both return (B, T, d_z) states that the pooler reads under the same mask.
+  """
+
+  def __init__(self, *, encoder: ByteEncoder | StatesEncoder, target_dims: dict[str, int], num_latents: int,
+               latent_dim: int, num_heads: int, target_embed_rms: dict[str, float] | None = None,
+               rngs: nnx.Rngs):
+    if not target_dims:
+      raise ValueError("target_dims is empty: the interlingua needs at least one target {name: d_model}.")
+    rms = target_embed_rms or {}
+    if set(rms) - set(target_dims):
+      raise ValueError(f"target_embed_rms names {sorted(set(rms) - set(target_dims))}, which are not targets "
+                       f"{sorted(target_dims)}.")
+    self.encoder = encoder
+    self.pooler = LatentPooler(num_latents=num_latents, dim=latent_dim, num_heads=num_heads, rngs=rngs)
+    self.adapters = nnx.Dict({name: Adapter(latent_dim=latent_dim, target_dim=dim, target_embed_rms=rms.get(name),
+                                            rngs=rngs) for name, dim in target_dims.items()})
+
+  def latents(self, inputs: jax.Array, mask: jax.Array) -> jax.Array:
+    """The interlingua Z (B, M, d_z) of the encoder's inputs and their mask (B, T)."""
+    return self.pooler(self.encoder(inputs, mask), mask)
+
+  def __call__(self, inputs: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+    z = self.latents(inputs, mask)
+    return {name: adapter(z) for name, adapter in self.adapters.items()}
+
+
+def target_loss(soft: jax.Array, params, config: DecoderConfig, batch: layout.BridgedBatch, *, k: int,
+                first_token_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`interlingua_loss` of one frozen target reading `soft` (B, M, d_model) in the batch's soft slots."""
+  embeds = bridge.target_inputs(params, config, soft, batch.token_ids, batch.soft_index)
+  logits = forward(params, config, inputs_embeds=embeds, attention_mask=batch.attention_mask,
+                   positions=batch.positions, output_hidden_states=False).logits
+  return interlingua_loss(logits, batch.labels, batch.loss_mask, k=k, first_token_weight=first_token_weight)

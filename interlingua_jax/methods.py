@@ -1,0 +1,152 @@
+"""The evaluation methods: a registry of small frozen objects, in the spirit of big_vision's evaluators.
+
+A method declares which model answers and how that model's input is built from a question;
+methods that read soft tokens also declare whose source prompt the translator reads. The
+harness (`evaluate`) does the rest identically for every method: batching, generation, scoring
+from the generated text alone, records. A new method is one `register(Method(...))` and one
+entry in `eval.methods`.
+
+Built-in methods (`M` = translator.num_soft_tokens):
+  source_alone         the source LM answers the full prompt.
+  target_alone         the target LM answers the full prompt.
+  latent               [BOS][M soft tokens of this question][anchor] → target.
+  token_budget         [BOS][first M target tokens of the question text][anchor] → target: the bridge's
+                       budget spent on plain text (instruction and exemplars excluded).
+  token_budget_prompt  as token_budget, but the first M tokens of the zero-shot prompt (instruction included).
+  text_relay           the source answers in text; the target reads the full prompt, the source's answer
+                       and the question again: `{prompt} {source answer}\\n\\n{zero-shot prompt}`.
+Controls (on by default; a real bridge is far above them):
+  latent_shuffled      latent, but with the soft tokens of another question (a seeded derangement of
+                       the evaluated questions): shows the soft tokens carry *this* question.
+  no_latent            [BOS][anchor] → target: what the target says with no question at all.
+  chance               no model: each question is answered with the answer of its donor question
+                       (the same derangement), i.e. a guess drawn from the answers' distribution.
+"""
+import dataclasses
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from interlingua_jax.data import pipeline, prompts
+from interlingua_jax.data.records import Example
+
+if TYPE_CHECKING:
+  from interlingua_jax.evaluate import Context
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+  """What a method may build its input from."""
+  example: Example
+  donor: Example | None  # another evaluated question (a seeded derangement); None when only one is evaluated
+  relayed: str | None = None  # the prediction of the method named in `Method.reads` (text_relay)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One evaluation method.
+
+  model: which LM answers ("source" or "target"), or None for an answer built without a model.
+  ids: the answering model's text input ids; BOS included, except for soft-token methods, whose row
+    is [BOS][soft][ids] with the BOS placed by the layout.
+  soft_from: for soft-token methods, the question whose source prompt the translator reads.
+  answer: for model-free methods, the prediction text itself.
+  reads: the method whose predictions this one reads (into `Question.relayed`).
+  control: a control, not a contender (shown beside the methods, never the headline).
+  """
+  name: str
+  model: str | None
+  ids: Callable[["Context", Question], list[int]] | None = None
+  soft_from: Callable[[Question], Example] | None = None
+  answer: Callable[[Question], str] | None = None
+  reads: str | None = None
+  control: bool = False
+
+  def __post_init__(self):
+    answered_by_model = self.model is not None and self.ids is not None and self.answer is None
+    if not answered_by_model and not (self.model is None and self.ids is None and self.answer is not None):
+      raise ValueError(f"method {self.name!r}: give `model` and `ids` (a model answers) or `answer` alone "
+                       "(no model answers)")
+    if self.model not in (None, "source", "target"):
+      raise ValueError(f"method {self.name!r}: model must be 'source', 'target' or None, got {self.model!r}")
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+  if method.name in REGISTRY:
+    raise ValueError(f"an evaluation method named {method.name!r} is already registered")
+  REGISTRY[method.name] = method
+  return method
+
+
+def get(name: str) -> Method:
+  if name not in REGISTRY:
+    raise ValueError(f"unknown evaluation method {name!r} (eval.methods); choose from {', '.join(REGISTRY)}.")
+  return REGISTRY[name]
+
+
+def derangement(n: int, seed: int) -> list[int]:
+  """A random permutation with no fixed point (Sattolo's algorithm: one n-cycle), seeded."""
+  if n < 2:
+    raise ValueError(f"a derangement needs at least 2 elements, got {n}")
+  order = list(range(n))
+  rng = random.Random(seed)
+  for i in range(n - 1, 0, -1):
+    j = rng.randrange(i)
+    order[i], order[j] = order[j], order[i]
+  return order
+
+
+# --------------------------------------------------------------------------------------------------
+# Built-in methods
+
+
+def _tokenizer(ctx: "Context", model: str):
+  return ctx.frozen.source_tokenizer if model == "source" else ctx.frozen.target_tokenizer
+
+
+def _full_prompt(model: str) -> Callable:
+  """The model's text prompt as it reads it: chat template if on, exactly one BOS (`PromptBuilder.ids`)."""
+  return lambda ctx, q: ctx.builder.ids(_tokenizer(ctx, model), ctx.builder.source_prompt(q.example))
+
+
+def _budget(text: Callable[["Context", Example], str]) -> Callable:
+  """The first M target tokens of `text`, then the anchor: the bridge's layout with text for soft tokens."""
+  def ids(ctx: "Context", q: Question) -> list[int]:
+    tok = ctx.frozen.target_tokenizer
+    head = pipeline.token_ids(tok, text(ctx, q.example))[:ctx.num_soft_tokens]
+    return pipeline.with_bos(tok, head + pipeline.anchor_ids(tok, ctx.anchor))
+  return ids
+
+
+def _relay(ctx: "Context", q: Question) -> list[int]:
+  if q.relayed is None:
+    raise ValueError("text_relay needs the source's prediction for each question.")
+  zero_shot = prompts.build_prompt(ctx.dataset, q.example)
+  relay = f"{ctx.builder.source_prompt(q.example)} {q.relayed.strip()}\n\n{zero_shot}"
+  return ctx.builder.ids(ctx.frozen.target_tokenizer, relay)
+
+
+def _donor(q: Question) -> Example:
+  if q.donor is None:
+    raise ValueError("the controls read another question's input: evaluate at least 2 questions.")
+  return q.donor
+
+
+def _anchor(ctx: "Context", q: Question) -> list[int]:
+  """The target's text after the soft tokens (the layout puts the BOS in front of them)."""
+  return pipeline.anchor_ids(ctx.frozen.target_tokenizer, ctx.anchor)
+
+
+register(Method("source_alone", "source", _full_prompt("source")))
+register(Method("target_alone", "target", _full_prompt("target")))
+register(Method("latent", "target", _anchor, soft_from=lambda q: q.example))
+register(Method("token_budget", "target", _budget(lambda ctx, e: e.question)))
+register(Method("token_budget_prompt", "target", _budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
+register(Method("text_relay", "target", _relay, reads="source_alone"))
+register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))
+register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, _anchor(ctx, q)),
+                control=True))
+register(Method("chance", None, answer=lambda q: _donor(q).answer, control=True))

@@ -1,0 +1,81 @@
+"""A run's evaluation summary (`eval/aggregate.json`) from its per-sample records.
+
+Single accuracies get exact Clopper–Pearson intervals (a percentile bootstrap collapses to
+[1, 1] at 500/500). Latent is compared with every other method, paired on the same
+questions (bootstrap interval of the difference, exact McNemar), and the McNemar p-values of
+the report are Holm-adjusted together: one report, one family of tests.
+"""
+from collections.abc import Sequence
+
+import numpy as np
+
+from interlingua_jax import methods, stats
+
+
+def scenario(accuracy: dict[str, float]) -> str:
+  """Which of the study's outcomes holds for the bridge (needs source_alone, target_alone, latent)."""
+  if not {"latent", "source_alone", "target_alone"} <= accuracy.keys():
+    return "incomplete: needs latent, source_alone and target_alone"
+  lat, src, tgt = accuracy["latent"], accuracy["source_alone"], accuracy["target_alone"]
+  if lat > src and lat > tgt:
+    return "latent above both single models"
+  if lat > tgt:
+    return "latent above the target only"
+  if lat < src:
+    return "latent below the source"
+  if lat == max(src, tgt):
+    return "latent on par with the better single model"
+  return "latent between the models: at or above the source, below the target"
+
+
+def _method_entry(rows: list[dict], dataset: str, bootstrap_samples: int, seed: int) -> dict:
+  correct = np.array([r["correct"] for r in rows], np.float64)
+  latency = np.array([r["latency_s"] for r in rows], np.float64)
+  mean = lambda key: float(np.mean([r[key] for r in rows]))
+  name = rows[0]["method"]
+  entry = {"accuracy": float(correct.mean()), "ci95": list(stats.clopper_pearson(int(correct.sum()), len(rows))),
+           "n": len(rows), "correct": int(correct.sum()),
+           "control": name in methods.REGISTRY and methods.REGISTRY[name].control,
+           "mean_latency_s": float(latency.mean()), "latency_p50_s": float(np.percentile(latency, 50)),
+           "latency_p90_s": float(np.percentile(latency, 90)),
+           "warmup_s": float(sum(r.get("warmup_s", 0.0) for r in rows)),
+           "mean_kv_bytes": mean("kv_cache_bytes"),
+           "mean_prompt_tokens": float(np.mean([r["target_prompt_tokens"] + r["soft_tokens"]
+                                                or r["source_prompt_tokens"] for r in rows])),
+           "mean_generated_tokens": mean("generated_tokens")}
+  if dataset == "hotpotqa":
+    f1 = np.array([r["f1"] for r in rows], np.float64)
+    entry.update(em=mean("em"), f1=float(f1.mean()),
+                 f1_ci95=list(stats.bootstrap_ci(f1, n=bootstrap_samples, seed=seed)))
+  return entry
+
+
+def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bootstrap_samples: int,
+              seed: int, throughput: dict | None = None, split: dict | None = None) -> dict:
+  """Per-method accuracy with exact intervals; latent vs each method, paired and Holm-adjusted; KV saving."""
+  by_method: dict[str, dict[str, dict]] = {}
+  for r in records:
+    by_method.setdefault(r["method"], {})[r["id"]] = r
+  ids = sorted(set.intersection(*(set(v) for v in by_method.values()))) if by_method else []
+  if not ids:
+    raise ValueError("no question was answered by every method: nothing to aggregate (check eval.num_samples)")
+  table = {m: _method_entry([rows[i] for i in ids], dataset, bootstrap_samples, seed)
+           for m, rows in by_method.items()}
+  comparisons = {}
+  if "latent" in by_method:
+    lat = np.array([by_method["latent"][i]["correct"] for i in ids], np.float64)
+    for m in by_method.keys() - {"latent"}:
+      other = np.array([by_method[m][i]["correct"] for i in ids], np.float64)
+      diff, lo, hi = stats.paired_bootstrap(lat, other, n=bootstrap_samples, seed=seed)
+      comparisons[f"latent_vs_{m}"] = {"diff": diff, "ci95": [lo, hi], "mcnemar_p": stats.mcnemar_p(lat, other)}
+    adjusted = stats.holm({k: c["mcnemar_p"] for k, c in comparisons.items()})
+    for k, c in comparisons.items():
+      c["mcnemar_p_holm"] = adjusted[k]
+  kv_saving = None
+  if {"latent", "target_alone"} <= by_method.keys():
+    lat_kv, tgt_kv = table["latent"]["mean_kv_bytes"], table["target_alone"]["mean_kv_bytes"]
+    kv_saving = {"latent_mean_kv_bytes": lat_kv, "target_alone_mean_kv_bytes": tgt_kv,
+                 "saving_fraction": 1.0 - lat_kv / tgt_kv if tgt_kv else None}
+  return {"dataset": dataset, "num_questions": len(ids), "num_soft_tokens": num_soft_tokens, "methods": table,
+          "comparisons": dict(sorted(comparisons.items())), "kv_saving": kv_saving, "throughput": throughput or {},
+          "split": split, "scenario": scenario({m: v["accuracy"] for m, v in table.items()})}
