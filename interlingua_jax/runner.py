@@ -12,7 +12,7 @@ import jax
 import ml_collections
 
 from interlingua_jax import ablations, bridge, compression, evaluate, methods, preflight, report, results, train
-from interlingua_jax.data import pipeline
+from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
 

@@ -4,7 +4,6 @@ import dataclasses
 import json
 import time
 
-import numpy as np
 import pytest
 
 from interlingua_jax import evaluate, methods, results, runner, train
