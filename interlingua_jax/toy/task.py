@@ -185,7 +185,7 @@ def is_test(example: dict, spec: TaskSpec = TaskSpec()) -> bool:
 
 
 def _in_split(example: dict, spec: TaskSpec, split: str) -> bool:
-  """"train" (the translator's data), "test", or "pretrain" (any non-test question)."""
+  """Split "train" is the translator's data, "test" the test, "pretrain" any non-test question."""
   if is_test(example, spec):
     return split == "test"
   held_out = spec.lookup and example["problem"][0] in LOOKUP_NAMES[-HELD_OUT_NAMES:]
