@@ -1,32 +1,28 @@
 """tiny: the whole pipeline on a CPU in seconds — the toy world with barely-trained tiny LMs.
 
-For smoke tests and debugging; its accuracies mean nothing. Tests point `source.path`,
-`target.path` and the data paths at fixtures they build themselves.
+For smoke tests and debugging; its accuracies mean nothing. `SHRINK` is the same reduction as
+dotted overrides, so a suite or a test can shrink any toy world (e.g. configs/toy_hard.py) alike.
+Tests point `source.path`, `target.path` and the data paths at fixtures they build themselves.
 """
 from configs import toy
+
+SHRINK = {
+    "toy.world.pretrain_steps": 2, "toy.world.num_train": 64, "toy.world.num_test": 16,
+    "translator.num_soft_tokens": 4, "translator.bottleneck": 32, "translator.depth": 1,
+    "translator.num_heads": 2, "optim.warmup_steps": 2, "loss.infonce_start_step": 1,
+    "train.steps": 6, "train.batch_size": 4, "train.log_every": 2, "train.eval_every": 3,
+    "train.eval_num_samples": 4, "eval.num_samples": 8, "eval.batch_size": 4, "eval.max_new_tokens": 8,
+    "eval.latency_batch_sizes": (4,),  # the eval batch size: no extra compilation
+    "eval.bootstrap_samples": 200, "compression.num_samples": 4,
+}
+
+
+def shrink(c):
+  c.update_from_flattened_dict(SHRINK)
+  return c
 
 
 def get_config():
   c = toy.get_config()
   c.name = "tiny"
-  c.toy.world.pretrain_steps = 2
-  c.toy.world.num_train = 64
-  c.toy.world.num_test = 16
-  c.translator.num_soft_tokens = 4
-  c.translator.bottleneck = 32
-  c.translator.depth = 1
-  c.translator.num_heads = 2
-  c.optim.warmup_steps = 2
-  c.loss.infonce_start_step = 1
-  c.train.steps = 6
-  c.train.batch_size = 4
-  c.train.log_every = 2
-  c.train.eval_every = 3
-  c.train.eval_num_samples = 4
-  c.eval.num_samples = 8
-  c.eval.batch_size = 4
-  c.eval.max_new_tokens = 8
-  c.eval.latency_batch_sizes = (4,)  # the eval batch size: no extra compilation
-  c.eval.bootstrap_samples = 200
-  c.compression.num_samples = 4
-  return c
+  return shrink(c)

@@ -26,6 +26,10 @@ def get_config():
   c.toy.world.pretrain_learning_rate = 3e-3
   c.toy.world.hidden_size = 64
   c.toy.world.num_layers = 2
+  # How much a question carries (interlingua_jax.toy.task.TaskSpec); the defaults are the easy world.
+  c.toy.world.task = ml_collections.ConfigDict(dict(
+      num_steps=1, max_operand=9, num_entities=1, num_distractors=0, min_filler=2, max_filler=4, split="text",
+      lookup=False, table_seed=0))
   c.source.path = ""  # set from the toy world
   c.target.path = ""
   c.source.dtype = c.target.dtype = "float32"

@@ -58,3 +58,18 @@ def info_nce(anchors: jax.Array, positives: jax.Array, temperature: float) -> ja
   p = normalize(positives.astype(jnp.float32))
   log_probs = jax.nn.log_softmax(a @ p.T / temperature, axis=-1)
   return -jnp.mean(jnp.diagonal(log_probs))
+
+
+def collapse_diagnostics(soft: jax.Array) -> dict[str, jax.Array]:
+  """Logged, never optimized: a collapsing translator sends every question the same soft tokens.
+
+  soft: (B, M, d). `soft_rms`: root mean square of the entries (drift away from the target's
+  embedding scale); `soft_similarity`: mean cosine similarity between the flattened soft tokens
+  of different questions of the batch (1.0 = the same tokens whatever the question).
+  """
+  x = jax.lax.stop_gradient(soft.astype(jnp.float32)).reshape(soft.shape[0], -1)
+  unit = x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+  b = x.shape[0]
+  cos = unit @ unit.T
+  off_diagonal = (jnp.sum(cos) - jnp.trace(cos)) / jnp.maximum(b * (b - 1), 1)
+  return {"soft_rms": jnp.sqrt(jnp.mean(x * x)), "soft_similarity": off_diagonal}

@@ -76,7 +76,8 @@ def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen
   logits = lm_head(target_params, target_config, out.hidden_states[-1][:, window])
   labels, mask = batch["target_labels"][:, window], batch["target_loss_mask"][:, window]
   ce = losses.answer_cross_entropy(logits, labels, mask)
-  metrics = {"ce": ce, "token_accuracy": losses.answer_accuracy(logits, labels, mask)}
+  metrics = {"ce": ce, "token_accuracy": losses.answer_accuracy(logits, labels, mask),
+             **losses.collapse_diagnostics(soft)}
   loss = ce
   if spec.infonce_weight > 0:
     anchors = losses.mean_pool(soft)

@@ -15,7 +15,7 @@ TINY = pretrain.ToyLMSize(hidden_size=32, num_layers=1, num_heads=2, num_kv_head
 
 @pytest.fixture(scope="module")
 def tok():
-  return toy_tokenizer.train_target_tokenizer(task.text_sampler()(np.random.default_rng(0), 500), vocab_size=300)
+  return toy_tokenizer.train_target_tokenizer(task.pretrain_texts()(np.random.default_rng(0), 500), vocab_size=300)
 
 
 def test_lm_batch_wraps_each_text_in_bos_and_eos(tok):
@@ -36,7 +36,7 @@ def test_pretrain_lm_cuts_the_held_out_loss(tok):
   held_out = [task.lm_text(e) for e in task.make_split("test", 32, seed=0)]
   ids, mask = pretrain.lm_batch(tok, held_out, config)
   before = float(pretrain.lm_loss(models.init_params(config, jax.random.PRNGKey(0)), config, ids, mask))
-  params = pretrain.pretrain_lm(config, tok, task.text_sampler(), steps=40, batch_size=16, learning_rate=1e-2,
+  params = pretrain.pretrain_lm(config, tok, task.pretrain_texts(), steps=40, batch_size=16, learning_rate=1e-2,
                                 seed=0, log_every=20)
   after = float(pretrain.lm_loss(params, config, ids, mask))
   assert before > 0.9 * np.log(len(tok))  # a random model is near uniform over the vocabulary
@@ -46,7 +46,7 @@ def test_pretrain_lm_cuts_the_held_out_loss(tok):
 def test_pretrain_lm_rejects_bad_input(tok):
   config = pretrain.toy_config("llama", len(tok), TINY)
   small = pretrain.toy_config("llama", len(tok) - 1, TINY)
-  sample = task.text_sampler()
+  sample = task.pretrain_texts()
   with pytest.raises(ValueError, match="vocab_size"):
     pretrain.pretrain_lm(small, tok, sample, steps=1, batch_size=2, learning_rate=1e-3, seed=0)
   with pytest.raises(ValueError, match="steps"):
@@ -91,3 +91,5 @@ def test_prepare_toy_models_writes_loadable_checkpoints_once(tmp_path, monkeypat
   assert calls == ["llama"]
   pretrain.prepare_toy_models(str(tmp_path), **{**kwargs, "steps": 3})  # other settings: both rebuilt
   assert calls == ["llama", "mistral", "llama"]
+  pretrain.prepare_toy_models(str(tmp_path), **{**kwargs, "steps": 4}, roles=("target",))  # one process per LM
+  assert calls == ["llama", "mistral", "llama", "llama"]

@@ -1,6 +1,8 @@
 """The toy task and its tokenizers: determinism, disjoint splits, an answer beyond a token
 budget's reach, exact decoding round trips, and files the real loaders read."""
+import collections
 import json
+import math
 import re
 
 import numpy as np
@@ -9,7 +11,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from interlingua_jax import scoring
 from interlingua_jax.data import prompts, records
-from interlingua_jax.toy import task
+from interlingua_jax.toy import capacity, task
 from interlingua_jax.toy import tokenizer as toy_tokenizer
 
 M = 8  # configs/toy.py's translator.num_soft_tokens
@@ -19,7 +21,7 @@ _CHANGE = re.compile(r"(?:Later|Then|After that|Next) [A-Z][a-z]+ ([a-z]+) (\d+)
 
 @pytest.fixture(scope="module")
 def corpus():
-  return task.text_sampler()(np.random.default_rng(0), 2000)
+  return task.pretrain_texts()(np.random.default_rng(0), 2000)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_splits_are_disjoint_and_pretraining_never_sees_test_questions(test_spli
   assert not train_questions & test_questions
   assert all(task.is_test_question(q) for q in test_questions)
   assert not any(task.is_test_question(q) for q in train_questions)
-  for text in task.text_sampler()(np.random.default_rng(1), 2000):
+  for text in task.pretrain_texts()(np.random.default_rng(1), 2000):
     question = text.removeprefix("Q: ").split("\nA: ")[0]
     assert question not in test_questions and not task.is_test_question(question)
 
@@ -139,8 +141,102 @@ def test_jsonl_is_read_by_the_gsm8k_loader(tmp_path, test_split):
 def test_bad_arguments_raise():
   rng = np.random.default_rng(0)
   with pytest.raises(ValueError, match="min_filler"):
-    task.sample_example(rng, min_filler=3, max_filler=2)
+    task.TaskSpec(min_filler=3, max_filler=2)
+  with pytest.raises(ValueError, match="num_entities >= 2"):
+    task.TaskSpec(num_distractors=1)
+  with pytest.raises(ValueError, match="split"):
+    task.TaskSpec(split="name")
+  with pytest.raises(ValueError, match="lookup"):
+    task.TaskSpec(lookup=True)
   with pytest.raises(ValueError, match="split"):
     task.sample_split(rng, "dev", 1)
   with pytest.raises(ValueError, match="num"):
     task.make_split("train", -1, seed=0)
+
+
+HARD = task.TaskSpec(num_steps=2, max_operand=15, num_entities=2, num_distractors=1, split="problem")
+LOOKUP = task.TaskSpec(lookup=True, split="problem")
+_STEP = re.compile(r"(\d+) ([+-]) (\d+) = (\d+)")
+_FACT = re.compile(r"([A-Z][a-z]+) has (\d+) ([a-z]+)\.")
+
+
+def _problem_of_answer(answer: str) -> tuple:
+  """The problem a rationale solves: its first count and each (op, amount)."""
+  steps = _STEP.findall(answer)
+  return (int(steps[0][0]),) + tuple((op, int(b)) for _, op, b, _ in steps)
+
+
+def test_graded_answers_chain_the_asked_persons_count_past_numeric_distractors():
+  examples = task.make_split("train", 300, seed=0, spec=HARD)
+  first_number_is_wrong = 0
+  for example in examples:
+    steps = _STEP.findall(example["answer"])
+    assert len(steps) == HARD.num_steps
+    current = int(steps[0][0])
+    for a, op, b, result in steps:
+      assert int(a) == current and int(result) == (current + int(b) if op == "+" else current - int(b)) >= 0
+      current = int(result)
+    assert example["answer"].endswith(f"\n#### {current}")
+    asked = re.search(r"How many \w+ does (\w+) have now\?", example["question"]).group(1)
+    facts = dict((name, int(n)) for name, n, _ in _FACT.findall(example["question"]))
+    assert len(facts) == HARD.num_entities and facts[asked] == int(steps[0][0])
+    assert len(re.findall(r"\d+", example["question"])) == 2 * HARD.num_entities + HARD.num_distractors
+    first_number_is_wrong += re.search(r"\d+", example["question"]).group() != steps[0][0]
+  assert first_number_is_wrong > 0.3 * len(examples)  # about half: the distractor's count comes first
+
+
+def test_hardest_setting_never_trains_on_a_test_problem():
+  test = task.make_split("test", 200, seed=0, spec=HARD)
+  test_problems = {e["problem"] for e in test}
+  assert all(_problem_of_answer(e["answer"]) == e["problem"] for e in test)
+  assert capacity.overlap(task.make_split("train", 2000, seed=0, spec=HARD), test)["test_problems_in_train"] == 0
+  pretraining = task.pretrain_texts(HARD)(np.random.default_rng(1), 2000)
+  assert not test_problems & {_problem_of_answer(t.split("\nA: ")[1]) for t in pretraining}
+  easy_test = task.make_split("test", 200, seed=0)  # the easy world splits by text: its problems recur
+  assert capacity.overlap(task.make_split("train", 2000, seed=0), easy_test)["test_problems_in_train"] > 0.9
+
+
+@pytest.mark.parametrize("spec", [task.TaskSpec(), HARD, LOOKUP])
+def test_information_is_the_generators_distribution(spec):
+  """The exact figures against frequencies of 10,000 sampled questions."""
+  info = capacity.information(spec)
+  rng = np.random.default_rng(0)
+  examples = [task.sample_example(rng, spec) for _ in range(10000)]
+  answers = collections.Counter(e["answer"].rsplit("#### ", 1)[1] for e in examples)
+  assert abs(info["chance_accuracy"] - max(answers.values()) / len(examples)) < 0.015
+  assert info["distinct_answers"] >= len(answers) > 0.9 * info["distinct_answers"]
+  problems = collections.Counter(e["problem"][-1 - spec.num_steps:] for e in examples)
+  if len(problems) < 2000:  # the plug-in entropy is unbiased enough only for the small worlds
+    plug_in = -sum(c / len(examples) * math.log2(c / len(examples)) for c in problems.values())
+    assert abs(info["bits_per_question"] - plug_in) < 0.1
+  assert info["bits_per_question"] > info["answer_bits"]
+
+
+def test_information_grows_with_every_knob():
+  easy = capacity.information(task.TaskSpec())["bits_per_question"]
+  assert capacity.information(task.TaskSpec(num_steps=2))["bits_per_question"] > easy + 3
+  assert capacity.information(task.TaskSpec(max_operand=19))["bits_per_question"] > easy + 2
+  assert capacity.information(HARD)["bits_per_question"] > 1.8 * easy
+
+
+def test_lookup_world_splits_knowledge_between_the_two_models():
+  table = task.fact_table(LOOKUP.table_seed, LOOKUP.max_operand)
+  held_out = set(task.LOOKUP_NAMES[-task.HELD_OUT_NAMES:])
+  test = task.make_split("test", 100, seed=0, spec=LOOKUP)
+  train = task.make_split("train", 500, seed=0, spec=LOOKUP)
+  assert {e["problem"][0] for e in test} <= held_out and not {e["problem"][0] for e in train} & held_out
+  for example in test + train:
+    name = example["problem"][0]
+    assert "lucky number of " + name in example["question"] and not re.search(r"has \d", example["question"])
+    assert _STEP.match(example["answer"]).group(1) == str(table[name])
+  rng = np.random.default_rng(0)
+  source = task.pretrain_texts(LOOKUP, "source")(rng, 500)
+  assert all("####" not in t and "=" not in t and "lucky number" in t for t in source)
+  assert held_out & {re.search(r"lucky number of (\w+)", t).group(1) for t in source}  # it learns their facts
+  test_texts = {task.lm_text(e) for e in test}
+  source_of = {e["question"]: task.source_answer(e) for e in test}
+  assert not any(t.split("\nA: ")[0].removeprefix("Q: ") in source_of for t in source)
+  target = task.pretrain_texts(LOOKUP, "target")(rng, 500)
+  assert not any("lucky" in t for t in target) and not test_texts & set(target)
+  stated = [(re.search(r"(\w+) has (\d+)", t).groups()) for t in target]
+  assert sum(table[name] == int(n) for name, n in stated) < 0.25 * len(stated)  # no fact table to learn

@@ -1,32 +1,22 @@
-"""A reduced toy world, through the same code path as the README's main command: two tiny LMs
-pretrained from scratch, a translator trained between them, and the bridge evaluated against the
-token budget on held-out questions. Reduced in steps and questions so it fits the test suite."""
+"""Toy worlds end to end, through the same code path as the README's main command.
+
+The reduced easy world (configs/toy_reduced.py): two tiny LMs pretrained from scratch, a
+translator trained between them, and the bridge evaluated against the token budget on held-out
+questions. The graded and complementary worlds, shrunk by configs/tiny.py's SHRINK: their
+knobs reach the data files and the info beside them, and every stage runs on them."""
 import json
 import os
 
+import pytest
+
+from configs import tiny, toy_complementary, toy_hard, toy_reduced
 from interlingua_jax import runner
-
-
-def reduced_toy_config():
-  from configs import toy
-  c = toy.get_config()
-  c.toy.world.num_train = 3000
-  c.toy.world.num_test = 100
-  c.toy.world.pretrain_steps = 300
-  c.toy.world.pretrain_batch_size = 32
-  c.train.steps = 400
-  c.train.eval_every = 200
-  c.train.eval_num_samples = 50
-  c.eval.methods = ("target_alone", "latent", "token_budget")
-  c.eval.num_samples = 100
-  c.eval.latency_batch_sizes = (1,)
-  c.eval.bootstrap_samples = 1000
-  return c
+from interlingua_jax.toy import capacity, task
 
 
 def test_reduced_toy_world_latent_beats_token_budget(tmp_path):
   workdir = str(tmp_path)
-  runner.run(reduced_toy_config(), workdir, ("train", "eval"))
+  runner.run(toy_reduced.get_config(), workdir, ("train", "eval"))
   with open(os.path.join(workdir, "eval", "aggregate.json")) as f:
     agg = json.load(f)
   acc = {m: v["accuracy"] for m, v in agg["methods"].items()}
@@ -34,3 +24,21 @@ def test_reduced_toy_world_latent_beats_token_budget(tmp_path):
   assert agg["num_questions"] == 100
   comparison = agg["comparisons"]["latent_vs_token_budget"]
   assert acc["latent"] > acc["token_budget"] and comparison["ci95"][0] > 0, (acc, comparison)
+
+
+@pytest.mark.parametrize("config", [toy_hard, toy_complementary], ids=["hard", "complementary"])
+def test_graded_and_complementary_worlds_run_every_stage(tmp_path, config):
+  cfg = tiny.shrink(config.get_config())
+  cfg.eval.methods = ("source_alone", "latent")  # the two that read each world's own source and bridge
+  runner.run(cfg, str(tmp_path), ("train", "eval"))
+  spec = task.TaskSpec(**cfg.toy.world.task)
+  with open(os.path.join(os.path.dirname(cfg.data.test_path), "info.json")) as f:
+    info = json.load(f)
+  assert info["bits_per_question"] == pytest.approx(capacity.information(spec)["bits_per_question"])
+  assert info["test_problems_in_train"] == 0
+  with open(cfg.data.test_path) as f:
+    questions = [json.loads(line)["question"] for line in f]
+  assert len(questions) == cfg.toy.world.num_test
+  assert all(("lucky number" in q) == spec.lookup for q in questions)
+  with open(tmp_path / "eval" / "aggregate.json") as f:
+    assert set(json.load(f)["methods"]) == set(cfg.eval.methods)

@@ -135,11 +135,15 @@ def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_
                        learning_rate: float = 3e-3, source_size: ToyLMSize = ToyLMSize(),
                        target_size: ToyLMSize = ToyLMSize(), source_vocab_size: int = 512,
                        target_vocab_size: int = 512, tokenizer_corpus_size: int = 20000,
-                       template: str = task.LM_TEMPLATE, log_every: int = 100) -> tuple[str, str]:
+                       spec: task.TaskSpec = task.TaskSpec(), template: str = task.LM_TEMPLATE,
+                       log_every: int = 100, roles: tuple[str, ...] = ("source", "target")) -> tuple[str, str]:
   """`<workdir>/toy_models/{source,target}`: pretrained toy LMs with their tokenizers, built once.
 
+  Each reads `task.pretrain_texts(spec, role)`: the same texts, except in the lookup world.
+
   A directory is reused only when its marker records exactly these settings; anything else
-  (missing, interrupted, different settings) is rebuilt from scratch.
+  (missing, interrupted, different settings) is rebuilt from scratch. `roles` limits which are
+  built, so two processes can pretrain the two LMs at once (each reuses the other's when done).
   """
   out = []
   for role, model_type, size, vocab_size, train_tokenizer in (
@@ -149,12 +153,15 @@ def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_
     out.append(directory)
     settings = dict(role=role, model_type=model_type, seed=seed, steps=steps, batch_size=batch_size,
                     learning_rate=learning_rate, size=dataclasses.asdict(size), vocab_size=vocab_size,
-                    tokenizer_corpus_size=tokenizer_corpus_size, template=template, task_version=task.VERSION)
+                    tokenizer_corpus_size=tokenizer_corpus_size, template=template, task_version=task.VERSION,
+                    task=dataclasses.asdict(spec))
+    if role not in roles:
+      continue
     if _cached(directory, settings):
       logging.info("toy %s LM: reusing %s", role, directory)
       continue
     shutil.rmtree(directory, ignore_errors=True)
-    sample_texts = task.text_sampler(template)
+    sample_texts = task.pretrain_texts(spec, role, template)
     tokenizer = train_tokenizer(sample_texts(np.random.default_rng([seed, 2]), tokenizer_corpus_size), vocab_size)
     config = toy_config(model_type, len(tokenizer), size)
     start = time.perf_counter()

@@ -1,0 +1,33 @@
+"""The stability ablation where it can matter: the fixes (InfoNCE + early stopping) against none,
+on the hardest graded world (configs/toy_hard.py) at an M below saturation, three training seeds
+per arm (runs `<name>_s<seed>`). `interlingua_jax.toy.figures.stability_summary` reads peak vs
+final accuracy during training and the collapse diagnostics logged every `train.log_every`
+steps (soft-token RMS, pairwise similarity of different questions' soft tokens) and the
+answer diversity of the evaluated bridge.
+
+`:reduced` is the same grid shrunk by configs/tiny.py, for the pipeline, not the science.
+"""
+import ml_collections
+
+from configs import tiny
+
+SOFT_TOKENS = 4
+SEEDS = (0, 1, 2)
+_NO_FIXES = {"loss.infonce_weight": 0.0, "train.early_stopping": False}
+METHODS = ("target_alone", "latent", "token_budget", "latent_shuffled", "no_latent", "chance")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  if arg not in (None, "reduced"):
+    raise ValueError(f"unknown stability suite variant {arg!r}; use configs/suites/toy_stability.py or "
+                     "configs/suites/toy_stability.py:reduced")
+  common = {**(tiny.SHRINK if arg == "reduced" else {}), "translator.num_soft_tokens": SOFT_TOKENS,
+            "eval.methods": METHODS}
+  c = ml_collections.ConfigDict()
+  c.experiments = [
+      dict(name="stability_fixes", config="configs/toy_hard.py", overrides=common, seeds=SEEDS),
+      dict(name="stability_no_fixes", config="configs/toy_hard.py", overrides={**common, **_NO_FIXES},
+           seeds=SEEDS),
+  ]
+  c.overrides = ml_collections.ConfigDict({"toy.cache_dir": "{root}/toy_models"}, allow_dotted_keys=True)
+  return c
