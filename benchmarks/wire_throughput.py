@@ -13,23 +13,11 @@ Two references, measured in the same run:
 import argparse
 import io
 import sys
-import time
 
 import numpy as np
 
+import timing
 from interlingua_jax import cli, wire
-
-
-def best_seconds(fn, repeats: int, number: int) -> float:
-  """Best mean over `repeats` batches of `number` calls: the least disturbed by other load."""
-  fn()
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(number):
-      fn()
-    best = min(best, (time.perf_counter() - start) / number)
-  return best
 
 
 def npy_fp16_round_trip(x: np.ndarray) -> np.ndarray:
@@ -45,46 +33,45 @@ def frombuffer_fp16(data: bytes) -> np.ndarray:
 def throughput_table(args) -> None:
   x = np.random.default_rng(0).standard_normal((64, 4096)).astype(np.float32)
   megabytes = x.nbytes / 1e6
-  ref_s = best_seconds(lambda: npy_fp16_round_trip(x), args.repeats, args.number)
   buffer = io.BytesIO()
   np.save(buffer, x.astype(np.float16))
   raw = x.astype(np.float16).tobytes()
-  floor_s = best_seconds(lambda: frombuffer_fp16(raw), args.repeats, args.number)
-  print(f"64 x 4096 float32 ({megabytes:.3f} MB), group size {args.group_size}, fp16 scales; "
-        f"best of {args.repeats} x {args.number} calls")
+  print(f"64 x 4096 float32 ({megabytes:.3f} MB), group size {args.group_size}, fp16 scales; median of "
+        f"{args.repeats} rounds of {args.number} calls, each format interleaved with both references")
   print(f"{'format':<16}{'bytes':>9}{'encode ms':>11}{'decode ms':>11}{'enc+dec MB/s':>14}{'vs npy':>8}"
         f"{'dec / ref':>11}")
-  print(f"{'ref npy fp16':<16}{len(buffer.getvalue()):>9}{'':>11}{'':>11}{megabytes / ref_s:>14.0f}{1.0:>8.2f}")
-  print(f"{'ref frombuffer':<16}{len(raw):>9}{'':>11}{floor_s * 1e3:>11.3f}{'':>14}{'':>8}{1.0:>11.2f}")
   for fmt in wire.FORMATS:
     packet = wire.encode(x, fmt, args.group_size)
     np.testing.assert_array_equal(wire.decode(packet).shape, x.shape)
-    enc_s = best_seconds(lambda: wire.encode(x, fmt, args.group_size), args.repeats, args.number)
-    dec_s = best_seconds(lambda: wire.decode(packet), args.repeats, args.number)
+    t = timing.interleaved({"npy": lambda: npy_fp16_round_trip(x), "ref": lambda: frombuffer_fp16(raw),
+                            "enc": lambda: wire.encode(x, fmt, args.group_size), "dec": lambda: wire.decode(packet)},
+                           rounds=args.repeats, number=args.number)
+    enc_s, dec_s = t["enc"].median, t["dec"].median
     total = enc_s + dec_s
     print(f"{fmt:<16}{len(packet):>9}{enc_s * 1e3:>11.2f}{dec_s * 1e3:>11.3f}"
-          f"{megabytes / total:>14.0f}{ref_s / total:>8.2f}{dec_s / floor_s:>11.2f}")
+          f"{megabytes / total:>14.0f}{t['npy'].median / total:>8.2f}{dec_s / t['ref'].median:>11.2f}")
+  print(f"(references: np.save/np.load fp16 round trip {len(buffer.getvalue())} bytes; "
+        f"np.frombuffer fp16 decode {len(raw)} bytes)")
 
 
 def scaling_table(args) -> None:
   """Decode time per value at growing sizes up to the limit: flat columns mean linear time."""
   shapes = [(64, 4096), (1024, 4096), (wire.MAX_VALUES // 4096, 4096)]
-  print(f"\ndecode ns per value (best of {args.repeats}); dec / ref at the largest size; "
-        f"wire.MAX_PACKET_BYTES = {wire.MAX_PACKET_BYTES:,}")
+  print(f"\ndecode ns per value (median of {args.repeats} rounds, interleaved with np.frombuffer fp16); "
+        f"dec / ref at the largest size; wire.MAX_PACKET_BYTES = {wire.MAX_PACKET_BYTES:,}")
   print(f"{'format':<16}" + "".join(f"{f'{r}x{c}':>14}" for r, c in shapes) + f"{'dec / ref':>11}")
   rng = np.random.default_rng(0)
   arrays = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
-  floors = [best_seconds(lambda: frombuffer_fp16(raw), args.repeats, 1)
-            for raw in (x.astype(np.float16).tobytes() for x in arrays)]
-  print(f"{'ref frombuffer':<16}" + "".join(f"{s / x.size * 1e9:>14.2f}" for s, x in zip(floors, arrays))
-        + f"{1.0:>11.2f}")
+  raws = [x.astype(np.float16).tobytes() for x in arrays]
   for fmt in wire.FORMATS:
-    seconds = []
-    for x in arrays:
+    per_value, ratio = [], 0.0
+    for x, raw in zip(arrays, raws):
       packet = wire.encode(x, fmt, args.group_size)
-      seconds.append(best_seconds(lambda: wire.decode(packet), args.repeats, 1))
-    print(f"{fmt:<16}" + "".join(f"{s / x.size * 1e9:>14.2f}" for s, x in zip(seconds, arrays))
-          + f"{seconds[-1] / floors[-1]:>11.2f}")
+      t = timing.interleaved({"ref": lambda: frombuffer_fp16(raw), "dec": lambda: wire.decode(packet)},
+                             rounds=args.repeats)
+      per_value.append(t["dec"].median / x.size * 1e9)
+      ratio = t["dec"].median / t["ref"].median
+    print(f"{fmt:<16}" + "".join(f"{v:>14.2f}" for v in per_value) + f"{ratio:>11.2f}")
 
 
 def main(argv: list[str]) -> None:

@@ -1,7 +1,7 @@
 """The capacity curve: where do M soft tokens stop being enough? (docs/DESIGN.md §6)
 
 Sweeps M at two difficulty levels, the easy world (configs/toy.py, ~6.8 bits per question)
-and the hardest graded one (configs/toy_hard.py, ~12.6 bits; the exact figures are in each
+and the hardest graded one (configs/toy_hard.py, ~10.5 bits; the exact figures are in each
 world's info.json), every run answering with the bridge, the token budget of the same M, the
 target alone and the controls, so `interlingua_jax.toy.figures.capacity_figure` puts them on
 the same axes. The worlds' LMs are pretrained once, in a cache shared by the suite.
