@@ -10,6 +10,7 @@ import os
 
 import jax
 import ml_collections
+from orbax.checkpoint import multihost
 
 from interlingua_jax import (ablations, bridge, compression, errors, evaluate, methods, preflight, report, results,
                              train, validate, workdir as workdir_lib)
@@ -86,6 +87,11 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
   with errors.as_input_error(ValueError, RuntimeError):  # preflight's messages name the input and the fix
     checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
+  if jax.process_count() > 1:
+    # Loading's first cross-process collective creates the CPU (gloo) communicators, which give up after a
+    # fixed 30 s; processes that finished preflight far apart (a loaded host) would fail there. This barrier
+    # goes through the coordination service (no collective, 10 min timeout), so they arrive together.
+    multihost.get_barrier_sync_fn()(key="interlingua_jax:before-weights", timeout_ms=600_000)
   load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
                                          attention_impl=cfg.model.attention_impl)
   source, target = checked.source, checked.target
