@@ -19,7 +19,10 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
+GLOO_TIMEOUT = "Gloo context initialization failed"
+
+
+def _train(workdir, source, target, data, *, processes: int, retry: bool = True) -> list[dict]:
   args = [sys.executable, "-m", "interlingua_jax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
           "--mode=train", f"--config.source.path={source}", f"--config.target.path={target}",
           "--config.source.dtype=float32", "--config.target.dtype=float32", "--config.data.dataset=gsm8k",
@@ -36,6 +39,10 @@ def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
     procs.append(subprocess.Popen(args, cwd=REPO, env={**env, **extra}, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
   outputs = [p.communicate(timeout=300)[0] for p in procs]
+  if retry and any(GLOO_TIMEOUT in out for out in outputs):
+    # The CPU collectives' communicator setup gives up after a fixed 30 s (not configurable in jax 0.10);
+    # on 2 loaded cores two processes can miss it. Retried once, in a fresh workdir; any other failure fails.
+    return _train(workdir + "_retry", source, target, data, processes=processes, retry=False)
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
   with open(os.path.join(workdir, "train_summary.json")) as f:
