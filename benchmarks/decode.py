@@ -19,6 +19,7 @@ in it). `--smoke` runs the same path on the small config (a CPU check of the GPU
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,13 @@ def greedy(model, ids: np.ndarray, new_tokens: int):
                          eos_token_id=model.config.vocab_size, pad_token_id=0).tokens
 
 
+def print_table(columns: dict[str, int], batches: list[int], row: Callable[[int], tuple[str, ...]]) -> None:
+  """A header of right-aligned columns, then one line per batch size: the batch, then `row(batch)`'s cells."""
+  print("".join(f"{name:>{width}}" for name, width in columns.items()))
+  for batch in batches:
+    print("".join(f"{cell:>{width}}" for cell, width in zip((str(batch), *row(batch)), columns.values())))
+
+
 def cpu(args) -> None:
   import torch
   torch.set_num_threads(args.torch_threads)
@@ -47,8 +55,8 @@ def cpu(args) -> None:
   print(f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}), float32, d={SMALL.hidden_size}, "
         f"{SMALL.num_layers} layers, vocab {SMALL.vocab_size}; prompt {args.prompt}, {args.new_tokens} new tokens; "
         f"median of {args.repeats} interleaved rounds")
-  print(f"{'batch':>5}{'hf tokens/s':>14}{'jax tokens/s':>14}{'ratio':>8}{'same tokens':>13}")
-  for batch in args.batches:
+
+  def row(batch: int) -> tuple[str, ...]:
     ids = random_prompts(SMALL, batch, args.prompt)
     run_jax = lambda: np.asarray(greedy(model, ids, args.new_tokens))
 
@@ -62,8 +70,10 @@ def cpu(args) -> None:
     same = np.array_equal(run_jax(), run_hf())
     t = timing.interleaved({"hf": run_hf, "jax": run_jax}, rounds=args.repeats)
     tokens = batch * args.new_tokens
-    print(f"{batch:>5}{tokens / t['hf'].median:>14.0f}{tokens / t['jax'].median:>14.0f}"
-          f"{t['hf'].median / t['jax'].median:>8.2f}{str(same):>13}")
+    return (f"{tokens / t['hf'].median:.0f}", f"{tokens / t['jax'].median:.0f}",
+            f"{t['hf'].median / t['jax'].median:.2f}", str(same))
+
+  print_table({"batch": 5, "hf tokens/s": 14, "jax tokens/s": 14, "ratio": 8, "same tokens": 13}, args.batches, row)
 
 
 def copy_bandwidth(num_bytes: int) -> float:
@@ -80,8 +90,8 @@ def gpu_8b(args) -> None:
   print(f"{jax.devices()[0].device_kind}: {'SMALL (smoke)' if args.smoke else 'Llama-3.1-8B'} shapes, random bf16 "
         f"weights ({flops.weight_bytes(config) / 1e9:.3f} GB read per step), prompt {args.prompt}, "
         f"{args.new_tokens} new tokens; copy bandwidth {bandwidth / 1e12:.3f} TB/s; median of {args.repeats}")
-  print(f"{'batch':>5}{'tokens/s':>12}{'bound':>12}{'of bound':>10}")
-  for batch in args.batches:
+
+  def row(batch: int) -> tuple[str, ...]:
     ids = random_prompts(config, batch, args.prompt)
     # Decode steps only: a 1-token generate (the prefill and its first token) is subtracted.
     t = timing.interleaved({"full": lambda: greedy(model, ids, args.new_tokens),
@@ -89,7 +99,9 @@ def gpu_8b(args) -> None:
     per_s = batch * (args.new_tokens - 1) / (t["full"].median - t["prefill"].median)
     step_bytes = flops.decode_step_bytes(config, batch=batch, context_len=args.prompt + args.new_tokens // 2)
     bound = flops.decode_bound_tokens_per_s(step_bytes, bandwidth, batch)
-    print(f"{batch:>5}{per_s:>12.1f}{bound:>12.1f}{per_s / bound:>10.1%}")
+    return f"{per_s:.1f}", f"{bound:.1f}", f"{per_s / bound:.1%}"
+
+  print_table({"batch": 5, "tokens/s": 12, "bound": 12, "of bound": 10}, args.batches, row)
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,6 @@ peak-RSS growth beyond --max_rss_growth_mib.
 
   python benchmarks/wire_fuzz.py [--num 100000] [--seed 0]
 """
-import argparse
 import collections
 import math
 import re
@@ -90,11 +89,7 @@ def peak_rss_mib() -> float:
 
 
 def main(argv: list[str]) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--num", type=int, default=100_000)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--max_rss_growth_mib", type=float, default=64.0)
-  args = parser.parse_args(argv[1:])
+  args = cli.parse_options(argv, __doc__, num=100_000, seed=0, max_rss_growth_mib=64.0)
 
   rng = np.random.default_rng(args.seed)
   packets = base_packets(rng)

@@ -10,7 +10,6 @@ Two references, measured in the same run:
 
   python benchmarks/wire_throughput.py [--repeats 7] [--number 20]
 """
-import argparse
 import io
 import sys
 
@@ -75,11 +74,7 @@ def scaling_table(args) -> None:
 
 
 def main(argv: list[str]) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repeats", type=int, default=7)
-  parser.add_argument("--number", type=int, default=20)
-  parser.add_argument("--group_size", type=int, default=32)
-  args = parser.parse_args(argv[1:])
+  args = cli.parse_options(argv, __doc__, repeats=7, number=20, group_size=32)
   throughput_table(args)
   scaling_table(args)
 

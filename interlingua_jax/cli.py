@@ -10,6 +10,7 @@
   it shows warnings, and this project's own INFO lines; `log_to(file)` keeps everything in a file, and
   `--verbose` shows everything. Known-harmless notices (`HARMLESS`) never reach the console.
 """
+import argparse
 import contextlib
 import logging
 import os
@@ -91,6 +92,14 @@ def parse_absl(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> 
     return flag_values(argv)
   except flags.Error as e:
     raise errors.ConfigError(f"bad command line: {e}") from e
+
+
+def parse_options(argv: Sequence[str], doc: str, **defaults: int | float | str) -> argparse.Namespace:
+  """A script's `--name value` options from their defaults, each typed like its default (argv[0] skipped)."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  for name, default in defaults.items():
+    parser.add_argument(f"--{name}", type=type(default), default=default)
+  return parser.parse_args(list(argv[1:]))
 
 
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str]) -> int:

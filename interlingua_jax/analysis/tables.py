@@ -8,7 +8,6 @@ METHOD_ORDER = ("source_alone", "target_alone", "text_relay", "token_budget", "t
                 "latent_shuffled", "no_latent", "chance")
 
 
-
 @dataclasses.dataclass
 class Table:
   """Plain-text cells; LaTeX escaping happens on output, so markdown reuses the same rows."""
@@ -65,10 +64,14 @@ def main_results_table(results: list[dict]) -> Table | None:
         + [_acc_ci(r["methods"].get(m)) for m in methods] for r in rows]])
 
 
+def _groups(results: list[dict], key: str, rows_of) -> list[list[list[str]]]:
+  """One row group per run that has `key`: `rows_of(run, run[key])`, empty groups dropped."""
+  groups = [rows_of(r, r[key]) for r in results if r.get(key)]
+  return [g for g in groups if g]
+
+
 def comparisons_table(results: list[dict]) -> Table | None:
-  groups = []
-  for r in results:
-    comps = r.get("comparisons") or {}
+  def rows_of(r: dict, comps: dict) -> list[list[str]]:
     rows = []
     for key, c in comps.items():
       if not isinstance(c, dict):
@@ -78,8 +81,9 @@ def comparisons_table(results: list[dict]) -> Table | None:
       rows.append([r["name"], key.replace("_vs_", " vs "), _pct(c.get("diff")),
                    f"[{_pct(ci[0])}, {_pct(ci[1])}]", f"{p:.3g}" if _is_num(p) else "--",
                    f"{holm:.3g}" if _is_num(holm) else "--"])
-    if rows:
-      groups.append(rows)
+    return rows
+
+  groups = _groups(results, "comparisons", rows_of)
   if not groups:
     return None
   return Table(
@@ -110,16 +114,13 @@ def ablations_table(results: list[dict]) -> Table | None:
 
 
 def compression_table(results: list[dict]) -> Table | None:
-  groups = []
-  for r in results:
-    comp = r.get("compression")
-    if not comp:
-      continue
-    rows = [[r["name"], "text (UTF-8)", _int(comp.get("text_bytes_mean")), "1.00", "--"]]
+  def rows_of(r: dict, comp: dict) -> list[list[str]]:
     levels = sorted(comp["levels"].items(), key=lambda kv: -kv[1]["packet_bytes"])
-    rows += [[r["name"], fmt, _int(lv["packet_bytes"]), _ratio(lv.get("bytes_ratio_vs_text")),
-              _acc_ci(lv)] for fmt, lv in levels]
-    groups.append(rows)
+    return [[r["name"], "text (UTF-8)", _int(comp.get("text_bytes_mean")), "1.00", "--"]] + [
+        [r["name"], fmt, _int(lv["packet_bytes"]), _ratio(lv.get("bytes_ratio_vs_text")), _acc_ci(lv)]
+        for fmt, lv in levels]
+
+  groups = _groups(results, "compression", rows_of)
   if not groups:
     return None
   return Table(
@@ -131,11 +132,7 @@ def compression_table(results: list[dict]) -> Table | None:
 
 
 def inference_costs_table(results: list[dict]) -> Table | None:
-  groups = []
-  for r in results:
-    methods = r.get("methods")
-    if not methods:
-      continue
+  def rows_of(r: dict, methods: dict) -> list[list[str]]:
     target_kv = (methods.get("target_alone") or {}).get("mean_kv_bytes")
     rows = []
     for name in methods_in([r]):
@@ -145,7 +142,9 @@ def inference_costs_table(results: list[dict]) -> Table | None:
       rows.append([r["name"], name, _num(m.get("mean_prompt_tokens"), 1),
                    _num(kv / 1024 if _is_num(kv) else None, 1), _num(share, 3),
                    _num(m.get("mean_latency_s"), 3), _num(m.get("mean_generated_tokens"), 1)])
-    groups.append(rows)
+    return rows
+
+  groups = _groups(results, "methods", rows_of)
   if not groups:
     return None
   return Table(
