@@ -53,16 +53,23 @@ def _compression(m: int, top: float) -> dict:
 
 def write_run(root: Path, name: str, *, m: int, fixes: bool, evals: list[tuple[int, float]],
               steps: int, stopped_early: bool, latent: float | None = None,
-              compression: bool = True, done: bool = True, extra_lines: tuple[str, ...] = ()):
-  """A run directory as main.py leaves it; `latent=None` leaves out the evaluation."""
+              compression: bool = True, done: bool = True, extra_lines: tuple[str, ...] = (),
+              bits: float = 6.8, answers: tuple[str | None, ...] = ("3", "5", "5", None)):
+  """A run directory as main.py leaves it; `latent=None` leaves out the evaluation. Its toy world
+  (`info.json` with `bits` per question) sits beside the test data the config names."""
   run = root / name
   run.mkdir(parents=True)
-  config = {"name": name, "data": {"dataset": "toy"}, "translator": {"num_soft_tokens": m},
+  world = root / f"world_{bits}"
+  world.mkdir(exist_ok=True)
+  (world / "info.json").write_text(json.dumps({"bits_per_question": bits}))
+  config = {"name": name, "data": {"dataset": "toy", "test_path": str(world / "test.jsonl")},
+            "translator": {"num_soft_tokens": m},
             "loss": {"infonce_weight": 0.05 if fixes else 0.0},
             "train": {"early_stopping": fixes}}
   (run / "config.json").write_text(json.dumps(config))
   rows = [{"step": s, "loss": 3.0 / (1 + s), "ce": 3.0 / (1 + s), "infonce": 0.1, "lr": 1e-3,
-           "grad_norm": 1.0, "samples_per_s": 100.0} for s in range(0, steps + 1, 10)]
+           "grad_norm": 1.0, "samples_per_s": 100.0, "soft_rms": 0.04,
+           "soft_similarity": 0.5 + (s / steps / 4 if not fixes else 0.0)} for s in range(0, steps + 1, 10)]
   rows += [{"step": s, "bridged_accuracy": a, "eval_num_samples": 32} for s, a in evals]
   lines = [json.dumps(r) for r in rows] + list(extra_lines)
   (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
@@ -73,6 +80,8 @@ def write_run(root: Path, name: str, *, m: int, fixes: bool, evals: list[tuple[i
   if latent is not None:
     (run / "eval").mkdir()
     (run / "eval" / "aggregate.json").write_text(json.dumps(_aggregate(m, latent)))
+    (run / "eval" / "samples.jsonl").write_text("".join(
+        json.dumps({"id": str(i), "method": "latent", "extracted": a}) + "\n" for i, a in enumerate(answers)))
   if compression:
     (run / "compression").mkdir()
     (run / "compression" / "compression.json").write_text(json.dumps(_compression(m, latent)))
@@ -90,7 +99,7 @@ def write_suite(root: Path) -> None:
                                 (100, 0.20)],
             extra_lines=('{"step": 101, "loss": ',))
   write_run(root, "toy_stable_4", m=4, fixes=True, steps=60, stopped_early=True, latent=0.35,
-            evals=[(0, 0.05), (30, 0.30), (60, 0.33)], compression=False, done=False)
+            evals=[(0, 0.05), (30, 0.30), (60, 0.33)], compression=False, done=False, bits=10.5)
   (root / "toy_stable_6").mkdir()  # failed at once: only its log
   (root / "toy_stable_6" / "run.log").write_text("Traceback ...\n")
   (root / "suite.json").write_text(json.dumps(
@@ -186,12 +195,14 @@ def test_missing_pieces_are_reported_not_fatal(analysed):
 def test_ablations_table(analysed):
   root, _ = analysed
   spec, header, rows = parse_booktabs((root / "analysis" / "ablations.tex").read_text())
-  assert spec == "lllrrrrrrl"
+  assert spec == "lllrrrrrrlrr"
   assert header[:5] == ["Run", "Dataset", "M", "Fixes", r"Peak (\%)"]
+  assert header[-2:] == [r"Distinct answers (\%)", "Soft-token cosine"]
   assert [r[0] for r in rows] == [r"toy\_stable\_8", r"toy\_baseline\_8", r"toy\_stable\_4"]
+  # 3 distinct answers ("3", "5", none) among 4 predictions; the no-fixes run's cosine rose to 0.75.
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", "toy", "8", "no", "50.0", "25",
-                                              "20.0", "30.0", "100", "no"]
-  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes"]
+                                              "20.0", "30.0", "100", "no", "75.0", "0.750"]
+  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes", "75.0", "0.500"]
 
 
 def test_main_results_and_comparisons_tables(analysed):
@@ -280,3 +291,22 @@ def test_seeds_are_reported_per_seed_and_as_mean_sd(tmp_path):
   assert _row(rows, r"toy\_stable\_8", r"latent\_accuracy")[2:] == [
       "3", "s0: 60.0, s1: 70.0, s2: 80.0", r"70.0 \textpm{} 10.0", f"[{100 * (0.7 - half):.1f}, "
       f"{100 * (0.7 + half):.1f}]"]
+
+
+def test_capacity_and_stability_figures_read_world_info_and_collapse_diagnostics(analysed):
+  root, report = analysed
+  runs = {r["name"]: r for r in report["runs"]}
+  assert (runs["toy_stable_8"]["bits_per_question"], runs["toy_stable_4"]["bits_per_question"]) == (6.8, 10.5)
+  assert runs["toy_baseline_8"]["answer_diversity"] == 3 / 4
+  assert runs["toy_baseline_8"]["final_soft_similarity"] == pytest.approx(0.75)
+  capacity = analysis.figures.fig_capacity(report["runs"])
+  by_m, by_bits = capacity.axes  # two worlds: a second panel against bits per question
+  assert {text.get_text() for text in by_m.get_legend().get_texts()} >= {
+      "latent (toy, 6.8 bits)", "latent (toy, 10.5 bits)", "token_budget (toy, 6.8 bits)"}
+  assert by_bits.get_xlabel().startswith("bits per question")
+  loaded = [analysis.runs.load_run(e["name"], e["path"]) for e in analysis.runs.find_runs(root)]
+  by_name = {r["name"]: r for r in report["runs"]}
+  stability = analysis.figures.fig_stability(loaded, by_name, {r.name: "C0" for r in loaded})
+  accuracy, similarity, rms = stability.axes
+  assert similarity.get_title().startswith("cosine") and rms.get_title() == "soft-token RMS"
+  assert max(similarity.lines[1].get_ydata()) == pytest.approx(0.75)  # toy_baseline_8, no fixes, rising

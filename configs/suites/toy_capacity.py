@@ -3,8 +3,8 @@
 Sweeps M at two difficulty levels, the easy world (configs/toy.py, ~6.8 bits per question)
 and the hardest graded one (configs/toy_hard.py, ~10.5 bits; the exact figures are in each
 world's info.json), every run answering with the bridge, the token budget of the same M, the
-target alone and the controls, so `interlingua_jax.toy.figures.capacity_figure` puts them on
-the same axes. The worlds' LMs are pretrained once, in a cache shared by the suite.
+target alone and the controls, so the analysis (`python -m interlingua_jax.analysis --root=<suite root>`, figure
+`capacity`) puts them on the same axes. The worlds' LMs are pretrained once, in a cache shared by the suite.
 
 `--suite=configs/suites/toy_capacity.py:reduced` runs the same grid shrunk by configs/tiny.py
 (seconds per run): it exercises the pipeline, not the science.

@@ -1,6 +1,6 @@
 """The stability ablation where it can matter: the fixes (InfoNCE + early stopping) against none,
 on the hardest graded world (configs/toy_hard.py) at an M below saturation, three training seeds
-per arm (runs `<name>_s<seed>`). `interlingua_jax.toy.figures.stability_summary` reads peak vs
+per arm (runs `<name>_s<seed>`). The analysis (figure `stability`, table `ablations`) reads peak vs
 final accuracy during training and the collapse diagnostics logged every `train.log_every`
 steps (soft-token RMS, pairwise similarity of different questions' soft tokens) and the
 answer diversity of the evaluated bridge.

@@ -17,7 +17,7 @@ from interlingua_jax.analysis import figures, runs as runs_lib, tables
 from interlingua_jax.analysis.tables import Table
 
 FLAGS = flags.FLAGS
-FIGURES = ("training_curves", "stability", "accuracy_vs_soft_tokens", "accuracy_vs_wire_bytes",
+FIGURES = ("training_curves", "stability", "capacity", "accuracy_vs_wire_bytes",
            "inference_costs")
 TABLES = ("main_results", "comparisons", "ablations", "compression", "inference_costs", "seeds")
 
@@ -60,7 +60,7 @@ def analyze(root: Path) -> dict[str, Any]:
     made_figures = {
         "training_curves": lambda: figures.fig_training_curves(runs, colors),
         "stability": lambda: figures.fig_stability(runs, by_name, colors),
-        "accuracy_vs_soft_tokens": lambda: figures.fig_accuracy_vs_soft_tokens(results),
+        "capacity": lambda: figures.fig_capacity(results),
         "accuracy_vs_wire_bytes": lambda: figures.fig_accuracy_vs_wire_bytes(results, colors),
         "inference_costs": lambda: figures.fig_inference_costs(results, colors),
     }

@@ -53,7 +53,10 @@ def fig_training_curves(runs: list[Run], colors: dict[str, str]) -> plt.Figure |
 
 def fig_stability(runs: list[Run], results: dict[str, dict],
                   colors: dict[str, str]) -> plt.Figure | None:
-  """Runs that have a twin (same dataset and M) with the opposite fixes; else every curve."""
+  """Bridged accuracy (peak and final marked) and the collapse diagnostics over training, per run.
+
+  Runs that have a twin (same dataset and M) with the opposite fixes; else every curve. Dashed = no fixes.
+  """
   curves = [r for r in runs if r.eval_rows]
   key = lambda r: (results[r.name]["dataset"], results[r.name]["num_soft_tokens"])
   fixed = {key(r) for r in curves if results[r.name]["fixes"] is True}
@@ -61,24 +64,28 @@ def fig_stability(runs: list[Run], results: dict[str, dict],
   chosen = [r for r in curves if key(r) in fixed & unfixed] or curves
   if not chosen:
     return None
-  fig, ax = plt.subplots(figsize=(8.5, 5))
+  diagnostics = [k for k in ("soft_similarity", "soft_rms") if any(k in row for r in chosen for row in r.train_rows)]
+  fig, axes = plt.subplots(1, 1 + len(diagnostics), figsize=(8.5 + 5 * len(diagnostics), 5), squeeze=False)
+  ax = axes[0, 0]
   for r in chosen:
     res = results[r.name]
-    ax.plot(*_steps(r.eval_rows, "bridged_accuracy", 100), color=colors[r.name],
-            ls="--" if res["fixes"] is False else "-", lw=1.8,
-            label=f"{r.name} ({_fixes_label(res['fixes'])})")
-    for step_key, acc_key, marker, dy in (("peak_step", "peak_accuracy", "*", 8),
-                                          ("final_step", "final_accuracy", "o", -14)):
-      x, y = res[step_key], 100 * res[acc_key]
-      ax.plot(x, y, marker=marker, ms=15 if marker == "*" else 9, color=colors[r.name],
+    style = dict(color=colors[r.name], ls="--" if res["fixes"] is False else "-")
+    ax.plot(*_steps(r.eval_rows, "bridged_accuracy", 100), lw=1.8, label=f"{r.name} ({_fixes_label(res['fixes'])})",
+            **style)
+    for step_key, acc_key, marker in (("peak_step", "peak_accuracy", "*"), ("final_step", "final_accuracy", "o")):
+      ax.plot(res[step_key], 100 * res[acc_key], marker=marker, ms=15 if marker == "*" else 9, color=colors[r.name],
               mec="black", ls="none")
-      ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(5, dy), fontsize=9)
+    for diag_ax, k in zip(axes[0, 1:], diagnostics):
+      diag_ax.plot(*_steps([row for row in r.train_rows if k in row], k), lw=1.2, **style)
   handles, _ = ax.get_legend_handles_labels()
   handles += [Line2D([], [], marker="*", ms=13, color="grey", mec="black", ls="none", label="peak"),
               Line2D([], [], marker="o", ms=8, color="grey", mec="black", ls="none", label="final")]
-  ax.legend(handles=handles)
-  ax.set(xlabel="training step", ylabel="bridged accuracy (%)",
-         title="Stability: InfoNCE + early stopping vs no fixes")
+  ax.legend(handles=handles, fontsize=7)
+  ax.set(xlabel="training step", ylabel="bridged accuracy on validation (%)",
+         title="InfoNCE + early stopping vs no fixes")
+  titles = {"soft_similarity": "cosine between different questions' soft tokens", "soft_rms": "soft-token RMS"}
+  for diag_ax, k in zip(axes[0, 1:], diagnostics):
+    diag_ax.set(xlabel="training step", title=titles[k])
   fig.tight_layout()
   return fig
 
@@ -94,29 +101,49 @@ def _errorbar(ax: plt.Axes, xs: list, entries: list[dict], **kwargs) -> None:
   ax.errorbar(xs, ys, yerr=[lo, hi], capsize=4, lw=1.8, ms=7, **kwargs)
 
 
-def fig_accuracy_vs_soft_tokens(results: list[dict]) -> plt.Figure | None:
-  """Eval accuracy of the runs with fixes against M, beside plain truncation to M tokens."""
+_CAPACITY_STYLES = {"latent": ("o", "-"), "token_budget": ("s", "--"), "target_alone": ("^", ":"),
+                    "latent_shuffled": ("x", "-."), "no_latent": ("v", ":"), "chance": ("d", ":")}
+
+
+def _level(r: dict) -> str:
+  """A difficulty level: the dataset, and a toy world's bits per question when known."""
+  bits = r.get("bits_per_question")
+  return f"{r['dataset']}, {bits:.1f} bits" if _is_num(bits) else str(r["dataset"])
+
+
+def fig_capacity(results: list[dict]) -> plt.Figure | None:
+  """Accuracy against M (one line per method and difficulty level) and, when the runs span several
+  toy worlds, against bits per question (the bridge, one line per M): where do M soft tokens stop
+  being enough? Runs with the fixes only, so the no-fixes arm of an ablation does not mix in."""
   runs = [r for r in results if r.get("methods") and "latent" in r["methods"]
           and r["fixes"] is not False and _is_num(r["num_soft_tokens"])]
   if not runs:
     return None
-  datasets = sorted({str(r["dataset"]) for r in runs})
-  fig, ax = plt.subplots(figsize=(8, 5))
-  styles = {"latent": ("o", "-"), "token_budget": ("s", "--"), "target_alone": ("^", ":"),
-            "latent_shuffled": ("x", "-.")}
-  for ds in datasets:
-    ds_runs = sorted((r for r in runs if str(r["dataset"]) == ds),
-                     key=lambda r: r["num_soft_tokens"])
-    for method, (marker, ls) in styles.items():
-      pts = [(r["num_soft_tokens"], r["methods"][method])
-             for r in ds_runs if method in r["methods"]]
+  levels = sorted({_level(r) for r in runs})
+  by_bits = len({r.get("bits_per_question") for r in runs if _is_num(r.get("bits_per_question"))}) > 1
+  fig, axes = plt.subplots(1, 2 if by_bits else 1, figsize=(16 if by_bits else 8.5, 5.5), squeeze=False)
+  ax = axes[0, 0]
+  for i, level in enumerate(levels):
+    at_level = sorted((r for r in runs if _level(r) == level), key=lambda r: r["num_soft_tokens"])
+    for method, (marker, ls) in _CAPACITY_STYLES.items():
+      pts = [(r["num_soft_tokens"], r["methods"][method]) for r in at_level if method in r["methods"]]
       if pts:
-        label = method if len(datasets) == 1 else f"{method} ({ds})"
-        _errorbar(ax, [p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, label=label)
-  ax.set_xticks(sorted({r["num_soft_tokens"] for r in runs}))
-  ax.set(xlabel="soft tokens M (tokens given to the target)", ylabel="accuracy (%)",
-         title="Accuracy against the number of soft tokens")
-  ax.legend()
+        label = method if len(levels) == 1 else f"{method} ({level})"
+        _errorbar(ax, [p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, color=f"C{i}",
+                  alpha=1.0 if method == "latent" else 0.6, label=label)
+  ax.set_xscale("log", base=2)
+  ax.set_xticks(sorted({r["num_soft_tokens"] for r in runs}), [str(m) for m in sorted({r["num_soft_tokens"] for r in runs})])
+  ax.set(xlabel="soft tokens M (tokens given to the target)", ylabel="accuracy (%), 95% CI",
+         title="Accuracy against the number of soft tokens", ylim=(-2, 102))
+  ax.legend(fontsize=7)
+  if by_bits:
+    ax = axes[0, 1]
+    for m in sorted({r["num_soft_tokens"] for r in runs}):
+      pts = sorted((r["bits_per_question"], r["methods"]["latent"]) for r in runs
+                   if r["num_soft_tokens"] == m and _is_num(r.get("bits_per_question")))
+      _errorbar(ax, [p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"latent, M={m}")
+    ax.set(xlabel="bits per question (toy world info.json)", title="Accuracy against information", ylim=(-2, 102))
+    ax.legend(fontsize=7)
   fig.tight_layout()
   return fig
 

@@ -28,6 +28,8 @@ class Run:
   train_summary: dict | None = None
   aggregate: dict | None = None
   compression: dict | None = None
+  world: dict | None = None  # a toy world's info.json (bits per question, chance), found beside its test data
+  answers: dict[str, list] = dataclasses.field(default_factory=dict)  # per method, the extracted answers
   problems: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -93,6 +95,11 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
       run.problems.append(error)
       data = None
     setattr(run, attr, data)
+  test_path = _dig(run.config, "data.test_path")
+  if test_path and (Path(test_path).parent / "info.json").exists():
+    run.world = outputs.read_json(Path(test_path).parent / "info.json")
+  for row in outputs.read_jsonl(path / outputs.SAMPLES) if (path / outputs.SAMPLES).exists() else ():
+    run.answers.setdefault(row["method"], []).append(row.get("extracted"))
   return run
 
 
@@ -132,6 +139,15 @@ def summarize(run: Run) -> dict[str, Any]:
                           or _dig(run.compression, "num_soft_tokens")),
       "fixes": fixes,
   }
+  if run.world:
+    out["bits_per_question"] = run.world.get("bits_per_question")
+  latent_answers = run.answers.get("latent")
+  if latent_answers:  # a collapsed bridge answers everything alike
+    out["answer_diversity"] = len(set(latent_answers)) / len(latent_answers)
+  for key in ("soft_rms", "soft_similarity"):  # the collapse diagnostics, last logged value
+    logged = [r[key] for r in run.train_rows if outputs.is_number(r.get(key))]
+    if logged:
+      out[f"final_{key}"] = logged[-1]
   if run.eval_rows:
     peak = max(run.eval_rows, key=lambda r: r["bridged_accuracy"])  # earliest step on ties
     final = run.eval_rows[-1]
