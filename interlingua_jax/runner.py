@@ -9,6 +9,7 @@ import logging
 import os
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 from orbax.checkpoint import multihost
 
@@ -88,10 +89,13 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
     checked = preflight.run(cfg)
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
   if jax.process_count() > 1:
-    # Loading's first cross-process collective creates the CPU (gloo) communicators, which give up after a
-    # fixed 30 s; processes that finished preflight far apart (a loaded host) would fail there. This barrier
-    # goes through the coordination service (no collective, 10 min timeout), so they arrive together.
+    # The first cross-process collective creates the CPU (gloo) communicators, which give up after a fixed
+    # 30 s; processes that finished preflight far apart (a loaded host) would fail there. This barrier goes
+    # through the coordination service (no collective, 10 min timeout), so they arrive together, and the
+    # one-element collective right after it creates the communicators then, before either process spends
+    # unequal time reading and casting weights.
     multihost.get_barrier_sync_fn()(key="interlingua_jax:before-weights", timeout_ms=600_000)
+    multihost_utils.sync_global_devices("interlingua_jax:communicators")
   load = lambda model, dtype: load_model(model.directory, dtype=dtype, mesh=mesh,
                                          attention_impl=cfg.model.attention_impl)
   source, target = checked.source, checked.target
