@@ -195,14 +195,14 @@ def test_missing_pieces_are_reported_not_fatal(analysed):
 def test_ablations_table(analysed):
   root, _ = analysed
   spec, header, rows = parse_booktabs((root / "analysis" / "ablations.tex").read_text())
-  assert spec == "lllrrrrrrlrr"
+  assert spec == "lllrrrrrrlrrr"
   assert header[:5] == ["Run", "Dataset", "M", "Fixes", r"Peak (\%)"]
-  assert header[-2:] == [r"Distinct answers (\%)", "Soft-token cosine"]
+  assert header[-3:] == ["Distinct answers", r"Top answer (\%)", "Soft-token cosine"]
   assert [r[0] for r in rows] == [r"toy\_stable\_8", r"toy\_baseline\_8", r"toy\_stable\_4"]
-  # 3 distinct answers ("3", "5", none) among 4 predictions; the no-fixes run's cosine rose to 0.75.
+  # 3 distinct answers ("3", "5", none) among 4 predictions, "5" half of them; the no-fixes run's cosine rose to 0.75.
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", "toy", "8", "no", "50.0", "25",
-                                              "20.0", "30.0", "100", "no", "75.0", "0.750"]
-  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes", "75.0", "0.500"]
+                                              "20.0", "30.0", "100", "no", "3", "50.0", "0.750"]
+  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes", "3", "50.0", "0.500"]
 
 
 def test_main_results_and_comparisons_tables(analysed):
@@ -297,7 +297,7 @@ def test_capacity_and_stability_figures_read_world_info_and_collapse_diagnostics
   root, report = analysed
   runs = {r["name"]: r for r in report["runs"]}
   assert (runs["toy_stable_8"]["bits_per_question"], runs["toy_stable_4"]["bits_per_question"]) == (6.8, 10.5)
-  assert runs["toy_baseline_8"]["answer_diversity"] == 3 / 4
+  assert (runs["toy_baseline_8"]["distinct_answers"], runs["toy_baseline_8"]["top_answer_share"]) == (3, 0.5)
   assert runs["toy_baseline_8"]["final_soft_similarity"] == pytest.approx(0.75)
   capacity = analysis.figures.fig_capacity(report["runs"])
   by_m, by_bits = capacity.axes  # two worlds: a second panel against bits per question

@@ -142,8 +142,9 @@ def summarize(run: Run) -> dict[str, Any]:
   if run.world:
     out["bits_per_question"] = run.world.get("bits_per_question")
   latent_answers = run.answers.get("latent")
-  if latent_answers:  # a collapsed bridge answers everything alike
-    out["answer_diversity"] = len(set(latent_answers)) / len(latent_answers)
+  if latent_answers:  # a collapsed bridge answers everything alike: few distinct answers, one of them dominant
+    out["distinct_answers"] = len(set(latent_answers))
+    out["top_answer_share"] = max(latent_answers.count(a) for a in set(latent_answers)) / len(latent_answers)
   for key in ("soft_rms", "soft_similarity"):  # the collapse diagnostics, last logged value
     logged = [r[key] for r in run.train_rows if outputs.is_number(r.get(key))]
     if logged:
