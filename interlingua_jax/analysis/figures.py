@@ -86,6 +86,7 @@ def fig_stability(runs: list[Run], results: dict[str, dict],
   titles = {"soft_similarity": "cosine between different questions' soft tokens", "soft_rms": "soft-token RMS"}
   for diag_ax, k in zip(axes[0, 1:], diagnostics):
     diag_ax.set(xlabel="training step", title=titles[k])
+    diag_ax.ticklabel_format(axis="y", useOffset=False)  # a calibrated RMS is constant: show its value, not noise
   fig.tight_layout()
   return fig
 
