@@ -6,6 +6,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import torch
 from test_models import TOL, hf_forward, rel_err
 
@@ -33,13 +34,15 @@ def test_answers_are_spans_among_distractors_and_test_names_are_held_out(tmp_pat
   assert not _names(train) & _names(test)  # no test name occurs in any training text
   info = extractive.information(train, test)
   assert info["test_answers_in_train"] < 1.0 and 0.2 < info["position_em"] < 0.8  # position alone does not answer
-  assert sum(len(r["candidates"]) > 1 for r in test) > len(test) / 2  # most questions have same-relation distractors
+  assert all(len(r["candidates"]) >= 2 for r in test)  # every question has a same-relation distractor
   path = str(tmp_path / "test.jsonl")
   extractive._write_jsonl(path, test)
   loaded = records.load_split("squad", "test", path=path)
   assert [(e.id, e.gold, e.context) for e in loaded] == [
       (r["id"], r["answers"]["text"][0], r["context"]) for r in test]
   assert extractive.lm_text(test[0]) == f"{prompts.build_prompt('squad', loaded[0])} {loaded[0].gold}"
+  with pytest.raises(ValueError, match="need 3 <= min_facts <= max_facts and 1 <= max_same < min_facts"):
+    extractive.prepare(str(tmp_path), **{**extractive.REDUCED, "max_same": 0})
 
 
 def test_two_targets_of_two_families_and_tokenizers_built_once(toy_extractive_world):

@@ -59,12 +59,12 @@ FULL = dict(seed=0, num_train=20000, num_test=500, min_facts=4, max_facts=6, max
 def _names(seed: int, kind: str) -> tuple[str, ...]:
   """Invented two-syllable names ("Mira", "Tolven"), distinct, the same for the same seed."""
   rng = np.random.default_rng([seed, 11 if kind == "person" else 12])
-  onsets, vowels = "bdfgklmnprstvz", "aeiou"
-  codas = ("", "") if kind == "person" else ("l", "n", "r", "s")  # towns end in a consonant
+  onsets, vowels, codas = list("bdfgklmnprstvz"), list("aeiou"), ["", "l", "n", "r", "s"]
   names = set()
   while len(names) < _NAMES_PER_KIND:
-    first = rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(["", "l", "n", "r", "s"])
-    names.add((first + rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(codas)).capitalize())
+    first = rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas)
+    second = rng.choice(onsets) + rng.choice(vowels) + ("" if kind == "person" else rng.choice(codas[1:]))
+    names.add((first + second).capitalize())  # people end in a vowel ("Mira"), towns in a consonant ("Tolven")
   return tuple(sorted(names))
 
 
@@ -92,21 +92,22 @@ def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], 
   """One question in the flat SQuAD layout (`id` left to the split), plus the `candidates` (values of the
   asked relation in context order; not written to the files).
 
-  The asked fact and 0..max_same distractors of the same relation (other subjects, other values), then
-  facts of other relations up to 3..max_facts in all, shuffled. Every subject has at most one fact per relation.
+  The asked fact and 1..max_same distractors of the same relation (other subjects, other values), then
+  facts of other relations (often about the same people) up to min_facts..max_facts in all, shuffled. Every
+  subject has at most one fact per relation, so the question has one answer.
   """
   relation = list(RELATIONS)[rng.integers(len(RELATIONS))]
   template, question, subject_kind, value_kind = RELATIONS[relation]
   facts, used = [], set()  # (relation, subject, value), (relation, subject)
-  for _ in range(1 + int(rng.integers(max_same + 1))):
+  for _ in range(1 + int(rng.integers(1, max_same + 1))):
     subject = _value(rng, subject_kind, pools, {s for r, s in used if r == relation})
     value = _value(rng, value_kind, pools, {subject} | {v for r, _, v in facts if r == relation})
     facts.append((relation, subject, value))
     used.add((relation, subject))
   asked = facts[0]
   people = [s for r, s, _ in facts if RELATIONS[r][2] == "person"]
-  while len(facts) < int(rng.integers(min_facts, max_facts + 1)):
-    others = [r for r in RELATIONS if r != relation]
+  num_facts, others = int(rng.integers(min_facts, max_facts + 1)), [r for r in RELATIONS if r != relation]
+  while len(facts) < num_facts:
     other = others[rng.integers(len(others))]
     kind = RELATIONS[other][2]
     known = [s for s in people if (other, s) not in used] if kind == "person" else []
@@ -181,8 +182,8 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, min_facts: i
   last (`pretrain.build_lm`), so an interrupted build is redone, never reused. `build` limits which
   targets are pretrained, so two processes can pretrain the two at once (each reuses the other's when done).
   """
-  if not 3 <= min_facts <= max_facts or max_same < 0 or max_same + 1 > max_facts:
-    raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 0 <= max_same < max_facts, got "
+  if not 3 <= min_facts <= max_facts or not 1 <= max_same < min_facts:
+    raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 1 <= max_same < min_facts, got "
                      f"min_facts={min_facts}, max_facts={max_facts}, max_same={max_same}")
   facts = dict(min_facts=min_facts, max_facts=max_facts, max_same=max_same)
   settings = dict(seed=seed, num_train=num_train, num_test=num_test, pretrain_steps=pretrain_steps,
