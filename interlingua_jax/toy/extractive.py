@@ -51,8 +51,11 @@ TEMPLATE = "{prompt} {answer}"  # what the targets pretrain on: the evaluation p
 _TEST_NAME_BUCKETS = 5  # with held_out_names, 1 name in 5 is a test name
 _TEST_QUESTION_BUCKETS = 10  # without, 1 question in 10 (by its text) is a test question
 
-REDUCED = dict(seed=0, num_train=64, num_test=16, num_names=100, min_facts=3, max_facts=4, max_same=1, held_out_names=True,
-               pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
+# REDUCED: the test suite's plumbing size (one pretraining step, seconds). FULL: the rehearsal size. Measured
+# on 2 loaded CPU cores (23 min per target): both targets still answer without reading the context (text F1
+# about 0.05, below answering by position): they need more than 1500 steps or an answer-only loss first.
+REDUCED = dict(seed=0, num_train=64, num_test=16, num_names=100, min_facts=3, max_facts=4, max_same=1,
+               held_out_names=True, pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
                num_layers=2, vocab_size=300, tokenizer_texts=500)
 FULL = dict(seed=0, num_train=20000, num_test=500, num_names=40, min_facts=3, max_facts=5, max_same=2,
             held_out_names=False, pretrain_steps=1500, pretrain_batch_size=32, pretrain_learning_rate=5e-3,
