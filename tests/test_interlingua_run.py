@@ -88,41 +88,125 @@ def test_each_bad_interlingua_key_is_one_clear_error(key, value, message):
     validate.check(cfg)
 
 
-def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def one_step_program():
+  """Every run of this module's config gets the first run's jitted step: the same program (same config,
+  graphdef and optimizer), compiled once instead of once per run (~10 s each on this machine)."""
+  real, cache = training.make_train_step, {}
+
+  def make(**kwargs):
+    if "step" not in cache:
+      cache["step"], cache["program"] = real(**kwargs), (kwargs["graphdef"], tuple(kwargs["configs"]))
+    return cache["step"] if cache["program"] == (kwargs["graphdef"], tuple(kwargs["configs"])) else real(**kwargs)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(training, "make_train_step", make)
+    yield cache
+
+
+@pytest.fixture(scope="module")
+def trained(system, one_step_program, tmp_path_factory):
+  cfg, s = system
+  workdir = str(tmp_path_factory.mktemp("straight"))
+  return workdir, stage.train_stage(cfg, s, workdir)
+
+
+def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trained, one_step_program, tmp_path,
+                                                                   monkeypatch):
   cfg, s = system
   assert [t.lm.config.model_type for t in s.targets.values()] == ["llama", "qwen2"]
   assert s.targets["qwen"].tokenizer.bos_token_id is None and s.targets["llama"].tokenizer.bos_token_id == 1
-  straight = stage.train_stage(cfg, s, str(tmp_path / "straight"))
-  assert straight["final_step"] == cfg.train.steps
-  real = training.make_train_step
+  straight, summary = trained
+  assert summary["final_step"] == cfg.train.steps
+  step = one_step_program["step"]
 
-  def interrupted(**kwargs):
-    fn = real(**kwargs)
+  def crash_at_first_checkpoint(state, frozen, batch):
+    if int(state.step) == cfg.train.eval_every:
+      raise KeyboardInterrupt("simulated crash after the first checkpoint")
+    return step(state, frozen, batch)
 
-    def step(state, frozen, batch):
-      if int(state.step) == cfg.train.eval_every:
-        raise KeyboardInterrupt("simulated crash after the first checkpoint")
-      return fn(state, frozen, batch)
-    return step
-
-  monkeypatch.setattr(training, "make_train_step", interrupted)
+  monkeypatch.setitem(one_step_program, "step", crash_at_first_checkpoint)
   with pytest.raises(KeyboardInterrupt):
-    stage.train_stage(cfg, s, str(tmp_path / "resumed"))
-  monkeypatch.setattr(training, "make_train_step", real)
-  stage.train_stage(cfg, s, str(tmp_path / "resumed"))
+    stage.train_stage(cfg, s, str(tmp_path))
+  monkeypatch.setitem(one_step_program, "step", step)
+  stage.train_stage(cfg, s, str(tmp_path))
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
   _, template = train.init_state(stage.new_module(cfg, s), tx, s.mesh)
-  finals = [train.Checkpoints.restore(train.Checkpoints(str(tmp_path / n), keep=2).latest,
-                                      train.abstract_like(template))[0] for n in ("straight", "resumed")]
+  finals = [train.Checkpoints.restore(train.Checkpoints(w, keep=2).latest, train.abstract_like(template))[0]
+            for w in (straight, str(tmp_path))]
   assert int(finals[0].step) == int(finals[1].step) == cfg.train.steps
   for x, y in zip(jax.tree.leaves(finals[0].params), jax.tree.leaves(finals[1].params)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
   assert any(not np.array_equal(np.asarray(x), np.asarray(y))
              for x, y in zip(jax.tree.leaves(template.params), jax.tree.leaves(finals[0].params)))
-  rows = [json.loads(line) for line in open(tmp_path / "straight" / "metrics.jsonl")]
-  trained = [r for r in rows if "loss" in r]
-  assert {"llama/first_token_accuracy", "qwen/first_token_accuracy", "llama/k_tokens", "qwen/loss"} <= trained[0].keys()
-  assert trained[-1]["loss"] == pytest.approx(trained[-1]["llama/loss"] + trained[-1]["qwen/loss"], rel=1e-5)
+  rows = [json.loads(line) for line in open(os.path.join(straight, "metrics.jsonl"))]
+  trained_rows = [r for r in rows if "loss" in r]
+  assert {"llama/first_token_accuracy", "qwen/first_token_accuracy", "llama/k_tokens", "qwen/loss"} <= \
+      trained_rows[0].keys()
+  last = trained_rows[-1]
+  assert last["loss"] == pytest.approx(last["llama/loss"] + last["qwen/loss"], rel=1e-5)
   alarms = [r for r in rows if "validation/qwen/identical_share" in r]
   assert [r["step"] for r in alarms] == list(range(0, cfg.train.steps + 1, cfg.train.eval_every))
   assert all(isinstance(r["validation/llama/top_first_token"], str) for r in alarms)
+
+
+def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(system, trained, capsys):
+  cfg, s = system
+  workdir, _ = trained
+  agg = stage.eval_stage(cfg, s, workdir)
+  assert list(agg["targets"]) == ["llama", "qwen"]
+  for name, table in agg["targets"].items():
+    records = [json.loads(line) for line in open(os.path.join(workdir, "eval", name, "samples.jsonl"))]
+    assert {r["target"] for r in records} == {name}
+    assert {r["method"] for r in records} == set(cfg.eval.methods)
+    ids = {m: sorted(r["id"] for r in records if r["method"] == m) for m in cfg.eval.methods}
+    assert all(v == ids["latent"] for v in ids.values()) and len(ids["latent"]) == cfg.eval.num_samples
+    assert table["methods"]["latent"]["n"] == cfg.eval.num_samples and "f1" in table["methods"]["latent"]
+    f1 = table["f1_comparisons"]["latent_vs_token_budget_text"]
+    lat = np.mean([r["f1"] for r in records if r["method"] == "latent"])
+    budget = np.mean([r["f1"] for r in records if r["method"] == "token_budget_text"])
+    assert f1["diff"] == pytest.approx(lat - budget) and f1["ci95"][0] <= f1["diff"] <= f1["ci95"][1]
+  assert "## target qwen" in capsys.readouterr().out
+  result = stage.diagnostics.run(cfg, s, workdir)
+  out = os.path.join(workdir, "diagnostics")
+  for stem in ("rms", "nearest_vocabulary", "first_token_accuracy"):
+    assert os.path.getsize(os.path.join(out, f"{stem}.pdf")) and os.path.getsize(os.path.join(out, f"{stem}.png"))
+  for name in ("llama", "qwen"):
+    r = result[name]
+    table = np.asarray(s.targets[name].lm.params["embed"], np.float64)
+    assert r["table_rms"] == pytest.approx(np.sqrt(np.mean(table ** 2)), rel=1e-5)
+    assert -1 <= r["nearest_cos_median"] <= 1 and len(r["nearest_tokens"]) >= 1
+    assert set(r["latent"]) == {"as_trained", "rms_rescaled"}
+    assert r["first_token_accuracy_last"] is not None
+
+
+class MeanPool(nnx.Module):
+  """The simplest latent kind: mean of byte embeddings, one linear map per target, M copies."""
+
+  def __init__(self, target_dims: dict[str, int], num_latents: int, rngs: nnx.Rngs):
+    self.num_latents = num_latents
+    self.embed = nnx.Embed(257, 16, rngs=rngs)
+    self.heads = nnx.Dict({n: nnx.Linear(16, d, rngs=rngs) for n, d in target_dims.items()})
+
+  def __call__(self, ids, mask):
+    pooled = (self.embed(ids) * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return {n: jax.numpy.repeat(head(pooled)[:, None], self.num_latents, axis=1) for n, head in self.heads.items()}
+
+
+def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
+  """docs/DESIGN.md §5, "How to add a bridge kind", done once: register, name it in the config, train."""
+  cfg, s = system
+  kind = bridges.register(bridges.Kind(
+      "mean_pool", run=bridges.run_latent,
+      build=lambda c, dims, rms: MeanPool(dims, c.interlingua.num_latents, nnx.Rngs(c.seed))))
+  try:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.bridge.kind, cfg.train.steps, cfg.train.eval_every = "mean_pool", 2, 2
+    validate.check(cfg)
+    one = stage.Setup({"llama": s.targets["llama"]}, s.train, s.validation, s.test, s.mesh, s.splits, s.skipped)
+    summary = stage.train_stage(cfg, one, str(tmp_path))
+    assert summary["final_step"] == 2
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2] and "qwen/loss" not in rows[-1]
+    assert kind.build is not None and set(train.Checkpoints(str(tmp_path), keep=1).latest.all_steps()) >= {2}
+  finally:
+    del bridges.REGISTRY["mean_pool"]
