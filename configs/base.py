@@ -57,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.bridge = ml_collections.ConfigDict()
   c.bridge.kind = "translator"
 
-  # The shared interlingua (docs/DESIGN.md §1): read only when bridge.kind is not "translator".
+  # The shared interlingua (docs/DESIGN.md §2): read only when bridge.kind is not "translator".
   c.interlingua = ml_collections.ConfigDict()
   c.interlingua.encoder = "bytes"  # "bytes": UTF-8 bytes of the text; "states": the frozen source LM's states
   c.interlingua.latent_dim = 256  # d_z

@@ -46,11 +46,11 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
   decay re-spread to reach 0 at the new `train.steps`), so it steps up at the resume point.
   """
   path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
-  current = ablations.flatten(json.loads(cfg.to_json_best_effort()))
+  current = _comparable(ablations.flatten(json.loads(cfg.to_json_best_effort())))
   saved = workdir_lib.saved_config(workdir)
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
   if saved is not None and has_checkpoints:
-    saved = ablations.flatten(saved)
+    saved = _comparable(ablations.flatten(saved))
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
     diff = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     extended = _EXTENDABLE in diff and "train" in modes and current[_EXTENDABLE] > saved.get(_EXTENDABLE, 0)
@@ -71,6 +71,15 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
   if jax.process_index() == 0:
     with open(path, "w") as f:
       json.dump(json.loads(cfg.to_json_best_effort()), f, indent=2)
+
+
+def _comparable(flat: dict) -> dict:
+  """A flattened config as two runs' are compared: a translator run's unused `interlingua.*` left out and
+  `bridge.kind` defaulted, so a config.json saved before those sections existed still matches its run."""
+  translator = flat.get("bridge.kind", "translator") == "translator"
+  out = {k: v for k, v in flat.items() if not (translator and k.startswith("interlingua."))}
+  out.setdefault("bridge.kind", "translator")
+  return out
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:

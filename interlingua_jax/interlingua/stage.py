@@ -18,7 +18,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from interlingua_jax import bridge, bridges, errors, evaluate, inputs, report, results, runner, stats, train
+from interlingua_jax import (bridge, bridges, errors, evaluate, inputs, outputs, report, results, runner, stats,
+                             train)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.interlingua import batches, diagnostics, training
@@ -218,7 +219,35 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   return out
 
 
+def report_stage(workdir: str) -> str:
+  """`report.md`: each target's methods table and latent's paired F1 differences."""
+  agg = outputs.read_json(os.path.join(workdir, "eval", "aggregate.json"))
+  if agg is None or "targets" not in agg:
+    raise errors.WorkdirError(f"{workdir} has no per-target eval/aggregate.json: run --mode=eval first.")
+  lines = [f"# {agg['bridge']} on {agg['dataset']}\n"]
+  for name, table in agg["targets"].items():
+    lines += [f"## Target {name} ({table['num_questions']} test questions)\n", report.methods_table(table), "",
+              "| latent vs | F1 difference | 95% paired interval |", "|---|---|---|"]
+    lines += [f"| {k[len('latent_vs_'):]} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |"
+              for k, c in table["f1_comparisons"].items()] + [""]
+  path = os.path.join(workdir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines))
+  return path
+
+
+def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """The extractive toy world (`toy.extractive`): its SQuAD-format data and tiny targets, built once (cached)."""
+  from interlingua_jax.toy import extractive
+  paths = extractive.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.extractive.to_dict())
+  with cfg.unlocked():
+    cfg.data.train_path, cfg.data.test_path = paths["train"], paths["test"]
+    cfg.interlingua.targets = tuple(dict(t, path=paths["targets"][t["name"]]) for t in cfg.interlingua.targets)
+
+
 def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  if "toy" in cfg and "extractive" in cfg.toy:
+    resolve_toy(cfg, workdir)
   runner.check_config(cfg, workdir, modes)
   needs_models = set(modes) - {"report", "compression"}
   s = setup(cfg) if needs_models else None
@@ -232,4 +261,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) ->
     out["diagnostics"] = diagnostics.run(cfg, s, workdir)
   if "compression" in modes:
     logging.info("compression: the wire analysis is the translator's; skipped for bridge.kind=%s", cfg.bridge.kind)
+  if "report" in modes and jax.process_index() == 0:
+    out["report"] = report_stage(workdir)
   return out
