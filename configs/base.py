@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.target.dtype = "bfloat16"
 
   c.data = ml_collections.ConfigDict()
-  c.data.dataset = "gsm8k"  # gsm8k | hotpotqa | toy
+  c.data.dataset = "gsm8k"  # a registered dataset (data/kinds.py): gsm8k | hotpotqa | toy | squad
   c.data.hf_name = "openai/gsm8k"
   c.data.hf_config = "main"
   c.data.train_path = ""  # local .jsonl / .parquet; empty = load c.data.hf_name through `datasets`

@@ -229,7 +229,7 @@ _place = jax.jit(bridge.target_inputs, static_argnames=("config",))
 
 def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, latency_s: float,
                   warmup_s: float = 0.0) -> dict:
-  scored = scoring.score(ctx.dataset, prediction, p.example.gold)
+  scored = scoring.score(ctx.dataset, prediction, p.example.golds)
   soft = ctx.num_soft_tokens if p.source_ids is not None else 0
   model = p.method.model
   kv_bytes = 0

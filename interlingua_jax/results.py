@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from interlingua_jax import methods, stats
+from interlingua_jax.data import kinds
 
 
 def scenario(accuracy: dict[str, float]) -> str:
@@ -43,10 +44,10 @@ def _method_entry(rows: list[dict], dataset: str, bootstrap_samples: int, seed: 
            "mean_prompt_tokens": float(np.mean([r["target_prompt_tokens"] + r["soft_tokens"]
                                                 or r["source_prompt_tokens"] for r in rows])),
            "mean_generated_tokens": mean("generated_tokens")}
-  if dataset == "hotpotqa":
-    f1 = np.array([r["f1"] for r in rows], np.float64)
-    entry.update(em=mean("em"), f1=float(f1.mean()),
-                 f1_ci95=list(stats.bootstrap_ci(f1, n=bootstrap_samples, seed=seed)))
+  for metric in kinds.get(dataset).metrics:  # e.g. em and f1 for extractive QA
+    values = np.array([r[metric] for r in rows], np.float64)
+    entry[metric] = float(values.mean())
+    entry[f"{metric}_ci95"] = list(stats.bootstrap_ci(values, n=bootstrap_samples, seed=seed))
   return entry
 
 

@@ -1,4 +1,4 @@
-"""Answer scoring: strict GSM8K `####` extraction and SQuAD-normalised EM / F1 for HotpotQA.
+"""Answer scoring: strict GSM8K `####` extraction and SQuAD-normalised EM / F1 for HotpotQA and SQuAD.
 
 The first implementation's headline number came from scoring bugs (docs/DESIGN.md §3.2, 3.3,
 3.11): a lenient "last number in the text" fallback, and HotpotQA scored with the GSM8K
@@ -9,6 +9,9 @@ import collections
 import decimal
 import re
 import string
+from collections.abc import Sequence
+
+from interlingua_jax.data import kinds
 
 # The official GSM8K answer pattern: `####`, then the number (thousands commas allowed).
 # Spaces or tabs may separate them, never a newline; nothing else (no `$`, no words).
@@ -69,19 +72,15 @@ def squad_f1(prediction: str, gold: str) -> float:
   return 2 * precision * recall / (precision + recall)
 
 
-def score(dataset: str, prediction: str, gold: str) -> dict:
-  """Scores one prediction (prompt already stripped) against the record's gold.
+def score(dataset: str, prediction: str, gold: str | Sequence[str]) -> dict:
+  """Scores one prediction (prompt already stripped) against the record's gold, or all its golds
+  (`Example.golds`), by its dataset's registered scorer (`data/kinds.py`).
 
-  Returns `correct` and `extracted` for every dataset, plus `em` and `f1` for hotpotqa,
-  whose `extracted` is the stripped prediction and whose `correct` is exact match.
+  Returns `correct` and `extracted` for every dataset, plus the dataset's extra metrics (`em` and `f1`
+  for hotpotqa and squad, the max over the golds, whose `extracted` is the stripped prediction and whose
+  `correct` is exact match).
   """
-  if not isinstance(gold, str) or not gold.strip():
+  golds = (gold,) if isinstance(gold, str) else tuple(gold)
+  if not golds or not all(isinstance(g, str) and g.strip() for g in golds):
     raise ValueError(f"gold answer must be a non-empty string, got {gold!r}")
-  if dataset in ("gsm8k", "toy"):
-    extracted = extract_gsm8k(prediction)
-    return {"correct": gsm8k_equal(extracted, gold), "extracted": extracted}
-  if dataset == "hotpotqa":
-    em = squad_em(prediction, gold)
-    return {"correct": em == 1.0, "extracted": prediction.strip(), "em": em,
-            "f1": squad_f1(prediction, gold)}
-  raise ValueError(f"unknown dataset {dataset!r} for scoring; expected one of gsm8k, hotpotqa, toy")
+  return kinds.get(dataset).score(prediction, golds)

@@ -58,8 +58,8 @@ def test_hotpotqa_prompt():
     prompts.build_prompt("hotpotqa", example, [example])
   with pytest.raises(ValueError, match="hotpotqa example 'test-0' has no context"):
     prompts.build_prompt("hotpotqa", TEST)
-  with pytest.raises(ValueError, match="unknown dataset 'squad'"):
-    prompts.build_prompt("squad", TEST)
+  with pytest.raises(ValueError, match="unknown dataset 'mmlu'"):
+    prompts.build_prompt("mmlu", TEST)
 
 
 def test_training_pool_excludes_exemplars():

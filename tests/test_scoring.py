@@ -121,8 +121,8 @@ def test_toy_scores_like_gsm8k():
 
 
 def test_score_bad_input():
-  with pytest.raises(ValueError, match="unknown dataset 'squad'"):
-    scoring.score("squad", "x", "y")
+  with pytest.raises(ValueError, match="unknown dataset 'mmlu'"):
+    scoring.score("mmlu", "x", "y")
   with pytest.raises(ValueError, match="gold answer must be a non-empty string"):
     scoring.score("gsm8k", "#### 1", "")
   with pytest.raises(ValueError, match="gold answer 'twelve' is not a number"):

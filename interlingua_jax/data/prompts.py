@@ -1,14 +1,15 @@
-"""Prompts: the 8-shot GSM8K prompt of docs/DESIGN.md §2, HotpotQA's context prompt, the toy world's
-zero-shot prompt, and fitting a prompt to a token budget by dropping exemplars.
+"""Prompts: the 8-shot GSM8K prompt of docs/DESIGN.md §2, the context prompt of HotpotQA and SQuAD, and
+fitting a prompt to a token budget by each dataset's rule; which prompt a dataset uses is its registered
+description's (`data/kinds.py`).
 
 The exemplars are drawn once from the train split with a fixed seed and are excluded from
 the training pool (docs/DESIGN.md §3.10), so the model never trains on its own evaluation prefix.
 """
-import dataclasses
 import random
 from collections.abc import Callable, Collection, Sequence
 
-from interlingua_jax.data.records import CONTEXT_SEPARATOR, Example
+from interlingua_jax.data import kinds
+from interlingua_jax.data.records import Example
 
 GSM8K_INSTRUCTION = ("Solve each problem step by step, then give the final answer on its own line "
                      "as '#### <number>'.")
@@ -51,39 +52,27 @@ def hotpotqa_prompt(question: str, context: str) -> str:
 
 
 def build_prompt(dataset: str, example: Example, exemplars: Sequence[Example] = ()) -> str:
-  """The evaluation prompt for `example`: GSM8K few-shot with the instruction, the toy world
-  zero-shot without it (its tiny models learn the bare format), HotpotQA with its context."""
-  if dataset == "gsm8k":
-    return fewshot_prompt(example.question, exemplars)
-  if dataset == "toy":
-    return fewshot_prompt(example.question, exemplars, instruction=None)
-  if dataset == "hotpotqa":
-    if exemplars:
-      raise ValueError("hotpotqa prompts take no exemplars: set data.num_shots = 0")
-    if example.context is None:
-      raise ValueError(f"hotpotqa example {example.id!r} has no context paragraphs")
-    return hotpotqa_prompt(example.question, example.context)
-  raise ValueError(f"unknown dataset {dataset!r}; expected one of gsm8k, hotpotqa, toy")
+  """The evaluation prompt for `example`, as its dataset's description builds it: GSM8K few-shot with the
+  instruction, the toy world zero-shot without it (its tiny models learn the bare format), HotpotQA and
+  SQuAD with their context."""
+  return kinds.get(dataset).prompt(example, exemplars)
 
 
 def fit_prompt(dataset: str, example: Example, exemplars: Sequence[Example], *,
                count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str | None, int]:
   """The longest prompt within `max_tokens`, or None when even the shortest one is over it.
 
-  The rule for long prompts (a run never aborts on one): GSM8K and the toy world drop exemplars
-  from the end; HotpotQA drops whole context paragraphs from the end, keeping at least one. The question itself is never
-  cut: an example whose question alone is over the budget gets None, and the caller skips and
-  counts it. Returns the prompt and how many exemplars or paragraphs were dropped. To fit both
-  models, pass `count_tokens` as the larger of the two tokenizers' counts.
+  The rule for long prompts (a run never aborts on one) is the dataset's `shorter`: GSM8K and the toy
+  world drop exemplars from the end; HotpotQA drops whole context paragraphs from the end, keeping at
+  least one; SQuAD shortens nothing. The question itself is never cut: an example whose shortest prompt
+  is over the budget gets None, and the caller skips and counts it. Returns the prompt and how many
+  variants were dropped (exemplars or paragraphs). To fit both models, pass `count_tokens` as the larger
+  of the two tokenizers' counts.
   """
-  if dataset == "hotpotqa" and example.context is not None:
-    paragraphs = example.context.split(CONTEXT_SEPARATOR)
-    variants = [dataclasses.replace(example, context=CONTEXT_SEPARATOR.join(paragraphs[:len(paragraphs) - n]))
-                for n in range(len(paragraphs))]
-    candidates = [build_prompt(dataset, v) for v in variants]
-  else:
-    candidates = [build_prompt(dataset, example, exemplars[:len(exemplars) - n]) for n in range(len(exemplars) + 1)]
-  for dropped, prompt in enumerate(candidates):
+  kind = kinds.get(dataset)
+  dropped = -1
+  for dropped, (variant, shots) in enumerate(kind.shorter(example, exemplars)):
+    prompt = kind.prompt(variant, shots)
     if count_tokens(prompt) <= max_tokens:
       return prompt, dropped
-  return None, len(candidates) - 1
+  return None, dropped
