@@ -68,6 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.interlingua.calibrate_rms = False  # rescale each adapter's outputs to its target's embedding RMS
   c.interlingua.first_token_weight = 1.0  # weight of the first answer token's cross-entropy
   c.interlingua.k_tokens = 4  # teacher forcing over the first K answer tokens
+  c.interlingua.pca_fit_texts = 2000  # training texts the PCA baseline (eval method "pca") is fitted on
   # The frozen targets, each {"name", "path" (directory or hub id), "dtype", "tokenizer" ("" = the checkpoint's)}.
   c.interlingua.targets = ()
 

@@ -132,7 +132,9 @@ INTERLINGUA_RULES: dict[str, Rule] = {  # every kind but the translator
     "interlingua.calibrate_rms": flag,
     "interlingua.first_token_weight": at_least(0.0, integer=False),
     "interlingua.k_tokens": at_least(1),
+    "interlingua.pca_fit_texts": at_least(1),
 }
+LATENT_METHODS = ("token_budget_text", "pca")  # read a latent kind's text or its adapters' targets
 TARGET_FIELDS = ("name", "path", "dtype", "tokenizer")
 TOY_RULES: dict[str, Rule] = {
     "toy.world.seed": at_least(0),
@@ -179,6 +181,9 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
     _fail("optim.warmup_steps", g("optim.warmup_steps"), f"must be below train.steps={g('train.steps')}")
   if latent:
     _check_interlingua(cfg)
+  elif set(g("eval.methods")) & set(LATENT_METHODS):
+    _fail("eval.methods", g("eval.methods"), f"holds {sorted(set(g('eval.methods')) & set(LATENT_METHODS))}, "
+          f"methods of latent bridge kinds only; drop them or set bridge.kind (e.g. 'interlingua')")
   if g("data.dataset") != "toy":
     sides = ("source.path", "target.path") if not latent else (
         ("source.path",) if g("interlingua.encoder") == "states" else ())

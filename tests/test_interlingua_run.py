@@ -210,3 +210,27 @@ def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
     assert kind.build is not None and set(train.Checkpoints(str(tmp_path), keep=1).latest.all_steps()) >= {2}
   finally:
     del bridges.REGISTRY["mean_pool"]
+
+
+def test_latent_methods_are_refused_for_the_translator():
+  from configs import tiny
+  cfg = tiny.get_config()
+  cfg.eval.methods = ("latent", "pca")
+  with pytest.raises(errors.ConfigError, match=r"holds \['pca'\], methods of latent bridge kinds only"):
+    validate.check(cfg)
+
+
+def test_sweep_suite_is_the_24_point_grid_and_its_reduced_form_two_corners():
+  import itertools
+
+  from configs.suites import interlingua_sweep
+  from interlingua_jax import ablations
+  full = ablations.parse_suite(interlingua_sweep.get_config())
+  points = {tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in full}
+  assert len(full) == 24 and points == set(itertools.product((32, 48, 64), (256, 512), (0.5, 1.0), (4, 8)))
+  assert {e.config.name for e in full} == {"interlingua_squad_32.py"} and len({e.name for e in full}) == 24
+  reduced = ablations.parse_suite(interlingua_sweep.get_config("reduced"))
+  corners = [tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in reduced]
+  assert all(a != b for a, b in zip(*corners))  # every axis takes both of its values
+  with pytest.raises(ValueError, match="interlingua_sweep.py:reduced"):
+    interlingua_sweep.get_config("full")

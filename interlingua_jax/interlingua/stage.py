@@ -203,14 +203,23 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   examples = s.test[:e.num_samples]
   split = dict(s.splits, evaluated={"size": len(examples), "ids_sha256": splits.ids_hash(examples)})
   out = {"bridge": cfg.bridge.kind, "dataset": cfg.data.dataset, "targets": {}}
-  for name in s.targets:
-    records = evaluate.run_methods(context(cfg, s, name, module), list(e.methods), examples,
-                                   os.path.join(workdir, "eval", name, "samples.jsonl"))
+  for name, t in s.targets.items():
+    ctx, path = context(cfg, s, name, module), os.path.join(workdir, "eval", name, "samples.jsonl")
+    records = evaluate.run_methods(ctx, [m for m in e.methods if m != "pca"], examples, path)
+    if "pca" in e.methods:
+      from interlingua_jax.interlingua import baselines  # needs interlingua/pca.py (the data side's module)
+      source = baselines.fit_source(s.train[:cfg.interlingua.pca_fit_texts], t.tokenizer, t.lm.params["embed"],
+                                    num_components=cfg.interlingua.num_latents, max_len=cfg.data.max_source_len,
+                                    target_rms=embedding_rms(t.lm.params["embed"]))
+      records = evaluate.run_methods(dataclasses.replace(ctx, soft_source=source), ["pca"], examples, path)
     records = [r for r in records if r["id"] in {x.id for x in examples}]
     agg = results.aggregate(records, dataset=cfg.data.dataset, num_soft_tokens=cfg.interlingua.num_latents,
                             bootstrap_samples=e.bootstrap_samples, seed=cfg.seed, split=split)
     agg["f1_comparisons"] = {f"latent_vs_{m}": c for m in e.methods if m != "latent"
                              if (c := paired_f1(records, m, bootstrap_samples=e.bootstrap_samples, seed=cfg.seed))}
+    if "pca" in e.methods:
+      agg["pca"] = {"explained_variance": float(source.projection.explained_variance_ratio.sum()),
+                    "max_len": source.projection.max_len, "fit_texts": len(s.train[:cfg.interlingua.pca_fit_texts])}
     out["targets"][name] = agg
     print(f"\n## target {name}\n" + report.methods_table(agg))
   if jax.process_index() == 0:
