@@ -2,6 +2,7 @@
 (different tokenizers) through `train.fit`, exact resume, per-target evaluation, diagnostics, a new kind."""
 import json
 import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from flax import nnx
 
 from interlingua_jax import bridges, errors, runner, train, validate
+from interlingua_jax.analysis import cli as analysis_cli
 from interlingua_jax.interlingua import stage, training
 
 COLOURS = ["red", "blue", "green", "black", "white", "brown"]
@@ -106,8 +108,10 @@ def one_step_program():
 @pytest.fixture(scope="module")
 def trained(system, one_step_program, tmp_path_factory):
   cfg, s = system
-  workdir = str(tmp_path_factory.mktemp("straight"))
-  return workdir, stage.train_stage(cfg, s, workdir)
+  workdir = tmp_path_factory.mktemp("suite") / "interlingua_a"  # a suite root holding one run, for the analysis
+  workdir.mkdir()
+  runner.check_config(cfg, str(workdir))  # config.json, as `stage.run` writes it
+  return str(workdir), stage.train_stage(cfg, s, str(workdir))
 
 
 def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trained, one_step_program, tmp_path,
@@ -166,6 +170,11 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     budget = np.mean([r["f1"] for r in records if r["method"] == "token_budget_text"])
     assert f1["diff"] == pytest.approx(lat - budget) and f1["ci95"][0] <= f1["diff"] <= f1["ci95"][1]
   assert "## target qwen" in capsys.readouterr().out
+  assert "| token_budget_text |" in open(stage.report_stage(workdir)).read()
+  analysis = analysis_cli.analyze(Path(workdir).parent)
+  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(analysis["files"])
+  tex = (Path(workdir).parent / "analysis" / "interlingua_sweep.tex").read_text()
+  assert "interlingua\\_a" in tex and f"{100 * agg['targets']['qwen']['methods']['latent']['f1']:.1f}" in tex
   result = stage.diagnostics.run(cfg, s, workdir)
   out = os.path.join(workdir, "diagnostics")
   for stem in ("rms", "nearest_vocabulary", "first_token_accuracy"):
