@@ -248,11 +248,16 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   return summary
 
 
-def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+def restore_best(cfg: ml_collections.ConfigDict, workdir: str, module, mesh) -> tuple:
+  """(graphdef, params, rngs) of the best checkpoint of a bridge shaped like `module` (any kind)."""
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, params, rngs, step = train.restore_best_translator(workdir, new_translator(cfg, s), tx, s.mesh)
+  graphdef, params, rngs, step = train.restore_best_translator(workdir, module, tx, mesh)
   logging.info("evaluating the best checkpoint (step %d)", step)
   return graphdef, params, rngs
+
+
+def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+  return restore_best(cfg, workdir, new_translator(cfg, s), s.mesh)
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:

@@ -179,10 +179,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
 
 
 def best_module(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
-  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, params, rest, step = train.restore_best_translator(workdir, new_module(cfg, s), tx, s.mesh)
-  logging.info("evaluating the best checkpoint (step %d)", step)
-  return graphdef, params, rest
+  return runner.restore_best(cfg, workdir, new_module(cfg, s), s.mesh)
 
 
 def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: int) -> dict | None:
