@@ -243,3 +243,18 @@ def test_sweep_suite_is_the_24_point_grid_and_its_reduced_form_two_corners():
   assert all(a != b for a, b in zip(*corners))  # every axis takes both of its values
   with pytest.raises(ValueError, match="interlingua_sweep.py:reduced"):
     interlingua_sweep.get_config("full")
+
+
+def test_a_run_saved_before_bridge_kinds_existed_still_matches_its_config(tmp_path):
+  from configs import tiny
+  cfg = tiny.get_config()
+  runner.check_config(cfg, str(tmp_path))
+  path = tmp_path / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["bridge"], saved["interlingua"]
+  path.write_text(json.dumps(saved))
+  (tmp_path / "checkpoints").mkdir()
+  runner.check_config(cfg, str(tmp_path), modes=("eval",))
+  cfg.bridge.kind = "interlingua"
+  with pytest.raises(errors.ConfigError, match="bridge.kind: 'translator' -> 'interlingua'"):
+    runner.check_config(cfg, str(tmp_path), modes=("eval",))
