@@ -233,7 +233,13 @@ def report_stage(workdir: str) -> str:
   lines = [f"# {agg['bridge']} on {agg['dataset']}\n"]
   for name, table in agg["targets"].items():
     lines += [f"## Target {name} ({table['num_questions']} test questions)\n", report.methods_table(table), "",
-              "| latent vs | F1 difference | 95% paired interval |", "|---|---|---|"]
+              "| method | F1 | 95% CI |", "|---|---|---|"]
+    lines += [f"| {m} | {v['f1']:.3f} | [{v['f1_ci95'][0]:.3f}, {v['f1_ci95'][1]:.3f}] |"
+              for m, v in table["methods"].items() if "f1" in v]
+    if "pca" in table:
+      lines.append(f"\nPCA: explained variance {table['pca']['explained_variance']:.4f} "
+                   f"({table['pca']['fit_texts']} training texts, <= {table['pca']['max_len']} tokens)")
+    lines += ["", "| latent vs | F1 difference | 95% paired interval |", "|---|---|---|"]
     lines += [f"| {k[len('latent_vs_'):]} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |"
               for k, c in table["f1_comparisons"].items()] + [""]
   path = os.path.join(workdir, "report.md")
