@@ -117,3 +117,11 @@ def tiny_mistral_dir(tmp_path_factory, tiny_tokenizer):
   path = tmp_path_factory.mktemp("tiny_mistral")
   save_tiny_hf_model(path, "mistral", tiny_tokenizer, seed=1)
   return str(path)
+
+
+@pytest.fixture(scope="session")
+def toy_extractive_world(tmp_path_factory):
+  """The extractive-QA toy world at its reduced size, built once per session: `toy.extractive.prepare`'s paths
+  {"train", "test", "info", "targets": {"llama", "qwen"}} (targets pretrained one step: plumbing, not skill)."""
+  from interlingua_jax.toy import extractive
+  return extractive.prepare(str(tmp_path_factory.mktemp("toy_extractive")), **extractive.REDUCED)

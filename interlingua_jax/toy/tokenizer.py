@@ -1,4 +1,4 @@
-"""Two different toy tokenizers, trained on toy text, in the two real families' styles.
+"""Toy tokenizers, trained on toy text, in the real families' styles (Mistral, Llama-3 and Qwen2).
 
 The source follows Mistral (SentencePiece-style BPE over "▁"-marked words, large
 enough that every toy word is one token); the target follows Llama-3 (byte-level
@@ -6,7 +6,8 @@ BPE: any text encodes, punctuation and rarer words split into pieces, so the sam
 question has other tokens, and more of them). Both add `<s>` in front like the real tokenizers,
 decode back to the exact text (spaces and newlines included, so strict `#### n`
 extraction sees what the model wrote), and save as `PreTrainedTokenizerFast`
-directories that `AutoTokenizer.from_pretrained` reloads.
+directories that `AutoTokenizer.from_pretrained` reloads. The Qwen-style one (the extractive toy
+world's second target) adds no BOS, as the real Qwen tokenizers do.
 """
 import string
 from typing import Iterable
@@ -54,3 +55,22 @@ def train_target_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTr
       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
   tok.train_from_iterator(texts, trainer)
   return _wrap(tok)
+
+
+QWEN_END = "<|endoftext|>"  # Qwen's end of text, which also pads
+
+
+def train_qwen_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+  """Qwen2-style byte-level BPE: every digit its own token, the special tokens after the vocabulary (as in
+  Qwen, so every id differs from the Llama-style one's), no BOS added, `<|endoftext|>` ends a text and pads."""
+  specials = [QWEN_END, "<|im_start|>", "<|im_end|>"]
+  tok = Tokenizer(models.BPE())
+  tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                               pre_tokenizers.ByteLevel(add_prefix_space=False)])
+  tok.decoder = decoders.ByteLevel()
+  trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(specials),
+                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+  tok.train_from_iterator(texts, trainer)
+  tok.add_special_tokens(specials)
+  return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=QWEN_END, pad_token=QWEN_END,
+                                 clean_up_tokenization_spaces=False)

@@ -1,0 +1,241 @@
+"""The extractive-QA toy world: SQuAD-format questions about invented people and towns, and two tiny
+pretrained *targets* of different families and tokenizers that read a context and answer with a span.
+
+A context is a few facts ("Mira lives in Tolven. Mira's sister is Asha. Tolven has four bridges."), the
+question asks for one of them, and the answer is a span of the context. Distractor facts of the same
+relation (other people living in other towns) come in random order, so neither position nor type alone
+answers it. With `held_out_names`, test contexts use only names that no training or pretraining text
+contains: answering them is copying a span the model has never seen, not recalling one.
+
+The targets, as `prepare(...)["targets"]`: a Llama-architecture LM with a byte-level BPE tokenizer that adds
+BOS, and a Qwen2-architecture LM with a Qwen-style tokenizer that adds none. Both pretrain on the SQuAD
+prompt of `data/squad.py` followed by the answer, `{context}\\n\\nQuestion: {question}\\nAnswer: {span}`, with
+fresh training questions every step, and are saved as HF checkpoint directories.
+
+Configs use a section `c.toy.extractive = ConfigDict(...)` whose keys are `prepare`'s settings:
+seed, num_train, num_test, min_facts, max_facts, max_same, held_out_names, pretrain_steps,
+pretrain_batch_size, pretrain_learning_rate, hidden_size, num_layers, vocab_size, tokenizer_texts (`REDUCED` and `FULL`
+are the two sizes measured). Everything is cached under `<root>/extractive_<hash of the settings>/`.
+"""
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from interlingua_jax import scoring
+from interlingua_jax.data import pipeline, prompts
+from interlingua_jax.data.records import Example
+from interlingua_jax.models import loading
+from interlingua_jax.models.generate import generate
+from interlingua_jax.toy import pretrain
+from interlingua_jax.toy import tokenizer as toy_tokenizer
+
+VERSION = 1  # bump whenever the generator changes: cached data and targets are then rebuilt
+NUMBERS = tuple(str(n) for n in range(2, 100))  # digits: the two tokenizers split them differently
+JOBS = ("baker", "farmer", "painter", "sailor", "teacher", "miner", "weaver", "potter", "singer", "tailor")
+COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black", "grey", "pink")
+# relation: (fact, question, subject kind, value kind); kinds are "person", "town" or a closed word list.
+RELATIONS = {
+    "lives": ("{s} lives in {v}.", "Where does {s} live?", "person", "town"),
+    "sister": ("{s}'s sister is {v}.", "Who is {s}'s sister?", "person", "person"),
+    "bridges": ("{s} has {v} bridges.", "How many bridges does {s} have?", "town", NUMBERS),
+    "job": ("{s} works as a {v}.", "What is {s}'s job?", "person", JOBS),
+    "color": ("{s} likes the color {v}.", "Which color does {s} like?", "person", COLORS),
+}
+TEMPLATE = "{prompt} {answer}"  # what the targets pretrain on: the evaluation prompt, then the span
+_NAMES_PER_KIND = 600
+_TEST_NAME_BUCKETS = 5  # with held_out_names, 1 name in 5 is a test name
+
+REDUCED = dict(seed=0, num_train=64, num_test=16, min_facts=3, max_facts=4, max_same=1, held_out_names=True,
+               pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
+               num_layers=2, vocab_size=300, tokenizer_texts=500)
+FULL = dict(seed=0, num_train=20000, num_test=500, min_facts=4, max_facts=6, max_same=2, held_out_names=True,
+            pretrain_steps=1000, pretrain_batch_size=32, pretrain_learning_rate=3e-3, hidden_size=64,
+            num_layers=2, vocab_size=512, tokenizer_texts=5000)
+
+
+def _names(seed: int, kind: str) -> tuple[str, ...]:
+  """Invented two-syllable names ("Mira", "Tolven"), distinct, the same for the same seed."""
+  rng = np.random.default_rng([seed, 11 if kind == "person" else 12])
+  onsets, vowels = "bdfgklmnprstvz", "aeiou"
+  codas = ("", "") if kind == "person" else ("l", "n", "r", "s")  # towns end in a consonant
+  names = set()
+  while len(names) < _NAMES_PER_KIND:
+    first = rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(["", "l", "n", "r", "s"])
+    names.add((first + rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(codas)).capitalize())
+  return tuple(sorted(names))
+
+
+def is_test_name(name: str) -> bool:
+  digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+  return int.from_bytes(digest, "little") % _TEST_NAME_BUCKETS == 0
+
+
+def _pools(seed: int, split: str, held_out_names: bool) -> dict[str, tuple[str, ...]]:
+  """The names a split may use: with held_out_names, test names and the others never meet."""
+  pools = {}
+  for kind in ("person", "town"):
+    names = _names(seed, kind)
+    pools[kind] = names if not held_out_names else tuple(n for n in names if is_test_name(n) == (split == "test"))
+  return pools
+
+
+def _value(rng: np.random.Generator, kind, pools: dict[str, tuple[str, ...]], exclude: set[str]) -> str:
+  options = [v for v in (pools[kind] if isinstance(kind, str) else kind) if v not in exclude]
+  return str(options[rng.integers(len(options))])
+
+
+def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], *, min_facts: int, max_facts: int,
+                   max_same: int) -> dict:
+  """One question in the flat SQuAD layout (`id` left to the split), plus the `candidates` (values of the
+  asked relation in context order; not written to the files).
+
+  The asked fact and 0..max_same distractors of the same relation (other subjects, other values), then
+  facts of other relations up to 3..max_facts in all, shuffled. Every subject has at most one fact per relation.
+  """
+  relation = list(RELATIONS)[rng.integers(len(RELATIONS))]
+  template, question, subject_kind, value_kind = RELATIONS[relation]
+  facts, used = [], set()  # (relation, subject, value), (relation, subject)
+  for _ in range(1 + int(rng.integers(max_same + 1))):
+    subject = _value(rng, subject_kind, pools, {s for r, s in used if r == relation})
+    value = _value(rng, value_kind, pools, {subject} | {v for r, _, v in facts if r == relation})
+    facts.append((relation, subject, value))
+    used.add((relation, subject))
+  asked = facts[0]
+  people = [s for r, s, _ in facts if RELATIONS[r][2] == "person"]
+  while len(facts) < int(rng.integers(min_facts, max_facts + 1)):
+    others = [r for r in RELATIONS if r != relation]
+    other = others[rng.integers(len(others))]
+    kind = RELATIONS[other][2]
+    known = [s for s in people if (other, s) not in used] if kind == "person" else []
+    subject = known[0] if known and rng.integers(2) else _value(rng, kind, pools, {s for r, s in used if r == other})
+    if (other, subject) in used:
+      continue
+    facts.append((other, subject, _value(rng, RELATIONS[other][3], pools, {subject})))
+    used.add((other, subject))
+  order = rng.permutation(len(facts))
+  sentences = [RELATIONS[facts[i][0]][0].format(s=facts[i][1], v=facts[i][2]) for i in order]
+  context = " ".join(sentences)
+  asked_at = list(order).index(0)
+  sentence_start = sum(len(s) + 1 for s in sentences[:asked_at])
+  value_start = sentence_start + template.format(s=asked[1], v="\0").index("\0")
+  assert context[value_start:value_start + len(asked[2])] == asked[2]
+  candidates = [facts[i][2] for i in order if facts[i][0] == relation]  # the asked relation's values, in order
+  return {"title": "toy", "context": context, "question": question.format(s=asked[1]),
+          "answers": {"text": [asked[2]], "answer_start": [value_start]}, "candidates": candidates}
+
+
+def make_split(split: str, num: int, *, seed: int, min_facts: int, max_facts: int, max_same: int,
+               held_out_names: bool) -> list[dict]:
+  """num distinct questions (by context and question) of one split, the same for the same seed."""
+  rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+  pools = _pools(seed, split, held_out_names)
+  seen, rows = set(), []
+  while len(rows) < num:
+    row = sample_example(rng, pools, min_facts=min_facts, max_facts=max_facts, max_same=max_same)
+    if (row["context"], row["question"]) not in seen:
+      seen.add((row["context"], row["question"]))
+      rows.append({"id": f"{split}-{len(rows)}", **row})
+  return rows
+
+
+def lm_text(row: dict) -> str:
+  """The pretraining text: the evaluation prompt exactly as `data/squad.py` builds it, then the span."""
+  example = Example(row.get("id", ""), row["question"], "", gold="-", context=row["context"])
+  return TEMPLATE.format(prompt=prompts.build_prompt("squad", example), answer=row["answers"]["text"][0])
+
+
+def information(train: Sequence[dict], test: Sequence[dict]) -> dict:
+  """What the splits carry: sizes, distinct answers, context length, the EM of answering by position (the
+  first fact of the asked relation in the context) and the share of test answers found in training text."""
+  train_text = " ".join(r["context"] for r in train)
+  answers = [r["answers"]["text"][0] for r in test]
+  return {"num_train": len(train), "num_test": len(test), "distinct_test_answers": len(set(answers)),
+          "mean_context_chars": float(np.mean([len(r["context"]) for r in test])),
+          "position_em": float(np.mean([r["candidates"][0] == a for r, a in zip(test, answers)])),
+          "test_answers_in_train": float(np.mean([a in train_text for a in answers]))}
+
+
+def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps({k: v for k, v in row.items() if k != "candidates"}) + "\n" for row in rows)
+  os.replace(tmp, path)
+
+
+TARGETS = {  # name: (model_type, tokenizer trainer); the two families and tokenizer styles of issue 13
+    "llama": ("llama", toy_tokenizer.train_target_tokenizer),
+    "qwen": ("qwen2", toy_tokenizer.train_qwen_tokenizer),
+}
+
+
+def prepare(root: str, *, seed: int, num_train: int, num_test: int, min_facts: int, max_facts: int, max_same: int,
+            held_out_names: bool, pretrain_steps: int, pretrain_batch_size: int, pretrain_learning_rate: float,
+            hidden_size: int, num_layers: int, vocab_size: int, tokenizer_texts: int,
+            build: Sequence[str] = tuple(TARGETS)) -> dict:
+  """{"train", "test", "info", "targets": {"llama": dir, "qwen": dir}}: the world under `root`, built once.
+
+  Files are written whole or not at all, info.json after the splits; each target's marker is written
+  last (`pretrain.build_lm`), so an interrupted build is redone, never reused. `build` limits which
+  targets are pretrained, so two processes can pretrain the two at once (each reuses the other's when done).
+  """
+  if not 3 <= min_facts <= max_facts or max_same < 0 or max_same + 1 > max_facts:
+    raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 0 <= max_same < max_facts, got "
+                     f"min_facts={min_facts}, max_facts={max_facts}, max_same={max_same}")
+  facts = dict(min_facts=min_facts, max_facts=max_facts, max_same=max_same)
+  settings = dict(seed=seed, num_train=num_train, num_test=num_test, pretrain_steps=pretrain_steps,
+                  pretrain_batch_size=pretrain_batch_size, pretrain_learning_rate=pretrain_learning_rate,
+                  hidden_size=hidden_size, num_layers=num_layers, vocab_size=vocab_size,
+                  tokenizer_texts=tokenizer_texts, version=VERSION,
+                  held_out_names=held_out_names, **facts)
+  key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=5).hexdigest()
+  directory = os.path.join(root, f"extractive_{key}")
+  os.makedirs(directory, exist_ok=True)
+  paths = {split: os.path.join(directory, f"{split}.jsonl") for split in ("train", "test")}
+  paths["info"] = os.path.join(directory, "info.json")
+  if not os.path.exists(paths["info"]):
+    train = make_split("train", num_train, seed=seed, held_out_names=held_out_names, **facts)
+    test = make_split("test", num_test, seed=seed, held_out_names=held_out_names, **facts)
+    _write_jsonl(paths["train"], train)
+    _write_jsonl(paths["test"], test)
+    with open(paths["info"] + ".tmp", "w") as f:
+      json.dump(information(train, test), f, indent=2)
+    os.replace(paths["info"] + ".tmp", paths["info"])
+  pools = _pools(seed, "train", held_out_names)
+  sample_texts = lambda rng, n: [lm_text(sample_example(rng, pools, **facts)) for _ in range(n)]  # fresh, never test
+  size = pretrain.ToyLMSize(hidden_size=hidden_size, num_layers=num_layers, num_heads=4, num_kv_heads=2,
+                            intermediate_size=3 * hidden_size)
+  paths["targets"] = {}
+  for i, (name, (model_type, train_tokenizer)) in enumerate(TARGETS.items()):
+    paths["targets"][name] = os.path.join(directory, "targets", name)
+    if name not in build:
+      continue
+    pretrain.build_lm(
+        paths["targets"][name], dict(settings, target=name, model_type=model_type),
+        model_type=model_type, size=size, train_tokenizer=train_tokenizer, vocab_size=vocab_size,
+        sample_texts=sample_texts, steps=pretrain_steps, batch_size=pretrain_batch_size,
+        learning_rate=pretrain_learning_rate, seed=seed + i, tokenizer_seed=seed,
+        tokenizer_corpus_size=tokenizer_texts)
+  return paths
+
+
+def text_scores(target: str, examples: Sequence[Example], *, batch_size: int = 64, max_new_tokens: int = 12) -> dict:
+  """The text baseline of one target: greedy answers to the full SQuAD prompts, {"em", "f1", "n"}."""
+  model, tokenizer = loading.from_pretrained(target, dtype="float32")
+  em, f1 = [], []
+  for start in range(0, len(examples), batch_size):
+    batch = examples[start:start + batch_size]
+    rows = [pipeline.with_bos(tokenizer, pipeline.token_ids(tokenizer, prompts.build_prompt("squad", e)))
+            for e in batch]
+    width = max(map(len, rows))
+    ids = np.array([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows], np.int32)
+    mask = np.array([[0] * (width - len(r)) + [1] * len(r) for r in rows], np.int32)
+    out = generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens)
+    for example, tokens, length in zip(batch, np.asarray(out.tokens), np.asarray(out.lengths)):
+      text = tokenizer.decode([t for t in tokens[:length] if t not in model.config.eos_token_id])
+      scored = scoring.score("squad", text, example.golds)
+      em.append(scored["em"])
+      f1.append(scored["f1"])
+  return {"em": float(np.mean(em)), "f1": float(np.mean(f1)), "n": len(em)}

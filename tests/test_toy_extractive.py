@@ -1,0 +1,82 @@
+"""The extractive-QA toy world: SQuAD-format span questions with distractors and held-out names, read by the
+real SQuAD loader, and two tiny targets of two families (Llama with BOS, Qwen2 without) saved as HF
+checkpoints that load back with the same logits as transformers computes, built once."""
+import json
+import os
+import re
+
+import numpy as np
+import torch
+from test_models import TOL, hf_forward, rel_err
+
+from interlingua_jax import models
+from interlingua_jax.data import pipeline, prompts, records
+from interlingua_jax.models import loading
+from interlingua_jax.toy import extractive, pretrain
+
+SHAPE = dict(min_facts=4, max_facts=6, max_same=2, held_out_names=True)
+
+
+def _names(rows) -> set[str]:
+  return {w for r in rows for w in re.findall(r"\b[A-Z][a-z]+\b", r["context"] + " " + r["question"])} - {
+      "Where", "Who", "How", "What", "Which"}
+
+
+def test_answers_are_spans_among_distractors_and_test_names_are_held_out(tmp_path):
+  train = extractive.make_split("train", 300, seed=0, **SHAPE)
+  test = extractive.make_split("test", 100, seed=0, **SHAPE)
+  assert extractive.make_split("test", 100, seed=0, **SHAPE) == test  # deterministic
+  for row in train + test:
+    (answer,), (start,) = row["answers"]["text"], row["answers"]["answer_start"]
+    assert row["context"][start:start + len(answer)] == answer
+    assert 4 <= row["context"].count(". ") + 1 <= 6
+  assert not _names(train) & _names(test)  # no test name occurs in any training text
+  info = extractive.information(train, test)
+  assert info["test_answers_in_train"] < 1.0 and 0.2 < info["position_em"] < 0.8  # position alone does not answer
+  assert sum(len(r["candidates"]) > 1 for r in test) > len(test) / 2  # most questions have same-relation distractors
+  path = str(tmp_path / "test.jsonl")
+  extractive._write_jsonl(path, test)
+  loaded = records.load_split("squad", "test", path=path)
+  assert [(e.id, e.gold, e.context) for e in loaded] == [
+      (r["id"], r["answers"]["text"][0], r["context"]) for r in test]
+  assert extractive.lm_text(test[0]) == f"{prompts.build_prompt('squad', loaded[0])} {loaded[0].gold}"
+
+
+def test_two_targets_of_two_families_and_tokenizers_built_once(toy_extractive_world):
+  paths = toy_extractive_world
+  root = os.path.dirname(os.path.dirname(paths["info"]))
+  with open(paths["info"]) as f:
+    assert json.load(f)["num_test"] == extractive.REDUCED["num_test"]
+  llama, qwen = (loading.read_config(paths["targets"][name]) for name in ("llama", "qwen"))
+  llama_tok, qwen_tok = (loading.load_tokenizer(paths["targets"][name]) for name in ("llama", "qwen"))
+  assert (llama.model_type, qwen.model_type) == ("llama", "qwen2")
+  text = records.load_split("squad", "test", path=paths["test"])[0].context
+  assert llama_tok(text)["input_ids"][0] == llama_tok.bos_token_id == llama.bos_token_id
+  assert qwen_tok.bos_token_id is None and qwen.bos_token_id is None
+  assert qwen_tok(text)["input_ids"] == pipeline.with_bos(qwen_tok, pipeline.token_ids(qwen_tok, text))
+  assert llama_tok(text, add_special_tokens=False)["input_ids"] != qwen_tok(text)["input_ids"]
+  ids, mask = pretrain.lm_batch(qwen_tok, [text], qwen)  # the no-BOS path: text, then EOS
+  n = int(mask[0].sum())
+  assert list(ids[0, :n]) == qwen_tok(text)["input_ids"] + [qwen.eos_token_id[0]] == qwen_tok(text + "<|endoftext|>")[
+      "input_ids"]
+  marker = os.path.join(paths["targets"]["qwen"], pretrain.MARKER)
+  built = os.path.getmtime(marker)
+  assert extractive.prepare(root, **extractive.REDUCED) == paths and os.path.getmtime(marker) == built
+
+
+def test_saved_qwen_target_has_the_logits_transformers_computes(toy_extractive_world):
+  import transformers
+
+  directory = toy_extractive_world["targets"]["qwen"]
+  model = loading.load_model(directory, dtype="float32")
+  tokenizer = loading.load_tokenizer(directory)
+  texts = [extractive.lm_text(r) for r in extractive.make_split("test", 2, seed=1, **SHAPE)]
+  rows = [tokenizer(t)["input_ids"] for t in texts]
+  width = max(map(len, rows))
+  ids = np.array([[0] * (width - len(r)) + r for r in rows], np.int32)  # left-padded, as evaluation pads
+  mask = (np.arange(width)[None] >= width - np.array([len(r) for r in rows])[:, None]).astype(np.int32)
+  ours = models.forward(model.params, model.config, input_ids=ids, attention_mask=mask).logits
+  reference = transformers.AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32).eval()
+  assert type(reference).__name__ == "Qwen2ForCausalLM"
+  theirs, _ = hf_forward(reference, ids.astype(np.int64), mask.astype(np.int64))
+  assert rel_err(theirs, ours, mask) <= TOL
