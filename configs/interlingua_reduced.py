@@ -29,7 +29,7 @@ def get_config():
   c.train.eval_every = 2
   c.train.eval_num_samples = 4
   c.train.remat = False
-  c.eval.methods = ("target_alone", "latent", "token_budget_text", "latent_shuffled", "no_latent", "chance")
+  c.eval.methods = ("target_alone", "latent", "token_budget_text", "pca", "latent_shuffled", "no_latent", "chance")
   c.eval.num_samples = 6
   c.eval.batch_size = 6
   c.eval.max_new_tokens = 3

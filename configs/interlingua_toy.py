@@ -9,6 +9,7 @@ budget holds the question and the first facts only).
 import ml_collections
 
 from configs import base
+from interlingua_jax.toy import extractive
 
 
 def get_config():
@@ -19,11 +20,7 @@ def get_config():
 
   c.toy = ml_collections.ConfigDict()
   c.toy.cache_dir = ""  # "" = <workdir>/toy; suites share one so the targets are pretrained once
-  # interlingua_jax.toy.extractive.prepare's settings (its FULL size).
-  c.toy.extractive = ml_collections.ConfigDict(dict(
-      seed=0, num_train=20000, num_test=500, min_facts=4, max_facts=6, max_same=2, held_out_names=True,
-      pretrain_steps=1500, pretrain_batch_size=32, pretrain_learning_rate=3e-3, hidden_size=64, num_layers=2,
-      vocab_size=512))
+  c.toy.extractive = ml_collections.ConfigDict(extractive.FULL)  # `extractive.prepare`'s settings, its full size
 
   c.interlingua.latent_dim = 64
   c.interlingua.num_latents = 8
@@ -49,7 +46,7 @@ def get_config():
   c.train.eval_num_samples = 100
   c.train.remat = False
 
-  c.eval.methods = ("target_alone", "latent", "token_budget_text", "latent_shuffled", "no_latent", "chance")
+  c.eval.methods = ("target_alone", "latent", "token_budget_text", "pca", "latent_shuffled", "no_latent", "chance")
   c.eval.num_samples = 500
   c.eval.batch_size = 100
   c.eval.max_new_tokens = 8

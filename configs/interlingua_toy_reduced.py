@@ -1,6 +1,9 @@
 """interlingua_toy_reduced: configs/interlingua_toy.py at the toy world's reduced size (its REDUCED settings)
 and a few training steps: seconds per run, for the reduced sweep in the tests. Its scores mean nothing."""
+import ml_collections
+
 from configs import interlingua_reduced, interlingua_toy
+from interlingua_jax.toy import extractive
 
 KEEP = ("interlingua", "optim", "train", "eval", "data.max_source_len")  # from interlingua_reduced
 
@@ -9,8 +12,7 @@ def get_config():
   c = interlingua_toy.get_config()
   small = interlingua_reduced.get_config()
   c.name = "interlingua_toy_reduced"
-  c.toy.extractive.update(dict(num_train=64, num_test=16, min_facts=3, max_facts=4, max_same=1, pretrain_steps=1,
-                               pretrain_batch_size=4, hidden_size=32, vocab_size=300))
+  c.toy.extractive = ml_collections.ConfigDict(extractive.REDUCED)
   targets = c.interlingua.targets
   for key in KEEP:
     *parents, leaf = key.split(".")
@@ -20,5 +22,5 @@ def get_config():
     node[leaf] = other[leaf]
   c.interlingua.targets = targets
   c.train.eval_num_samples = 8
-  c.eval.methods = ("target_alone", "latent", "token_budget_text", "no_latent")
+  c.eval.methods = ("target_alone", "latent", "token_budget_text", "pca", "no_latent")
   return c
