@@ -169,6 +169,7 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     lat = np.mean([r["f1"] for r in records if r["method"] == "latent"])
     budget = np.mean([r["f1"] for r in records if r["method"] == "token_budget_text"])
     assert f1["diff"] == pytest.approx(lat - budget) and f1["ci95"][0] <= f1["diff"] <= f1["ci95"][1]
+    assert 0 < table["pca"]["explained_variance"] <= 1 and "latent_vs_pca" in table["f1_comparisons"]
   assert "## target qwen" in capsys.readouterr().out
   assert "| token_budget_text |" in open(stage.report_stage(workdir)).read()
   analysis = analysis_cli.analyze(Path(workdir).parent)
@@ -258,3 +259,26 @@ def test_a_run_saved_before_bridge_kinds_existed_still_matches_its_config(tmp_pa
   cfg.bridge.kind = "interlingua"
   with pytest.raises(errors.ConfigError, match="bridge.kind: 'translator' -> 'interlingua'"):
     runner.check_config(cfg, str(tmp_path), modes=("eval",))
+
+
+def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
+  """configs/suites/interlingua_sweep.py:reduced through the real suite runner and main, then the analysis."""
+  import subprocess
+  import sys
+
+  from configs.suites import interlingua_sweep
+  from interlingua_jax import ablations
+  repo = Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+  run = subprocess.run([sys.executable, "-m", "interlingua_jax.ablations",
+                        "--suite=configs/suites/interlingua_sweep.py:reduced", f"--root={tmp_path}"],
+                       cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+  (root,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+  names = [e.name for e in ablations.parse_suite(interlingua_sweep.get_config("reduced"))]
+  for name in names:
+    assert (root / name / "DONE").exists() and (root / name / "report.md").exists(), name
+  report = analysis_cli.analyze(root)
+  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
+  tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
+  assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)
