@@ -12,6 +12,7 @@ from flax import nnx
 from interlingua_jax import bridges, errors, runner, train, validate
 from interlingua_jax.analysis import cli as analysis_cli
 from interlingua_jax.interlingua import stage, training
+from tiny_system import write_splits
 
 COLOURS = ["red", "blue", "green", "black", "white", "brown"]
 NAMES = ["Ann", "Tom", "Sue", "Bob", "Eve", "Max", "Kim", "Lee"]
@@ -24,13 +25,7 @@ def write_qa(root) -> tuple[str, str]:
     context = {"title": [name], "sentences": [[f"{name} has a {colour} hat.", f" The hat of {name} is new."]]}
     rows.append({"id": f"q{i}", "question": f"What colour is the hat of {name}?", "answer": colour,
                  "context": context})
-  paths = []
-  for split, part in (("train", rows[:40]), ("test", rows[40:])):
-    path = os.path.join(root, f"{split}.jsonl")
-    with open(path, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in part)
-    paths.append(path)
-  return tuple(paths)
+  return write_splits(root, rows, num_train=40)
 
 
 def no_bos_tokenizer():
