@@ -6,6 +6,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import torch
 from test_models import TOL, hf_forward, rel_err
 
@@ -14,7 +15,7 @@ from interlingua_jax.data import pipeline, prompts, records
 from interlingua_jax.models import loading
 from interlingua_jax.toy import extractive, pretrain
 
-SHAPE = dict(min_facts=4, max_facts=6, max_same=2, held_out_names=True)
+SHAPE = dict(num_names=200, min_facts=4, max_facts=6, max_same=2, held_out_names=True)
 
 
 def _names(rows) -> set[str]:
@@ -33,13 +34,26 @@ def test_answers_are_spans_among_distractors_and_test_names_are_held_out(tmp_pat
   assert not _names(train) & _names(test)  # no test name occurs in any training text
   info = extractive.information(train, test)
   assert info["test_answers_in_train"] < 1.0 and 0.2 < info["position_em"] < 0.8  # position alone does not answer
-  assert sum(len(r["candidates"]) > 1 for r in test) > len(test) / 2  # most questions have same-relation distractors
+  assert all(len(r["candidates"]) >= 2 for r in test)  # every question has a same-relation distractor
   path = str(tmp_path / "test.jsonl")
   extractive._write_jsonl(path, test)
   loaded = records.load_split("squad", "test", path=path)
   assert [(e.id, e.gold, e.context) for e in loaded] == [
       (r["id"], r["answers"]["text"][0], r["context"]) for r in test]
   assert extractive.lm_text(test[0]) == f"{prompts.build_prompt('squad', loaded[0])} {loaded[0].gold}"
+  with pytest.raises(ValueError, match="need 3 <= min_facts <= max_facts and 1 <= max_same < min_facts"):
+    extractive.prepare(str(tmp_path), **{**extractive.REDUCED, "max_same": 0})
+
+
+def test_without_held_out_names_the_split_is_by_question_text():
+  shape = {**SHAPE, "num_names": 20, "held_out_names": False}
+  train = extractive.make_split("train", 300, seed=0, **shape)
+  test = extractive.make_split("test", 100, seed=0, **shape)
+  assert _names(train) >= _names(test)  # the few names recur ...
+  assert all(extractive.is_test_question(r) for r in test) and not any(map(extractive.is_test_question, train))
+  rng = np.random.default_rng(3)  # ... and the pretraining stream never holds a test question
+  assert not any(extractive.is_test_question(extractive.sample_split(rng, "train", seed=0, **shape))
+                 for _ in range(200))
 
 
 def test_two_targets_of_two_families_and_tokenizers_built_once(toy_extractive_world):

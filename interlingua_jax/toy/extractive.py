@@ -4,19 +4,22 @@ pretrained *targets* of different families and tokenizers that read a context an
 A context is a few facts ("Mira lives in Tolven. Mira's sister is Asha. Tolven has four bridges."), the
 question asks for one of them, and the answer is a span of the context. Distractor facts of the same
 relation (other people living in other towns) come in random order, so neither position nor type alone
-answers it. With `held_out_names`, test contexts use only names that no training or pretraining text
-contains: answering them is copying a span the model has never seen, not recalling one.
+answers it. Test questions never occur in training or pretraining text: with `held_out_names`, test
+contexts use only names that no training text contains (answering is copying a span never seen); without,
+a hash of the question's text decides its split, and the few names (`num_names`, each one token) recur.
 
 The targets, as `prepare(...)["targets"]`: a Llama-architecture LM with a byte-level BPE tokenizer that adds
 BOS, and a Qwen2-architecture LM with a Qwen-style tokenizer that adds none. Both pretrain on the SQuAD
 prompt of `data/squad.py` followed by the answer, `{context}\\n\\nQuestion: {question}\\nAnswer: {span}`, with
 fresh training questions every step, and are saved as HF checkpoint directories.
 
-Configs use a section `c.toy.extractive = ConfigDict(...)` whose keys are `prepare`'s settings:
-seed, num_train, num_test, min_facts, max_facts, max_same, held_out_names, pretrain_steps,
-pretrain_batch_size, pretrain_learning_rate, hidden_size, num_layers, vocab_size, tokenizer_texts (`REDUCED` and `FULL`
-are the two sizes measured). Everything is cached under `<root>/extractive_<hash of the settings>/`.
+Configs use a section `c.toy.extractive = ConfigDict(...)` whose keys are `prepare`'s settings: seed,
+num_train, num_test, num_names (per kind: people, towns), min_facts, max_facts, max_same, held_out_names,
+pretrain_steps, pretrain_batch_size, pretrain_learning_rate, hidden_size, num_layers, vocab_size,
+tokenizer_texts (`REDUCED` and `FULL` are the two sizes measured). Everything is cached under
+`<root>/extractive_<hash of the settings>/`.
 """
+import functools
 import hashlib
 import json
 import os
@@ -45,39 +48,51 @@ RELATIONS = {
     "color": ("{s} likes the color {v}.", "Which color does {s} like?", "person", COLORS),
 }
 TEMPLATE = "{prompt} {answer}"  # what the targets pretrain on: the evaluation prompt, then the span
-_NAMES_PER_KIND = 600
 _TEST_NAME_BUCKETS = 5  # with held_out_names, 1 name in 5 is a test name
+_TEST_QUESTION_BUCKETS = 10  # without, 1 question in 10 (by its text) is a test question
 
-REDUCED = dict(seed=0, num_train=64, num_test=16, min_facts=3, max_facts=4, max_same=1, held_out_names=True,
-               pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
+# REDUCED: the test suite's plumbing size (one pretraining step, seconds). FULL: the rehearsal size. Measured
+# on 2 loaded CPU cores (23 min per target): both targets still answer without reading the context (text F1
+# about 0.05, below answering by position): they need more than 1500 steps or an answer-only loss first.
+REDUCED = dict(seed=0, num_train=64, num_test=16, num_names=100, min_facts=3, max_facts=4, max_same=1,
+               held_out_names=True, pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
                num_layers=2, vocab_size=300, tokenizer_texts=500)
-FULL = dict(seed=0, num_train=20000, num_test=500, min_facts=4, max_facts=6, max_same=2, held_out_names=True,
-            pretrain_steps=1000, pretrain_batch_size=32, pretrain_learning_rate=3e-3, hidden_size=64,
-            num_layers=2, vocab_size=512, tokenizer_texts=5000)
+FULL = dict(seed=0, num_train=20000, num_test=500, num_names=40, min_facts=3, max_facts=5, max_same=2,
+            held_out_names=False, pretrain_steps=1500, pretrain_batch_size=32, pretrain_learning_rate=5e-3,
+            hidden_size=64, num_layers=2, vocab_size=1024, tokenizer_texts=5000)
 
 
-def _names(seed: int, kind: str) -> tuple[str, ...]:
+@functools.cache  # every pretraining text asks again
+def _names(seed: int, kind: str, num: int) -> tuple[str, ...]:
   """Invented two-syllable names ("Mira", "Tolven"), distinct, the same for the same seed."""
   rng = np.random.default_rng([seed, 11 if kind == "person" else 12])
-  onsets, vowels = "bdfgklmnprstvz", "aeiou"
-  codas = ("", "") if kind == "person" else ("l", "n", "r", "s")  # towns end in a consonant
+  onsets, vowels, codas = list("bdfgklmnprstvz"), list("aeiou"), ["", "l", "n", "r", "s"]
   names = set()
-  while len(names) < _NAMES_PER_KIND:
-    first = rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(["", "l", "n", "r", "s"])
-    names.add((first + rng.choice(list(onsets)) + rng.choice(list(vowels)) + rng.choice(codas)).capitalize())
+  while len(names) < num:
+    first = rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas)
+    second = rng.choice(onsets) + rng.choice(vowels) + ("" if kind == "person" else rng.choice(codas[1:]))
+    names.add((first + second).capitalize())  # people end in a vowel ("Mira"), towns in a consonant ("Tolven")
   return tuple(sorted(names))
 
 
+def _bucket(text: str, buckets: int) -> int:
+  return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") % buckets
+
+
 def is_test_name(name: str) -> bool:
-  digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-  return int.from_bytes(digest, "little") % _TEST_NAME_BUCKETS == 0
+  return _bucket(name, _TEST_NAME_BUCKETS) == 0
 
 
-def _pools(seed: int, split: str, held_out_names: bool) -> dict[str, tuple[str, ...]]:
+def is_test_question(row: dict) -> bool:
+  """The split of a question fixed by its text alone (context and question), so no sampler can leak it."""
+  return _bucket(row["context"] + "\n" + row["question"], _TEST_QUESTION_BUCKETS) == 0
+
+
+def _pools(seed: int, split: str, held_out_names: bool, num_names: int) -> dict[str, tuple[str, ...]]:
   """The names a split may use: with held_out_names, test names and the others never meet."""
   pools = {}
   for kind in ("person", "town"):
-    names = _names(seed, kind)
+    names = _names(seed, kind, num_names)
     pools[kind] = names if not held_out_names else tuple(n for n in names if is_test_name(n) == (split == "test"))
   return pools
 
@@ -92,21 +107,22 @@ def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], 
   """One question in the flat SQuAD layout (`id` left to the split), plus the `candidates` (values of the
   asked relation in context order; not written to the files).
 
-  The asked fact and 0..max_same distractors of the same relation (other subjects, other values), then
-  facts of other relations up to 3..max_facts in all, shuffled. Every subject has at most one fact per relation.
+  The asked fact and 1..max_same distractors of the same relation (other subjects, other values), then
+  facts of other relations (often about the same people) up to min_facts..max_facts in all, shuffled. Every
+  subject has at most one fact per relation, so the question has one answer.
   """
   relation = list(RELATIONS)[rng.integers(len(RELATIONS))]
   template, question, subject_kind, value_kind = RELATIONS[relation]
   facts, used = [], set()  # (relation, subject, value), (relation, subject)
-  for _ in range(1 + int(rng.integers(max_same + 1))):
+  for _ in range(1 + int(rng.integers(1, max_same + 1))):
     subject = _value(rng, subject_kind, pools, {s for r, s in used if r == relation})
     value = _value(rng, value_kind, pools, {subject} | {v for r, _, v in facts if r == relation})
     facts.append((relation, subject, value))
     used.add((relation, subject))
   asked = facts[0]
   people = [s for r, s, _ in facts if RELATIONS[r][2] == "person"]
-  while len(facts) < int(rng.integers(min_facts, max_facts + 1)):
-    others = [r for r in RELATIONS if r != relation]
+  num_facts, others = int(rng.integers(min_facts, max_facts + 1)), [r for r in RELATIONS if r != relation]
+  while len(facts) < num_facts:
     other = others[rng.integers(len(others))]
     kind = RELATIONS[other][2]
     known = [s for s in people if (other, s) not in used] if kind == "person" else []
@@ -127,14 +143,24 @@ def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], 
           "answers": {"text": [asked[2]], "answer_start": [value_start]}, "candidates": candidates}
 
 
-def make_split(split: str, num: int, *, seed: int, min_facts: int, max_facts: int, max_same: int,
-               held_out_names: bool) -> list[dict]:
-  """num distinct questions (by context and question) of one split, the same for the same seed."""
+def sample_split(rng: np.random.Generator, split: str, *, seed: int, num_names: int, held_out_names: bool,
+                 **facts: int) -> dict:
+  """One fresh question of `split` ("train" or "test"): the training and pretraining stream never holds a
+  test question, because test names (held_out_names) or test question texts (otherwise) are kept apart."""
+  pools = _pools(seed, split, held_out_names, num_names)
+  while True:
+    row = sample_example(rng, pools, **facts)
+    if held_out_names or is_test_question(row) == (split == "test"):
+      return row
+
+
+def make_split(split: str, num: int, *, seed: int, **shape) -> list[dict]:
+  """num distinct questions (by context and question) of one split, the same for the same seed; `shape` is
+  num_names, held_out_names, min_facts, max_facts, max_same."""
   rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-  pools = _pools(seed, split, held_out_names)
   seen, rows = set(), []
   while len(rows) < num:
-    row = sample_example(rng, pools, min_facts=min_facts, max_facts=max_facts, max_same=max_same)
+    row = sample_split(rng, split, seed=seed, **shape)
     if (row["context"], row["question"]) not in seen:
       seen.add((row["context"], row["question"]))
       rows.append({"id": f"{split}-{len(rows)}", **row})
@@ -171,9 +197,9 @@ TARGETS = {  # name: (model_type, tokenizer trainer); the two families and token
 }
 
 
-def prepare(root: str, *, seed: int, num_train: int, num_test: int, min_facts: int, max_facts: int, max_same: int,
-            held_out_names: bool, pretrain_steps: int, pretrain_batch_size: int, pretrain_learning_rate: float,
-            hidden_size: int, num_layers: int, vocab_size: int, tokenizer_texts: int,
+def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: int, min_facts: int,
+            max_facts: int, max_same: int, held_out_names: bool, pretrain_steps: int, pretrain_batch_size: int,
+            pretrain_learning_rate: float, hidden_size: int, num_layers: int, vocab_size: int, tokenizer_texts: int,
             build: Sequence[str] = tuple(TARGETS)) -> dict:
   """{"train", "test", "info", "targets": {"llama": dir, "qwen": dir}}: the world under `root`, built once.
 
@@ -181,30 +207,29 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, min_facts: i
   last (`pretrain.build_lm`), so an interrupted build is redone, never reused. `build` limits which
   targets are pretrained, so two processes can pretrain the two at once (each reuses the other's when done).
   """
-  if not 3 <= min_facts <= max_facts or max_same < 0 or max_same + 1 > max_facts:
-    raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 0 <= max_same < max_facts, got "
+  if not 3 <= min_facts <= max_facts or not 1 <= max_same < min_facts:
+    raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 1 <= max_same < min_facts, got "
                      f"min_facts={min_facts}, max_facts={max_facts}, max_same={max_same}")
-  facts = dict(min_facts=min_facts, max_facts=max_facts, max_same=max_same)
+  shape = dict(num_names=num_names, held_out_names=held_out_names, min_facts=min_facts, max_facts=max_facts,
+               max_same=max_same)
   settings = dict(seed=seed, num_train=num_train, num_test=num_test, pretrain_steps=pretrain_steps,
                   pretrain_batch_size=pretrain_batch_size, pretrain_learning_rate=pretrain_learning_rate,
                   hidden_size=hidden_size, num_layers=num_layers, vocab_size=vocab_size,
-                  tokenizer_texts=tokenizer_texts, version=VERSION,
-                  held_out_names=held_out_names, **facts)
+                  tokenizer_texts=tokenizer_texts, version=VERSION, **shape)
   key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=5).hexdigest()
   directory = os.path.join(root, f"extractive_{key}")
   os.makedirs(directory, exist_ok=True)
   paths = {split: os.path.join(directory, f"{split}.jsonl") for split in ("train", "test")}
   paths["info"] = os.path.join(directory, "info.json")
   if not os.path.exists(paths["info"]):
-    train = make_split("train", num_train, seed=seed, held_out_names=held_out_names, **facts)
-    test = make_split("test", num_test, seed=seed, held_out_names=held_out_names, **facts)
+    train = make_split("train", num_train, seed=seed, **shape)
+    test = make_split("test", num_test, seed=seed, **shape)
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["test"], test)
     with open(paths["info"] + ".tmp", "w") as f:
       json.dump(information(train, test), f, indent=2)
     os.replace(paths["info"] + ".tmp", paths["info"])
-  pools = _pools(seed, "train", held_out_names)
-  sample_texts = lambda rng, n: [lm_text(sample_example(rng, pools, **facts)) for _ in range(n)]  # fresh, never test
+  sample_texts = lambda rng, n: [lm_text(sample_split(rng, "train", seed=seed, **shape)) for _ in range(n)]
   size = pretrain.ToyLMSize(hidden_size=hidden_size, num_layers=num_layers, num_heads=4, num_kv_heads=2,
                             intermediate_size=3 * hidden_size)
   paths["targets"] = {}
