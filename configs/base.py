@@ -52,6 +52,26 @@ def get_config() -> ml_collections.ConfigDict:
   # "cudnn" (fused flash attention; NVIDIA GPU and bfloat16/float16 only, refused elsewhere).
   c.model.attention_impl = "xla"
 
+  # Which trainable bridge (interlingua_jax/bridges.py): "translator" (source LM -> soft tokens -> one target)
+  # or "interlingua" (text -> one shared Z -> an adapter per target of `interlingua.targets`).
+  c.bridge = ml_collections.ConfigDict()
+  c.bridge.kind = "translator"
+
+  # The shared interlingua (docs/DESIGN.md §2): read only when bridge.kind is not "translator".
+  c.interlingua = ml_collections.ConfigDict()
+  c.interlingua.encoder = "bytes"  # "bytes": UTF-8 bytes of the text; "states": the frozen source LM's states
+  c.interlingua.latent_dim = 256  # d_z
+  c.interlingua.num_latents = 32  # M: rows of Z, soft tokens of every target
+  c.interlingua.depth = 2  # byte-encoder layers
+  c.interlingua.num_heads = 8
+  c.interlingua.max_bytes = 512  # the encoder reads the question first, then the context, cut at this many bytes
+  c.interlingua.calibrate_rms = False  # rescale each adapter's outputs to its target's embedding RMS
+  c.interlingua.first_token_weight = 1.0  # weight of the first answer token's cross-entropy
+  c.interlingua.k_tokens = 4  # teacher forcing over the first K answer tokens
+  c.interlingua.pca_fit_texts = 2000  # training texts the PCA baseline (eval method "pca") is fitted on
+  # The frozen targets, each {"name", "path" (directory or hub id), "dtype", "tokenizer" ("" = the checkpoint's)}.
+  c.interlingua.targets = ()
+
   c.translator = ml_collections.ConfigDict()
   c.translator.num_soft_tokens = 64
   c.translator.bottleneck = 1024

@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -49,13 +50,25 @@ class Context:
   decoding: Decoding
   mesh: Mesh
   translator: tuple | None = None  # (graphdef, params, rngs) of the translator being evaluated
+  soft_source: "SoftSource | None" = None  # another bridge kind's soft tokens, instead of the translator's
   soft_transform: Callable[[np.ndarray], np.ndarray] | None = None  # e.g. a wire round trip (compression)
   control_seed: int = 0  # the controls' derangement of the questions
   warm_up: bool = True  # run each new batch shape once untimed first (off where latency is not read)
+  labels: tuple[tuple[str, str], ...] = ()  # extra (key, value) fields of every record, e.g. ("target", name)
 
   @property
   def dataset(self) -> str:
     return self.builder.dataset
+
+
+class SoftSource(Protocol):
+  """Where a latent bridge kind's soft tokens come from (the translator's when `Context.soft_source` is None)."""
+
+  def ids(self, example: Example) -> list[int]:
+    """What the bridge reads for one question (soft-token methods' `Prepared.source_ids`)."""
+
+  def soft(self, rows: list[list[int]]) -> jax.Array:
+    """(B, M, d_target) soft tokens of a batch of `ids` rows."""
 
 
 bucket = pipeline.bucket  # beyond the largest bucket, doubling it: text_relay's long prompts compile a few times
@@ -120,7 +133,9 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
   if method.model is None:
     return Prepared(q.example, method, [], answer=method.answer(q))
   source_ids = None
-  if method.soft_from is not None:
+  if method.soft_from is not None and ctx.soft_source is not None:
+    source_ids = ctx.soft_source.ids(method.soft_from(q))
+  elif method.soft_from is not None:
     tok = ctx.frozen.source_tokenizer
     source_ids = ctx.builder.ids(tok, ctx.builder.source_prompt(method.soft_from(q)))
   return Prepared(q.example, method, method.ids(ctx, q), source_ids)
@@ -184,14 +199,8 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
 
 def soft_inputs(ctx: Context, rows: list[Prepared]):
   """Soft tokens from the source prompts → the target's left-padded input embeddings and mask."""
-  src_tok, tgt_tok = ctx.frozen.source_tokenizer, ctx.frozen.target_tokenizer
-  src_len = bucket(max(len(r.source_ids) for r in rows), ctx.decoding.length_buckets)
-  src_ids, src_mask = _left_pad([r.source_ids for r in rows], src_len, src_tok.pad_token_id)
-  graphdef, params, rngs = ctx.translator
-  src_ids, src_mask = _on_mesh(ctx, src_ids, src_mask)
-  soft = bridge.soft_tokens_jit(graphdef, params, rngs, ctx.frozen.source.params,
-                                ctx.frozen.source.config, src_ids, src_mask, ctx.frozen.source_layer,
-                                ctx.frozen.source.attention_impl)
+  tgt_tok = ctx.frozen.target_tokenizer
+  soft = ctx.soft_source.soft([r.source_ids for r in rows]) if ctx.soft_source else translator_soft(ctx, rows)
   if ctx.soft_transform is not None:
     soft = jnp.asarray(np.stack([ctx.soft_transform(s) for s in _to_host(soft)]))
   row = layout.bridged_batch([r.ids for r in rows], None, num_soft_tokens=ctx.num_soft_tokens, seq_len=None,
@@ -199,6 +208,16 @@ def soft_inputs(ctx: Context, rows: list[Prepared]):
   token_ids, soft_index, mask = _on_mesh(ctx, row.token_ids, row.soft_index, row.attention_mask)
   inputs = _place(ctx.frozen.target.params, ctx.frozen.target.config, soft, token_ids, soft_index)
   return inputs, mask
+
+
+def translator_soft(ctx: Context, rows: list[Prepared]) -> jax.Array:
+  src_tok = ctx.frozen.source_tokenizer
+  src_len = bucket(max(len(r.source_ids) for r in rows), ctx.decoding.length_buckets)
+  src_ids, src_mask = _left_pad([r.source_ids for r in rows], src_len, src_tok.pad_token_id)
+  graphdef, params, rngs = ctx.translator
+  src_ids, src_mask = _on_mesh(ctx, src_ids, src_mask)
+  return bridge.soft_tokens_jit(graphdef, params, rngs, ctx.frozen.source.params, ctx.frozen.source.config, src_ids,
+                                src_mask, ctx.frozen.source_layer, ctx.frozen.source.attention_impl)
 
 
 _place = jax.jit(bridge.target_inputs, static_argnames=("config",))
@@ -226,7 +245,7 @@ def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, la
       "extracted": scored["extracted"], "gold": p.example.gold, "correct": bool(scored["correct"]),
       **({"em": scored["em"], "f1": scored["f1"]} if "em" in scored else {}),
       "latency_s": latency_s, "warmup_s": warmup_s, "kv_model": model, "kv_cache_bytes": kv_bytes,
-      "peak_memory_bytes": _peak_memory() if model else None,
+      "peak_memory_bytes": _peak_memory() if model else None, **dict(ctx.labels),
   }
 
 
@@ -266,7 +285,7 @@ def run_methods(ctx: Context, names: Sequence[str], examples: Sequence[Example],
   from tqdm import tqdm
   chosen = _with_dependencies(names)
   soft = [m.name for m in chosen if m.soft_from is not None]
-  if soft and ctx.translator is None:
+  if soft and ctx.translator is None and ctx.soft_source is None:
     raise ValueError(f"method(s) {', '.join(soft)} need a trained translator: no checkpoint was given.")
   done = outputs.read_jsonl(samples_path) if samples_path else []
   if samples_path:

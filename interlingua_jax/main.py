@@ -1,7 +1,7 @@
 """Entry point: `python -m interlingua_jax.main --config=configs/stable_64.py --workdir=DIR [--mode=...]`.
 
 Modes: train, eval, compression, report, or all (train → eval → compression → report, then
-`<workdir>/DONE`). With no --config the embedded default is the offline toy world
+`<workdir>/DONE`); diagnostics (latent bridge kinds: embedding diagnostics of the best checkpoint). With no --config the embedded default is the offline toy world
 (`configs/toy.py`), which first pretrains its two tiny LMs (cached in the workdir).
 
 A workdir that already holds a run's `config.json` needs no --config: that saved config is the base
@@ -33,7 +33,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
 DEFAULT_CONFIG = os.path.join(_REPO, "configs", "toy.py")
-MODES = ("all", "train", "eval", "compression", "report")
+MODES = ("all", "train", "eval", "compression", "report", "diagnostics")
 MODES_OF_ALL = ("train", "eval", "compression", "report")
 LOG_FILE = "log.txt"
 

@@ -13,6 +13,10 @@ Built-in methods (`M` = translator.num_soft_tokens):
   token_budget         [BOS][first M target tokens of the question text][anchor] → target: the bridge's
                        budget spent on plain text (instruction and exemplars excluded).
   token_budget_prompt  as token_budget, but the first M tokens of the zero-shot prompt (instruction included).
+  token_budget_text    as token_budget, but the first M tokens of what the interlingua's encoder reads
+                       (question, then context: `interlingua.batches.reading_text`): the latent kinds' budget.
+  pca                  [BOS][M soft tokens][anchor] → target, the soft tokens a linear (PCA) compression of the
+                       same text's token embeddings (latent kinds only: `interlingua/baselines.py`).
   text_relay           the source answers in text; the target reads the full prompt, the source's answer
                        and the question again: `{prompt} {source answer}\\n\\n{zero-shot prompt}`.
 Controls (on by default; a real bridge is far above them):
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
+from interlingua_jax.interlingua import batches
 
 if TYPE_CHECKING:
   from interlingua_jax.evaluate import Context
@@ -145,6 +150,8 @@ register(Method("target_alone", "target", _full_prompt("target")))
 register(Method("latent", "target", _anchor, soft_from=lambda q: q.example))
 register(Method("token_budget", "target", _budget(lambda ctx, e: e.question)))
 register(Method("token_budget_prompt", "target", _budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
+register(Method("token_budget_text", "target", _budget(lambda ctx, e: batches.reading_text(e))))
+register(Method("pca", "target", _anchor, soft_from=lambda q: q.example))
 register(Method("text_relay", "target", _relay, reads="source_alone"))
 register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))
 register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, _anchor(ctx, q)),

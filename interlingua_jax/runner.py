@@ -13,7 +13,7 @@ from jax.experimental import multihost_utils
 import ml_collections
 from orbax.checkpoint import multihost
 
-from interlingua_jax import (ablations, bridge, compression, errors, evaluate, methods, preflight, report, results,
+from interlingua_jax import (ablations, bridge, bridges, compression, errors, evaluate, methods, preflight, report, results,
                              train, validate, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
@@ -47,11 +47,11 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
   decay re-spread to reach 0 at the new `train.steps`), so it steps up at the resume point.
   """
   path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
-  current = ablations.flatten(json.loads(cfg.to_json_best_effort()))
+  current = _comparable(ablations.flatten(json.loads(cfg.to_json_best_effort())))
   saved = workdir_lib.saved_config(workdir)
   has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
   if saved is not None and has_checkpoints:
-    saved = ablations.flatten(saved)
+    saved = _comparable(ablations.flatten(saved))
     free = lambda k: any(k == p or k.startswith(p + ".") for p in _FREE_KEYS)
     diff = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     extended = _EXTENDABLE in diff and "train" in modes and current[_EXTENDABLE] > saved.get(_EXTENDABLE, 0)
@@ -72,6 +72,15 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
   if jax.process_index() == 0:
     with open(path, "w") as f:
       json.dump(json.loads(cfg.to_json_best_effort()), f, indent=2)
+
+
+def _comparable(flat: dict) -> dict:
+  """A flattened config as two runs' are compared: a translator run's unused `interlingua.*` left out and
+  `bridge.kind` defaulted, so a config.json saved before those sections existed still matches its run."""
+  translator = flat.get("bridge.kind", "translator") == "translator"
+  out = {k: v for k, v in flat.items() if not (translator and k.startswith("interlingua."))}
+  out.setdefault("bridge.kind", "translator")
+  return out
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -108,12 +117,15 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
 
 def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
   """The evaluation context of this config; variants (a translator, a batch size) are `dataclasses.replace`s."""
+  return evaluate.Context(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens,
+                          decoding(cfg), s.mesh, control_seed=cfg.eval.control_seed)
+
+
+def decoding(cfg: ml_collections.ConfigDict) -> evaluate.Decoding:
   e = cfg.eval
-  decoding = evaluate.Decoding(max_new_tokens=e.max_new_tokens, stop_strings=tuple(e.stop_strings),
-                               batch_size=e.batch_size, length_buckets=tuple(e.length_buckets),
-                               repetition_penalty=e.repetition_penalty, no_repeat_ngram_size=e.no_repeat_ngram_size)
-  return evaluate.Context(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens, decoding,
-                          s.mesh, control_seed=e.control_seed)
+  return evaluate.Decoding(max_new_tokens=e.max_new_tokens, stop_strings=tuple(e.stop_strings),
+                           batch_size=e.batch_size, length_buckets=tuple(e.length_buckets),
+                           repetition_penalty=e.repetition_penalty, no_repeat_ngram_size=e.no_repeat_ngram_size)
 
 
 def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
@@ -164,14 +176,53 @@ def training_step(cfg: ml_collections.ConfigDict, s: Setup, lengths: pipeline.Le
   return TrainingStep(spec, tx, schedule, graphdef, state, step_fn)
 
 
+SUMMARY_FILE = "train_summary.json"
+
+
+def finished_training(cfg: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """The summary of a run whose training already finished (stopped early or reached train.steps), else None."""
+  path = os.path.join(workdir, SUMMARY_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    summary = json.load(f)
+  if summary["stopped_early"] or summary["final_step"] >= cfg.train.steps:
+    logging.info("training already finished (%s); skipping", path)
+    return summary
+  return None
+
+
+def resume(cfg: ml_collections.ConfigDict, workdir: str, state: train.TrainState, data_iter):
+  """(checkpoints, state, early stopping, restored?): the latest checkpoint's, when there is one."""
+  checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
+  stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
+  restored = checkpoints.restore_latest(train.abstract_like(state))
+  if restored is None:
+    return checkpoints, state, stopper, False
+  state, data_state, loop_state = restored
+  data_iter.set_state(data_state)
+  logging.info("resumed from step %d", int(state.step))
+  return checkpoints, state, train.EarlyStopping(**loop_state), True
+
+
+def loop_settings(cfg: ml_collections.ConfigDict, workdir: str) -> train.LoopSettings:
+  p = cfg.profile
+  return train.LoopSettings(total_steps=cfg.train.steps, log_every=cfg.train.log_every,
+                            eval_every=cfg.train.eval_every, global_batch_size=cfg.train.batch_size,
+                            profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
+                            profile_steps=(p.start_step, p.num_steps))
+
+
+def write_summary(summary: dict, workdir: str) -> None:
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
+      json.dump(summary, f, indent=2)
+  logging.info("training summary: %s", summary)
+
+
 def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
-  summary_path = os.path.join(workdir, "train_summary.json")
-  if os.path.exists(summary_path):
-    with open(summary_path) as f:
-      summary = json.load(f)
-    if summary["stopped_early"] or summary["final_step"] >= cfg.train.steps:
-      logging.info("training already finished (%s); skipping", summary_path)
-      return summary
+  if (summary := finished_training(cfg, workdir)) is not None:
+    return summary
   lengths, encoded = training_data(cfg, s)
   t = training_step(cfg, s, lengths)
   buckets = tuple(cfg.data.length_buckets)
@@ -181,47 +232,36 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
                                           seed=cfg.data.shuffle_seed, length_buckets=buckets,
                                           process_index=jax.process_index(), process_count=jax.process_count()))
-  state = t.state
-  logging.info("translator parameters: %s", f"{bridge.count_params(state.params):,}")
-  checkpoints = train.Checkpoints(workdir, cfg.train.keep_checkpoints)
-  stopper = train.EarlyStopping(patience=cfg.train.patience, enabled=cfg.train.early_stopping)
-  restored = checkpoints.restore_latest(train.abstract_like(state))
-  if restored is not None:
-    state, data_state, loop_state = restored
-    data_iter.set_state(data_state)
-    stopper = train.EarlyStopping(**loop_state)
-    logging.info("resumed from step %d", int(state.step))
+  logging.info("translator parameters: %s", f"{bridge.count_params(t.state.params):,}")
+  checkpoints, state, stopper, restored = resume(cfg, workdir, t.state, data_iter)
   ctx = context(cfg, s)
 
   def bridged_accuracy(st: train.TrainState) -> float:  # on the validation split, never the test split
     return evaluate.bridged_accuracy(dataclasses.replace(ctx, translator=(t.graphdef, st.params, st.rngs)),
                                      s.validation)
 
-  p = cfg.profile
   loop = train.Loop(step_fn=t.step_fn, frozen_params=(s.frozen.source.params, s.frozen.target.params),
                     data_iter=data_iter, mesh=s.mesh, evaluate=bridged_accuracy, checkpoints=checkpoints,
                     metrics=train.MetricsLog(workdir, resume_step=int(state.step) if restored else -1),
                     stopper=stopper)
-  settings = train.LoopSettings(total_steps=cfg.train.steps, log_every=cfg.train.log_every,
-                                eval_every=cfg.train.eval_every, global_batch_size=cfg.train.batch_size,
-                                profile_dir=os.path.join(workdir, "profile") if p.start_step >= 0 else None,
-                                profile_steps=(p.start_step, p.num_steps))
-  state, summary = train.fit(state, loop, settings)
+  state, summary = train.fit(state, loop, loop_settings(cfg, workdir))
   loop.metrics.close()
   summary["splits"] = s.splits
   summary["skipped_long_prompts"] = s.skipped
-  if jax.process_index() == 0:
-    with open(summary_path, "w") as f:
-      json.dump(summary, f, indent=2)
-  logging.info("training summary: %s", summary)
+  write_summary(summary, workdir)
   return summary
 
 
-def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+def restore_best(cfg: ml_collections.ConfigDict, workdir: str, module, mesh) -> tuple:
+  """(graphdef, params, rngs) of the best checkpoint of a bridge shaped like `module` (any kind)."""
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, params, rngs, step = train.restore_best_translator(workdir, new_translator(cfg, s), tx, s.mesh)
+  graphdef, params, rngs, step = train.restore_best_translator(workdir, module, tx, mesh)
   logging.info("evaluating the best checkpoint (step %d)", step)
   return graphdef, params, rngs
+
+
+def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+  return restore_best(cfg, workdir, new_translator(cfg, s), s.mesh)
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
@@ -259,8 +299,16 @@ def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) ->
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  """The stages of `modes`, as the config's bridge kind runs them (`bridges`)."""
   validate.check(cfg, device_count=jax.device_count())  # every value, before the toy pretrains or anything loads
   os.makedirs(workdir, exist_ok=True)
+  return bridges.get(cfg.bridge.kind).run(cfg, workdir, modes)
+
+
+def run_translator(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  if "diagnostics" in modes:
+    raise errors.ConfigError("--mode=diagnostics measures a latent bridge kind's adapters; bridge.kind="
+                             f"{cfg.bridge.kind!r} has none (set bridge.kind, e.g. 'interlingua').")
   if cfg.data.dataset == "toy":
     resolve_toy(cfg, workdir)
   check_config(cfg, workdir, modes)

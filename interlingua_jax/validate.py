@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from interlingua_jax import methods, wire
+from interlingua_jax import bridges, methods, wire
 from interlingua_jax.data import kinds
 from interlingua_jax.errors import ConfigError
 
@@ -77,6 +77,7 @@ RULES: dict[str, Rule] = {
     "data.max_source_len": at_least(1),
     "data.max_answer_len": at_least(1),
     "data.answer_anchor": text,
+    "bridge.kind": lambda v: one_of(tuple(bridges.REGISTRY))(v),  # the live registry, as eval.methods
     "translator.num_soft_tokens": at_least(1),
     "translator.bottleneck": at_least(1),
     "translator.depth": at_least(1),
@@ -121,6 +122,20 @@ RULES: dict[str, Rule] = {
     "profile.start_step": at_least(-1),
     "profile.num_steps": at_least(1),
 }
+INTERLINGUA_RULES: dict[str, Rule] = {  # every kind but the translator
+    "interlingua.encoder": one_of(("bytes", "states")),
+    "interlingua.latent_dim": at_least(2),
+    "interlingua.num_latents": at_least(1),
+    "interlingua.depth": at_least(1),
+    "interlingua.num_heads": at_least(1),
+    "interlingua.max_bytes": at_least(1),
+    "interlingua.calibrate_rms": flag,
+    "interlingua.first_token_weight": at_least(0.0, integer=False),
+    "interlingua.k_tokens": at_least(1),
+    "interlingua.pca_fit_texts": at_least(1),
+}
+LATENT_METHODS = ("token_budget_text", "pca")  # read a latent kind's text or its adapters' targets
+TARGET_FIELDS = ("name", "path", "dtype", "tokenizer")
 TOY_RULES: dict[str, Rule] = {
     "toy.world.seed": at_least(0),
     "toy.world.num_train": at_least(1),
@@ -150,7 +165,9 @@ def _fail(key: str, value, problem: str) -> None:
 
 def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> None:
   """Raises ConfigError for the first bad value. `device_count` (when given) bounds the mesh."""
-  rules = dict(RULES, **(TOY_RULES if get(cfg, "data.dataset") == "toy" else {}))
+  latent = get(cfg, "bridge.kind") != "translator"
+  rules = dict(RULES, **(TOY_RULES if get(cfg, "data.dataset") == "toy" else {}),
+               **(INTERLINGUA_RULES if latent else {}))
   for key, rule in rules.items():
     value = get(cfg, key)
     problem = rule(value)
@@ -162,8 +179,15 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
           f"must be divisible by translator.num_heads={g('translator.num_heads')}")
   if g("optim.warmup_steps") >= g("train.steps"):
     _fail("optim.warmup_steps", g("optim.warmup_steps"), f"must be below train.steps={g('train.steps')}")
+  if latent:
+    _check_interlingua(cfg)
+  elif set(g("eval.methods")) & set(LATENT_METHODS):
+    _fail("eval.methods", g("eval.methods"), f"holds {sorted(set(g('eval.methods')) & set(LATENT_METHODS))}, "
+          f"methods of latent bridge kinds only; drop them or set bridge.kind (e.g. 'interlingua')")
   if g("data.dataset") != "toy":
-    for key in ("source.path", "target.path"):
+    sides = ("source.path", "target.path") if not latent else (
+        ("source.path",) if g("interlingua.encoder") == "states" else ())
+    for key in sides:
       if text(g(key)):
         _fail(key, g(key), "must name a checkpoint directory or a hub id")
     for key in ("data.train_path", "data.test_path"):
@@ -180,3 +204,31 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
     data = device_count // model if data == -1 else data
   if g("train.batch_size") % max(data, 1):
     _fail("train.batch_size", g("train.batch_size"), f"must be divisible by the mesh's data axis ({data})")
+
+
+def _check_interlingua(cfg: ml_collections.ConfigDict) -> None:
+  """The relations of the interlingua section and its list of targets, one entry at a time."""
+  g = lambda key: get(cfg, key)
+  if g("interlingua.latent_dim") % (2 * g("interlingua.num_heads")):
+    _fail("interlingua.latent_dim", g("interlingua.latent_dim"),
+          f"must be even and divisible by interlingua.num_heads={g('interlingua.num_heads')}")
+  if g("interlingua.encoder") == "states":
+    _fail("interlingua.encoder", "states", "is not wired into runs yet (StatesEncoder exists as a module only); "
+          "use 'bytes'")
+  targets = g("interlingua.targets")
+  if not isinstance(targets, (tuple, list)) or not targets:
+    _fail("interlingua.targets", targets, "must be a non-empty list of {name, path, dtype, tokenizer} entries")
+  names = []
+  for i, t in enumerate(targets):
+    key = f"interlingua.targets[{i}]"
+    if not hasattr(t, "keys") or set(t.keys()) != set(TARGET_FIELDS):
+      _fail(key, t, f"must have exactly the fields {', '.join(TARGET_FIELDS)}")
+    toy = "toy" in cfg and "extractive" in cfg.toy  # the toy world sets the paths of its targets
+    for field, rule in (("name", text), ("path", (lambda v: None) if toy else text), ("dtype", one_of(DTYPES))):
+      if rule(t[field]):
+        _fail(f"{key}.{field}", t[field], rule(t[field]))
+    if not isinstance(t["tokenizer"], str):
+      _fail(f"{key}.tokenizer", t["tokenizer"], "must be a string ('' = the checkpoint's tokenizer)")
+    if t["name"] in names or "/" in t["name"]:
+      _fail(f"{key}.name", t["name"], "must be unique among the targets and hold no '/'")
+    names.append(t["name"])

@@ -13,8 +13,13 @@ QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
 def write_data(root) -> tuple[str, str]:
   rows = [{"question": f"Tom has {a} apples and gets {b} more. How many apples does Tom have?",
            "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in QUESTIONS]
+  return write_splits(root, rows, num_train=28)
+
+
+def write_splits(root, rows: list[dict], num_train: int) -> tuple[str, str]:
+  """train.jsonl (the first `num_train` rows) and test.jsonl (the rest) under root; their paths."""
   paths = []
-  for split, part in (("train", rows[:28]), ("test", rows[28:])):
+  for split, part in (("train", rows[:num_train]), ("test", rows[num_train:])):
     path = os.path.join(root, f"{split}.jsonl")
     with open(path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in part)

@@ -1,4 +1,4 @@
-"""The shared interlingua (issue 13, second bridge kind; not wired into the runner yet).
+"""The shared interlingua: the second bridge kind, `bridge.kind = "interlingua"` (stage.py runs it).
 
     text ─▶ bytes ─▶ ByteEncoder ─▶ LatentPooler ─▶ Z (B, M, d_z) ─▶ Adapter_t ─▶ target t's embeddings
     (or: source LM states ─▶ StatesEncoder ─▶ LatentPooler ─▶ Z ...)

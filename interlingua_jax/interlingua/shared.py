@@ -10,7 +10,8 @@ from flax import nnx
 from interlingua_jax import bridge, layout
 from interlingua_jax.interlingua.adapter import Adapter
 from interlingua_jax.interlingua.encoder import ByteEncoder
-from interlingua_jax.interlingua.losses import interlingua_loss
+from interlingua_jax.interlingua.losses import first_k_mask, interlingua_loss
+from interlingua_jax.losses import answer_accuracy
 from interlingua_jax.interlingua.pooler import LatentPooler
 from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from interlingua_jax.models import DecoderConfig, forward
@@ -47,9 +48,14 @@ class SharedInterlingua(nnx.Module):
 
 
 def target_loss(soft: jax.Array, params, config: DecoderConfig, batch: layout.BridgedBatch, *, k: int,
-                first_token_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """`interlingua_loss` of one frozen target reading `soft` (B, M, d_model) in the batch's soft slots."""
+                first_token_weight: float, remat: bool = False,
+                attention_impl: str | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`interlingua_loss` of one frozen target reading `soft` (B, M, d_model) in the batch's soft slots,
+  with the first answer token's accuracy among the terms (a metric: the first sign of a collapsed Z)."""
   embeds = bridge.target_inputs(params, config, soft, batch.token_ids, batch.soft_index)
   logits = forward(params, config, inputs_embeds=embeds, attention_mask=batch.attention_mask,
-                   positions=batch.positions, output_hidden_states=False).logits
-  return interlingua_loss(logits, batch.labels, batch.loss_mask, k=k, first_token_weight=first_token_weight)
+                   positions=batch.positions, output_hidden_states=False, remat=remat,
+                   attention_impl=attention_impl).logits
+  loss, terms = interlingua_loss(logits, batch.labels, batch.loss_mask, k=k, first_token_weight=first_token_weight)
+  terms["first_token_accuracy"] = answer_accuracy(logits, batch.labels, first_k_mask(batch.loss_mask, 1))
+  return loss, terms

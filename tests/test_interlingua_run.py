@@ -1,0 +1,281 @@
+"""The shared interlingua wired as a bridge kind: config checks, one Z trained for a tiny Llama and a tiny Qwen
+(different tokenizers) through `train.fit`, exact resume, per-target evaluation, diagnostics, a new kind."""
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from interlingua_jax import bridges, errors, runner, train, validate
+from interlingua_jax.analysis import cli as analysis_cli
+from interlingua_jax.interlingua import stage, training
+from tiny_system import write_splits
+
+COLOURS = ["red", "blue", "green", "black", "white", "brown"]
+NAMES = ["Ann", "Tom", "Sue", "Bob", "Eve", "Max", "Kim", "Lee"]
+
+
+def write_qa(root) -> tuple[str, str]:
+  """HotpotQA-format records: a context paragraph and a question whose answer is a span of it."""
+  rows = []
+  for i, (name, colour) in enumerate((n, c) for n in NAMES for c in COLOURS):
+    context = {"title": [name], "sentences": [[f"{name} has a {colour} hat.", f" The hat of {name} is new."]]}
+    rows.append({"id": f"q{i}", "question": f"What colour is the hat of {name}?", "answer": colour,
+                 "context": context})
+  return write_splits(root, rows, num_train=40)
+
+
+def no_bos_tokenizer():
+  """Another vocabulary without BOS, as Qwen's: each target gets its own row layout."""
+  from conftest import build_tiny_tokenizer
+  from transformers import PreTrainedTokenizerFast
+  tok = build_tiny_tokenizer(vocab_size=320)
+  return PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer, eos_token="</s>", pad_token="<pad>")
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen_dir(tmp_path_factory):
+  from conftest import save_tiny_hf_model
+  path = tmp_path_factory.mktemp("tiny_qwen")
+  tok = no_bos_tokenizer()
+  tok.backend_tokenizer.post_processor = None
+  save_tiny_hf_model(path, "qwen2", tok, seed=2, vocab_size=384, bos_token_id=None)
+  return str(path)
+
+
+def interlingua_config(llama_dir, qwen_dir, data_paths):
+  from configs import interlingua_reduced
+  c = interlingua_reduced.get_config()
+  c.interlingua.targets = (dict(name="llama", path=llama_dir, dtype="float32", tokenizer=""),
+                           dict(name="qwen", path=qwen_dir, dtype="float32", tokenizer=""))
+  c.data.dataset = "hotpotqa"
+  c.data.train_path, c.data.test_path = data_paths
+  return c
+
+
+@pytest.fixture(scope="module")
+def system(tiny_llama_dir, tiny_qwen_dir, tmp_path_factory):
+  cfg = interlingua_config(tiny_llama_dir, tiny_qwen_dir, write_qa(str(tmp_path_factory.mktemp("qa"))))
+  validate.check(cfg)
+  return cfg, stage.setup(cfg)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("bridge.kind", "bridge", "bridge.kind='bridge' must be one of translator, interlingua"),
+    ("interlingua.latent_dim", 30, "interlingua.latent_dim=30 must be even and divisible by interlingua.num_heads"),
+    ("interlingua.encoder", "states", "is not wired into runs yet"),
+    ("interlingua.targets", (), "must be a non-empty list"),
+    ("interlingua.targets", (dict(name="a", path="p", dtype="float8", tokenizer=""),),
+     r"interlingua.targets\[0\].dtype='float8' must be one of"),
+    ("interlingua.targets", (dict(name="a", path="p", dtype="float32"),), "must have exactly the fields"),
+    ("interlingua.targets", (dict(name="a", path="p", dtype="float32", tokenizer=""),) * 2,
+     r"targets\[1\].name='a' must be unique"),
+])
+def test_each_bad_interlingua_key_is_one_clear_error(key, value, message):
+  from configs import interlingua_reduced
+  cfg = interlingua_reduced.get_config()
+  cfg.interlingua.targets = (dict(name="a", path="p", dtype="float32", tokenizer=""),)
+  validate.check(cfg)
+  with cfg.unlocked():
+    cfg.update_from_flattened_dict({key: value})
+  with pytest.raises(errors.ConfigError, match=message):
+    validate.check(cfg)
+
+
+@pytest.fixture(scope="module")
+def one_step_program():
+  """Every run of this module's config gets the first run's jitted step: the same program (same config,
+  graphdef and optimizer), compiled once instead of once per run (~10 s each on this machine)."""
+  real, cache = training.make_train_step, {}
+
+  def make(**kwargs):
+    if "step" not in cache:
+      cache["step"], cache["program"] = real(**kwargs), (kwargs["graphdef"], tuple(kwargs["configs"]))
+    return cache["step"] if cache["program"] == (kwargs["graphdef"], tuple(kwargs["configs"])) else real(**kwargs)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(training, "make_train_step", make)
+    yield cache
+
+
+@pytest.fixture(scope="module")
+def trained(system, one_step_program, tmp_path_factory):
+  cfg, s = system
+  workdir = tmp_path_factory.mktemp("suite") / "interlingua_a"  # a suite root holding one run, for the analysis
+  workdir.mkdir()
+  runner.check_config(cfg, str(workdir))  # config.json, as `stage.run` writes it
+  return str(workdir), stage.train_stage(cfg, s, str(workdir))
+
+
+def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trained, one_step_program, tmp_path,
+                                                                   monkeypatch):
+  cfg, s = system
+  assert [t.lm.config.model_type for t in s.targets.values()] == ["llama", "qwen2"]
+  assert s.targets["qwen"].tokenizer.bos_token_id is None and s.targets["llama"].tokenizer.bos_token_id == 1
+  straight, summary = trained
+  assert summary["final_step"] == cfg.train.steps
+  step = one_step_program["step"]
+
+  def crash_at_first_checkpoint(state, frozen, batch):
+    if int(state.step) == cfg.train.eval_every:
+      raise KeyboardInterrupt("simulated crash after the first checkpoint")
+    return step(state, frozen, batch)
+
+  monkeypatch.setitem(one_step_program, "step", crash_at_first_checkpoint)
+  with pytest.raises(KeyboardInterrupt):
+    stage.train_stage(cfg, s, str(tmp_path))
+  monkeypatch.setitem(one_step_program, "step", step)
+  stage.train_stage(cfg, s, str(tmp_path))
+  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
+  _, template = train.init_state(stage.new_module(cfg, s), tx, s.mesh)
+  finals = [train.Checkpoints.restore(train.Checkpoints(w, keep=2).latest, train.abstract_like(template))[0]
+            for w in (straight, str(tmp_path))]
+  assert int(finals[0].step) == int(finals[1].step) == cfg.train.steps
+  for x, y in zip(jax.tree.leaves(finals[0].params), jax.tree.leaves(finals[1].params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+  assert any(not np.array_equal(np.asarray(x), np.asarray(y))
+             for x, y in zip(jax.tree.leaves(template.params), jax.tree.leaves(finals[0].params)))
+  rows = [json.loads(line) for line in open(os.path.join(straight, "metrics.jsonl"))]
+  trained_rows = [r for r in rows if "loss" in r]
+  assert {"llama/first_token_accuracy", "qwen/first_token_accuracy", "llama/k_tokens", "qwen/loss"} <= \
+      trained_rows[0].keys()
+  last = trained_rows[-1]
+  assert last["loss"] == pytest.approx(last["llama/loss"] + last["qwen/loss"], rel=1e-5)
+  alarms = [r for r in rows if "validation/qwen/identical_share" in r]
+  assert [r["step"] for r in alarms] == list(range(0, cfg.train.steps + 1, cfg.train.eval_every))
+  assert all(isinstance(r["validation/llama/top_first_token"], str) for r in alarms)
+
+
+def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(system, trained, capsys):
+  cfg, s = system
+  workdir, _ = trained
+  agg = stage.eval_stage(cfg, s, workdir)
+  assert list(agg["targets"]) == ["llama", "qwen"]
+  for name, table in agg["targets"].items():
+    records = [json.loads(line) for line in open(os.path.join(workdir, "eval", name, "samples.jsonl"))]
+    assert {r["target"] for r in records} == {name}
+    assert {r["method"] for r in records} == set(cfg.eval.methods)
+    ids = {m: sorted(r["id"] for r in records if r["method"] == m) for m in cfg.eval.methods}
+    assert all(v == ids["latent"] for v in ids.values()) and len(ids["latent"]) == cfg.eval.num_samples
+    assert table["methods"]["latent"]["n"] == cfg.eval.num_samples and "f1" in table["methods"]["latent"]
+    f1 = table["f1_comparisons"]["latent_vs_token_budget_text"]
+    lat = np.mean([r["f1"] for r in records if r["method"] == "latent"])
+    budget = np.mean([r["f1"] for r in records if r["method"] == "token_budget_text"])
+    assert f1["diff"] == pytest.approx(lat - budget) and f1["ci95"][0] <= f1["diff"] <= f1["ci95"][1]
+    assert 0 < table["pca"]["explained_variance"] <= 1 and "latent_vs_pca" in table["f1_comparisons"]
+  assert "## target qwen" in capsys.readouterr().out
+  assert "| token_budget_text |" in open(stage.report_stage(workdir)).read()
+  analysis = analysis_cli.analyze(Path(workdir).parent)
+  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(analysis["files"])
+  tex = (Path(workdir).parent / "analysis" / "interlingua_sweep.tex").read_text()
+  assert "interlingua\\_a" in tex and f"{100 * agg['targets']['qwen']['methods']['latent']['f1']:.1f}" in tex
+  result = stage.diagnostics.run(cfg, s, workdir)
+  out = os.path.join(workdir, "diagnostics")
+  for stem in ("rms", "nearest_vocabulary", "first_token_accuracy"):
+    assert os.path.getsize(os.path.join(out, f"{stem}.pdf")) and os.path.getsize(os.path.join(out, f"{stem}.png"))
+  for name in ("llama", "qwen"):
+    r = result[name]
+    table = np.asarray(s.targets[name].lm.params["embed"], np.float64)
+    assert r["table_rms"] == pytest.approx(np.sqrt(np.mean(table ** 2)), rel=1e-5)
+    assert -1 <= r["nearest_cos_median"] <= 1 and len(r["nearest_tokens"]) >= 1
+    assert set(r["latent"]) == {"as_trained", "rms_rescaled"}
+    assert r["first_token_accuracy_last"] is not None
+
+
+class MeanPool(nnx.Module):
+  """The simplest latent kind: mean of byte embeddings, one linear map per target, M copies."""
+
+  def __init__(self, target_dims: dict[str, int], num_latents: int, rngs: nnx.Rngs):
+    self.num_latents = num_latents
+    self.embed = nnx.Embed(257, 16, rngs=rngs)
+    self.heads = nnx.Dict({n: nnx.Linear(16, d, rngs=rngs) for n, d in target_dims.items()})
+
+  def __call__(self, ids, mask):
+    pooled = (self.embed(ids) * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return {n: jax.numpy.repeat(head(pooled)[:, None], self.num_latents, axis=1) for n, head in self.heads.items()}
+
+
+def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
+  """docs/DESIGN.md §5, "How to add a bridge kind", done once: register, name it in the config, train."""
+  cfg, s = system
+  kind = bridges.register(bridges.Kind(
+      "mean_pool", run=bridges.run_latent,
+      build=lambda c, dims, rms: MeanPool(dims, c.interlingua.num_latents, nnx.Rngs(c.seed))))
+  try:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.bridge.kind, cfg.train.steps, cfg.train.eval_every = "mean_pool", 2, 2
+    validate.check(cfg)
+    one = stage.Setup({"llama": s.targets["llama"]}, s.train, s.validation, s.test, s.mesh, s.splits, s.skipped)
+    summary = stage.train_stage(cfg, one, str(tmp_path))
+    assert summary["final_step"] == 2
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2] and "qwen/loss" not in rows[-1]
+    assert kind.build is not None and set(train.Checkpoints(str(tmp_path), keep=1).latest.all_steps()) >= {2}
+  finally:
+    del bridges.REGISTRY["mean_pool"]
+
+
+def test_latent_methods_are_refused_for_the_translator():
+  from configs import tiny
+  cfg = tiny.get_config()
+  cfg.eval.methods = ("latent", "pca")
+  with pytest.raises(errors.ConfigError, match=r"holds \['pca'\], methods of latent bridge kinds only"):
+    validate.check(cfg)
+
+
+def test_sweep_suite_is_the_24_point_grid_and_its_reduced_form_two_corners():
+  import itertools
+
+  from configs.suites import interlingua_sweep
+  from interlingua_jax import ablations
+  full = ablations.parse_suite(interlingua_sweep.get_config())
+  points = {tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in full}
+  assert len(full) == 24 and points == set(itertools.product((32, 48, 64), (256, 512), (0.5, 1.0), (4, 8)))
+  assert {e.config.name for e in full} == {"interlingua_squad_32.py"} and len({e.name for e in full}) == 24
+  reduced = ablations.parse_suite(interlingua_sweep.get_config("reduced"))
+  corners = [tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in reduced]
+  assert all(a != b for a, b in zip(*corners))  # every axis takes both of its values
+  with pytest.raises(ValueError, match="interlingua_sweep.py:reduced"):
+    interlingua_sweep.get_config("full")
+
+
+def test_a_run_saved_before_bridge_kinds_existed_still_matches_its_config(tmp_path):
+  from configs import tiny
+  cfg = tiny.get_config()
+  runner.check_config(cfg, str(tmp_path))
+  path = tmp_path / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["bridge"], saved["interlingua"]
+  path.write_text(json.dumps(saved))
+  (tmp_path / "checkpoints").mkdir()
+  runner.check_config(cfg, str(tmp_path), modes=("eval",))
+  cfg.bridge.kind = "interlingua"
+  with pytest.raises(errors.ConfigError, match="bridge.kind: 'translator' -> 'interlingua'"):
+    runner.check_config(cfg, str(tmp_path), modes=("eval",))
+
+
+def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
+  """configs/suites/interlingua_sweep.py:reduced through the real suite runner and main (its first corner only:
+  each run is a fresh process that builds the reduced toy world and compiles everything), then the analysis."""
+  import subprocess
+  import sys
+
+  from configs.suites import interlingua_sweep
+  from interlingua_jax import ablations
+  repo = Path(__file__).resolve().parents[1]
+  names = [e.name for e in ablations.parse_suite(interlingua_sweep.get_config("reduced"))][:1]
+  env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+  run = subprocess.run([sys.executable, "-m", "interlingua_jax.ablations",
+                        "--suite=configs/suites/interlingua_sweep.py:reduced", f"--root={tmp_path}",
+                        f"--only={names[0]}"],
+                       cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+  (root,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+  for name in names:
+    assert (root / name / "DONE").exists() and (root / name / "report.md").exists(), name
+  report = analysis_cli.analyze(root)  # only the runs that ran: suite.json lists the selected ones
+  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
+  tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
+  assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)
