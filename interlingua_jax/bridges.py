@@ -13,6 +13,8 @@ A new kind is one `register(Kind(...))` and `bridge.kind` in a config (docs/DESI
 import dataclasses
 from collections.abc import Callable
 
+from interlingua_jax import registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
@@ -27,16 +29,11 @@ REGISTRY: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-  if kind.name in REGISTRY:
-    raise ValueError(f"a bridge kind named {kind.name!r} is already registered")
-  REGISTRY[kind.name] = kind
-  return kind
+  return registry.add(REGISTRY, kind, "bridge kind")
 
 
 def get(name: str) -> Kind:
-  if name not in REGISTRY:
-    raise ValueError(f"unknown bridge.kind {name!r}; choose from {', '.join(REGISTRY)}.")
-  return REGISTRY[name]
+  return registry.find(REGISTRY, name, "bridge kind", "bridge.kind")
 
 
 def _run_translator(cfg, workdir, modes):

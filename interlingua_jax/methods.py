@@ -31,6 +31,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from interlingua_jax import registry
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
 from interlingua_jax.interlingua import batches
@@ -80,16 +81,11 @@ REGISTRY: dict[str, Method] = {}
 
 
 def register(method: Method) -> Method:
-  if method.name in REGISTRY:
-    raise ValueError(f"an evaluation method named {method.name!r} is already registered")
-  REGISTRY[method.name] = method
-  return method
+  return registry.add(REGISTRY, method, "evaluation method")
 
 
 def get(name: str) -> Method:
-  if name not in REGISTRY:
-    raise ValueError(f"unknown evaluation method {name!r} (eval.methods); choose from {', '.join(REGISTRY)}.")
-  return REGISTRY[name]
+  return registry.find(REGISTRY, name, "evaluation method", "eval.methods")
 
 
 def derangement(n: int, seed: int) -> list[int]:

@@ -145,5 +145,5 @@ def test_a_new_dataset_is_one_registered_description(tmp_path, monkeypatch):
   assert len(entry["f1_ci95"]) == 2 and len(entry["em_ci95"]) == 2
   with pytest.raises(ValueError, match="already registered"):
     kinds.register(kinds.Dataset("capitals", example=example, prompt=None, shorter=None, score=None))
-  with pytest.raises(ValueError, match="unknown dataset 'capital'; expected one of gsm8k, hotpotqa, toy, squad, capit"):
+  with pytest.raises(ValueError, match=r"unknown dataset 'capital' \(data.dataset\); choose from gsm8k, hotpotqa, toy, squad, capit"):
     records.load_split("capital", "train", path=str(path))

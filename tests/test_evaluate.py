@@ -203,7 +203,7 @@ def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_
       1 + len(pipeline.token_ids(tok, f"{e.question} {ctx.anchor}")) for e in s.test[:4]}
   assert set(agg["split"]) == {"exemplars", "train", "validation", "test", "evaluated"}
   with pytest.raises(ValueError, match="already registered"):
-    methods.register(methods.REGISTRY["question_only"])
+    methods.register(dataclasses.replace(methods.REGISTRY["question_only"]))  # another object, same name
   with pytest.raises(ValueError, match="give `model` and `ids`"):
     methods.Method("broken", "target")
 

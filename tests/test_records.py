@@ -138,7 +138,7 @@ def test_bad_files(tmp_path):
 
 
 def test_unknown_dataset(tmp_path):
-  with pytest.raises(ValueError, match="unknown dataset 'mmlu'; expected one of gsm8k, hotpotqa, toy"):
+  with pytest.raises(ValueError, match=r"unknown dataset 'mmlu' \(data.dataset\); choose from gsm8k, hotpotqa, toy"):
     records.load_split("mmlu", "test", path=_write_jsonl(tmp_path / "t.jsonl", GSM8K_ROWS))
 
 

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from interlingua_jax.errors import ConfigError
+from interlingua_jax import registry
 
 _BUILTIN_MODULES = ("interlingua_jax.data.builtin", "interlingua_jax.data.squad")
 
@@ -43,11 +43,7 @@ REGISTRY: dict[str, Dataset] = {}
 
 
 def register(dataset: Dataset) -> Dataset:
-  """Adds `dataset` under its name; a second dataset of the same name is refused (it would shadow the first)."""
-  if dataset.name in REGISTRY and REGISTRY[dataset.name] is not dataset:
-    raise ValueError(f"a dataset named {dataset.name!r} is already registered")
-  REGISTRY[dataset.name] = dataset
-  return dataset
+  return registry.add(REGISTRY, dataset, "dataset")
 
 
 def names() -> tuple[str, ...]:
@@ -58,6 +54,5 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> Dataset:
-  if name not in names():
-    raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(names())} (data.dataset)")
-  return REGISTRY[name]
+  names()  # the built-ins register on import
+  return registry.find(REGISTRY, name, "dataset", "data.dataset")
