@@ -20,6 +20,23 @@ COMPRESSION = os.path.join("compression", "compression.json")
 DONE = "DONE"
 
 
+def write_json(path: str | Path, value: Any) -> None:
+  """Writes whole or not at all (a temporary file, then a rename): another process reading `path` at the
+  same moment, e.g. a second host checking a workdir's config.json, sees the old file or the new one."""
+  tmp = f"{path}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(value, f, indent=2)
+  os.replace(tmp, path)
+
+
+def write_jsonl(path: str | Path, rows: Any) -> None:
+  """JSON lines, written whole or not at all like `write_json`."""
+  tmp = f"{path}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(row) + "\n" for row in rows)
+  os.replace(tmp, path)
+
+
 def is_number(x: Any) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

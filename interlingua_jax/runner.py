@@ -13,8 +13,8 @@ from jax.experimental import multihost_utils
 import ml_collections
 from orbax.checkpoint import multihost
 
-from interlingua_jax import (ablations, bridge, bridges, compression, errors, evaluate, methods, preflight, report, results,
-                             train, validate, workdir as workdir_lib)
+from interlingua_jax import (ablations, bridge, bridges, compression, errors, evaluate, methods, outputs, preflight,
+                             report, results, train, validate, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
@@ -69,9 +69,8 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
       logging.info("settings that differ from the saved config (allowed): %s", ", ".join(changed))
     if "train" not in modes:
       return  # config.json stays the record of what was trained
-  if jax.process_index() == 0:
-    with open(path, "w") as f:
-      json.dump(json.loads(cfg.to_json_best_effort()), f, indent=2)
+  if jax.process_index() == 0:  # the other processes may be reading it right now (saved_config above)
+    outputs.write_json(path, json.loads(cfg.to_json_best_effort()))
 
 
 def _comparable(flat: dict) -> dict:

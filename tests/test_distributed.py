@@ -19,10 +19,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-GLOO_TIMEOUT = "Gloo context initialization failed"
-
-
-def _train(workdir, source, target, data, *, processes: int, retry: bool = True) -> list[dict]:
+def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
   args = [sys.executable, "-m", "interlingua_jax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
           "--mode=train", f"--config.source.path={source}", f"--config.target.path={target}",
           "--config.source.dtype=float32", "--config.target.dtype=float32", "--config.data.dataset=gsm8k",
@@ -38,11 +35,13 @@ def _train(workdir, source, target, data, *, processes: int, retry: bool = True)
                                        "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
     procs.append(subprocess.Popen(args, cwd=REPO, env={**env, **extra}, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
-  outputs = [p.communicate(timeout=300)[0] for p in procs]
-  if retry and any(GLOO_TIMEOUT in out for out in outputs):
-    # The CPU collectives' communicator setup gives up after a fixed 30 s (not configurable in jax 0.10);
-    # on 2 loaded cores two processes can miss it. Retried once, in a fresh workdir; any other failure fails.
-    return _train(workdir + "_retry", source, target, data, processes=processes, retry=False)
+  try:
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+  except subprocess.TimeoutExpired:  # one process waiting for another that died: show every process's output
+    for p in procs:
+      p.kill()
+    pytest.fail("a process hung:\n" + "\n".join(f"--- process {i}:\n{p.communicate()[0][-3000:]}"
+                                                  for i, p in enumerate(procs)))
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
   with open(os.path.join(workdir, "train_summary.json")) as f:

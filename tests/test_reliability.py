@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from interlingua_jax import cli, inputs, main, runner, train, workdir as workdir_lib
+from interlingua_jax import cli, inputs, main, outputs, runner, train, workdir as workdir_lib
 from interlingua_jax.data import pipeline
 from interlingua_jax.errors import ConfigError, InputError, WorkdirError
 from interlingua_jax.models import CheckpointError
@@ -156,7 +156,7 @@ CASES = [
     ("batch not divisible by the mesh", lambda d, t: ["--config.mesh.data=4", "--config.train.batch_size=6"],
      "divisible by the mesh's data axis"),
     ("unknown dtype", lambda d, t: ["--config.source.dtype=float13"], "source.dtype"),
-    ("unknown dataset", lambda d, t: ["--config.data.dataset=squad"], "data.dataset"),
+    ("unknown dataset", lambda d, t: ["--config.data.dataset=mmlu"], "data.dataset"),
     ("max_source_len=0", lambda d, t: ["--config.data.max_source_len=0"], "data.max_source_len"),
     ("profile start below -1", lambda d, t: ["--config.profile.start_step=-5"], "profile.start_step"),
     ("missing data file", lambda d, t: [f"--config.data.train_path={d}/none.jsonl"], "data.train_path"),
@@ -446,3 +446,15 @@ def test_console_hides_library_info_and_harmless_notices(tmp_path, capsys):
   assert "Finished saving checkpoint" in (tmp_path / "log.txt").read_text()
   assert cli.run(noisy, ["prog", "--verbose"]) == 0
   assert "Finished saving" in capsys.readouterr().err
+
+
+def test_a_run_record_is_replaced_whole_or_not_at_all(tmp_path):
+  """config.json is written by process 0 while the other hosts read it (runner.check_config): a write
+  that truncates first lets a reader see an empty file, which once failed the two-process run."""
+  path = tmp_path / "config.json"
+  outputs.write_json(path, {"seed": 0})
+  with pytest.raises(TypeError):  # fails half-way through serialising: the old record must survive
+    outputs.write_json(path, {"seed": 1, "bad": object()})
+  assert json.loads(path.read_text()) == {"seed": 0}
+  outputs.write_jsonl(tmp_path / "rows.jsonl", [{"a": 1}, {"a": 2}])
+  assert outputs.read_jsonl(tmp_path / "rows.jsonl") == [{"a": 1}, {"a": 2}]

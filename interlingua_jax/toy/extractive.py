@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interlingua_jax import scoring
+from interlingua_jax import outputs, scoring
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
 from interlingua_jax.models import loading
@@ -185,10 +185,7 @@ def information(train: Sequence[dict], test: Sequence[dict]) -> dict:
 
 
 def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps({k: v for k, v in row.items() if k != "candidates"}) + "\n" for row in rows)
-  os.replace(tmp, path)
+  outputs.write_jsonl(path, ({k: v for k, v in row.items() if k != "candidates"} for row in rows))
 
 
 TARGETS = {  # name: (model_type, tokenizer trainer); the two families and tokenizer styles of issue 13
@@ -226,9 +223,7 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
     test = make_split("test", num_test, seed=seed, **shape)
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["test"], test)
-    with open(paths["info"] + ".tmp", "w") as f:
-      json.dump(information(train, test), f, indent=2)
-    os.replace(paths["info"] + ".tmp", paths["info"])
+    outputs.write_json(paths["info"], information(train, test))
   sample_texts = lambda rng, n: [lm_text(sample_split(rng, "train", seed=seed, **shape)) for _ in range(n)]
   size = pretrain.ToyLMSize(hidden_size=hidden_size, num_layers=num_layers, num_heads=4, num_kv_heads=2,
                             intermediate_size=3 * hidden_size)

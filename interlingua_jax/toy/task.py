@@ -22,11 +22,12 @@ pretraining sampler rejects test questions.
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 from typing import Callable, Sequence
 
 import numpy as np
+
+from interlingua_jax import outputs
 
 NAMES = ("Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Leo")
 # The complementary world's people: its fact table covers these too, and questions about the
@@ -251,8 +252,4 @@ def pretrain_texts(spec: TaskSpec = TaskSpec(), role: str = "target",
 def write_jsonl(path: str, examples: Sequence[dict]) -> None:
   """GSM8K's own field names, so the real GSM8K loading code reads the toy splits."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    for example in examples:
-      f.write(json.dumps({"question": example["question"], "answer": example["answer"]}) + "\n")
-  os.replace(tmp, path)
+  outputs.write_jsonl(path, ({"question": e["question"], "answer": e["answer"]} for e in examples))

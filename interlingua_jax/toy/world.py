@@ -12,15 +12,9 @@ import json
 import os
 from typing import Any
 
+from interlingua_jax import outputs
 from interlingua_jax.toy import capacity, pretrain
 from interlingua_jax.toy import task as toy_task
-
-
-def _write_json(path: str, value: Any) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(value, f, indent=2)
-  os.replace(tmp, path)
 
 
 def _write_splits(directory: str, spec: toy_task.TaskSpec, num_train: int, num_test: int, seed: int) -> dict[str, str]:
@@ -32,7 +26,7 @@ def _write_splits(directory: str, spec: toy_task.TaskSpec, num_train: int, num_t
     test = toy_task.make_split("test", num_test, seed=seed, spec=spec)
     toy_task.write_jsonl(paths["train"], train)
     toy_task.write_jsonl(paths["test"], test)
-    _write_json(info_path, {**capacity.information(spec), **capacity.overlap(train, test)})
+    outputs.write_json(info_path, {**capacity.information(spec), **capacity.overlap(train, test)})
   return paths
 
 
