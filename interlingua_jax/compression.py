@@ -9,14 +9,13 @@ in the target's KV cache (M soft tokens instead of the prompt's tokens), not in 
 """
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Sequence
 
 import jax
 import numpy as np
 
-from interlingua_jax import evaluate, stats, wire
+from interlingua_jax import evaluate, outputs, stats, wire
 from interlingua_jax.data import pipeline
 
 
@@ -55,8 +54,7 @@ def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str]
             "text_tokens_mean": float(text_tokens.mean()), "levels": levels}
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "compression.json"), "w") as f:
-      json.dump(result, f, indent=2)
+    outputs.write_json(os.path.join(out_dir, "compression.json"), result)
   return result
 
 

@@ -175,16 +175,12 @@ def training_step(cfg: ml_collections.ConfigDict, s: Setup, lengths: pipeline.Le
   return TrainingStep(spec, tx, schedule, graphdef, state, step_fn)
 
 
-SUMMARY_FILE = "train_summary.json"
-
-
 def finished_training(cfg: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """The summary of a run whose training already finished (stopped early or reached train.steps), else None."""
-  path = os.path.join(workdir, SUMMARY_FILE)
-  if not os.path.exists(path):
+  path = os.path.join(workdir, outputs.TRAIN_SUMMARY)
+  summary = outputs.read_json(path)
+  if summary is None:
     return None
-  with open(path) as f:
-    summary = json.load(f)
   if summary["stopped_early"] or summary["final_step"] >= cfg.train.steps:
     logging.info("training already finished (%s); skipping", path)
     return summary
@@ -214,8 +210,7 @@ def loop_settings(cfg: ml_collections.ConfigDict, workdir: str) -> train.LoopSet
 
 def write_summary(summary: dict, workdir: str) -> None:
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
-      json.dump(summary, f, indent=2)
+    outputs.write_json(os.path.join(workdir, outputs.TRAIN_SUMMARY), summary)
   logging.info("training summary: %s", summary)
 
 
@@ -282,8 +277,7 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
                           seed=cfg.seed, throughput=throughput, split=split)
   if jax.process_index() == 0:
-    with open(os.path.join(out_dir, "aggregate.json"), "w") as f:
-      json.dump(agg, f, indent=2)
+    outputs.write_json(os.path.join(workdir, outputs.AGGREGATE), agg)
   print(report.methods_table(agg))
   return agg
 

@@ -10,8 +10,6 @@ Figures (PDF + PNG) and `diagnostics.json` go to `<workdir>/diagnostics/`.
 """
 import collections
 import dataclasses
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +130,6 @@ def run(cfg, s, workdir: str) -> dict:
   result = {name: {**measured[name]["summary"], "latent": scores[name],
                    "first_token_accuracy_last": curves[name][-1][1] if curves[name] else None}
             for name in s.targets}
-  with open(out_dir / "diagnostics.json", "w") as f:
-    json.dump({"targets": result, "figures": files, "num_questions": len(examples)}, f, indent=2)
+  outputs.write_json(out_dir / "diagnostics.json", {"targets": result, "figures": files,
+                                                    "num_questions": len(examples)})
   return result

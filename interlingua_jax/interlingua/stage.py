@@ -9,7 +9,6 @@
     diagnostics embedding diagnostics of the best checkpoint (diagnostics.py)
 """
 import dataclasses
-import json
 import logging
 import os
 
@@ -220,8 +219,7 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
     out["targets"][name] = agg
     print(f"\n## target {name}\n" + report.methods_table(agg))
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "eval", "aggregate.json"), "w") as f:
-      json.dump(out, f, indent=2)
+    outputs.write_json(os.path.join(workdir, outputs.AGGREGATE), out)
   return out
 
 
