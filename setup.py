@@ -23,6 +23,8 @@ setup(
         "huggingface_hub",
         "datasets",
         "numpy",
+        "scipy",  # exact intervals (stats.py); also a dependency of jax
+        "pyarrow",  # parquet splits (data/records.py); also a dependency of datasets
         "tqdm",
         "matplotlib",
         "tensorboardX",
