@@ -55,7 +55,8 @@ GATE_VALUE = 0.5  # tanh(0.5) ≈ 0.46: at the initial 0 every branch but the qu
 
 
 def steps_runner(step, state, frozen_params, batch):
-  """run(n) runs n steps (the state is donated and threaded through) and returns the last step's metrics."""
+  """run(n) runs n steps (the state is donated and threaded through) and returns the last step's metrics;
+  run.arguments() gives the step's current arguments."""
 
   def run(num_steps: int):
     nonlocal state
@@ -63,7 +64,14 @@ def steps_runner(step, state, frozen_params, batch):
       state, metrics = step(state, frozen_params, batch)
     return state, metrics
 
+  run.arguments = lambda: (state, frozen_params, batch)
   return run
+
+
+def compiled_flops(step, *arguments) -> float:
+  """The FLOPs XLA counts in the compiled step (matmuls and elementwise work, attention included)."""
+  cost = step.lower(*arguments).compile().cost_analysis()
+  return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,6 +146,8 @@ def cpu(args) -> None:
     print(f"{name:<18}{tm.median / args.steps * 1e3:>10.1f}{args.batch * args.steps / tm.median:>12.1f}   "
           f"[{lo:.1f}, {hi:.1f}]")
   print(f"ratio jax / pytorch samples/s: {times['pytorch (eager)'].median / times['jax jit'].median:.2f}")
+  flop, seconds = compiled_flops(step, *run_jax.arguments()), times["jax jit"].median / args.steps
+  print(f"the JAX step is {flop / 1e9:.2f} GFLOP (XLA's cost analysis): {flop / seconds / 1e9:.0f} GFLOP/s")
   print(f"loss after {total_steps} steps on the same batch: jax {last['jax']:.6f}, torch {last['torch']:.6f}")
 
 

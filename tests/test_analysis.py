@@ -310,3 +310,12 @@ def test_capacity_and_stability_figures_read_world_info_and_collapse_diagnostics
   accuracy, similarity, rms = stability.axes
   assert similarity.get_title().startswith("cosine") and rms.get_title() == "soft-token RMS"
   assert max(similarity.lines[1].get_ydata()) == pytest.approx(0.75)  # toy_baseline_8, no fixes, rising
+
+
+def test_a_latent_kinds_aggregate_is_checked_target_by_target():
+  from interlingua_jax.analysis import runs
+  llama = {"methods": {"latent": {"f1": 0.5}, "pca": {"f1": 0.2}}}
+  assert runs._targets_error({"targets": {"llama": llama, "qwen": llama}}, "agg.json") is None
+  error = runs._targets_error({"targets": {"llama": llama, "qwen": {"methods": {"latent": {"em": 0.4}}}}}, "agg.json")
+  assert error == "agg.json (target 'qwen'): methods entry 'latent' lacks numeric f1"
+  assert runs._targets_error({"targets": {}}, "agg.json") == "agg.json has an empty `targets` object"

@@ -276,6 +276,7 @@ def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
   for name in names:
     assert (root / name / "DONE").exists() and (root / name / "report.md").exists(), name
   report = analysis_cli.analyze(root)  # only the runs that ran: suite.json lists the selected ones
+  assert [r["problems"] for r in report["runs"]] == [[]]  # a per-target aggregate is a complete run's
   assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
   tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
   assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)

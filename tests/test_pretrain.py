@@ -21,24 +21,42 @@ def tok():
 def test_lm_batch_wraps_each_text_in_bos_and_eos(tok):
   config = pretrain.toy_config("llama", len(tok), TINY)
   texts = ["Q: Ann has 3 pens.\nA: 3", "Q: Ben has 4 cups. Then Ben buys 2 more cups.\nA: 4 + 2 = 6\n#### 6"]
-  ids, mask = pretrain.lm_batch(tok, texts, config, min_length=40)
-  assert ids.shape == mask.shape and ids.shape[1] % 16 == 0 and ids.shape[1] >= 40
-  for row, m, text in zip(ids, mask, texts):
+  ids, mask, loss_mask = pretrain.lm_batch(tok, texts, config, min_length=40)
+  assert ids.shape == mask.shape == loss_mask.shape and ids.shape[1] % 16 == 0 and ids.shape[1] >= 40
+  for row, m, lm, text in zip(ids, mask, loss_mask, texts):
     n = int(m.sum())
     assert m[:n].all() and not m[n:].any()
+    assert lm[0] == 0 and lm[1:n].all() and not lm[n:].any()  # every real token after the first is predicted
     assert row[0] == config.bos_token_id and row[n - 1] == config.eos_token_id[0]
     assert list(row[1:n - 1]) == tok(text, add_special_tokens=False)["input_ids"]
     assert (row[n:] == config.pad_token_id).all()
 
 
+def test_lm_batch_with_pieces_predicts_only_the_learned_pieces_and_eos(tok):
+  config = pretrain.toy_config("llama", len(tok), TINY)
+  texts = [[("Q: Ann has 3 pens.\nA:", False), (" 3", True)],
+           [("Q: Ben has 4 cups.\nA:", False), (" 4", True), ("\n\nQ: and 2 more?\nA:", False), (" 6", True)]]
+  ids, mask, loss_mask = pretrain.lm_batch(tok, texts, config)
+  encode = lambda t: tok(t, add_special_tokens=False)["input_ids"]
+  for row, m, lm, pieces in zip(ids, mask, loss_mask, texts):
+    expected_ids, expected_mask = [config.bos_token_id], [0]
+    for piece, learned in pieces:  # each piece tokenised on its own
+      expected_ids += encode(piece)
+      expected_mask += [int(learned)] * len(encode(piece))
+    n = int(m.sum())
+    assert list(row[:n]) == expected_ids + [config.eos_token_id[0]]
+    assert list(lm[:n]) == expected_mask + [1] and not lm[n:].any()
+    assert sum(lm) == sum(len(encode(p)) for p, learned in pieces if learned) + 1
+
+
 def test_pretrain_lm_cuts_the_held_out_loss(tok):
   config = pretrain.toy_config("llama", len(tok), TINY)
   held_out = [task.lm_text(e) for e in task.make_split("test", 32, seed=0)]
-  ids, mask = pretrain.lm_batch(tok, held_out, config)
-  before = float(pretrain.lm_loss(models.init_params(config, jax.random.PRNGKey(0)), config, ids, mask))
+  batch = pretrain.lm_batch(tok, held_out, config)
+  before = float(pretrain.lm_loss(models.init_params(config, jax.random.PRNGKey(0)), config, *batch))
   params = pretrain.pretrain_lm(config, tok, task.pretrain_texts(), steps=40, batch_size=16, learning_rate=1e-2,
                                 seed=0, log_every=20)
-  after = float(pretrain.lm_loss(params, config, ids, mask))
+  after = float(pretrain.lm_loss(params, config, *batch))
   assert before > 0.9 * np.log(len(tok))  # a random model is near uniform over the vocabulary
   assert after < 0.6 * before  # measured: 5.7 -> 2.1
 

@@ -15,7 +15,7 @@ from interlingua_jax.data import pipeline, prompts, records
 from interlingua_jax.models import loading
 from interlingua_jax.toy import extractive, pretrain
 
-SHAPE = dict(num_names=200, min_facts=4, max_facts=6, max_same=2, held_out_names=True)
+SHAPE = dict(num_names=200, min_facts=4, max_facts=6, max_same=2, held_out_names=True, distinct_names=False)
 
 
 def _names(rows) -> set[str]:
@@ -56,6 +56,27 @@ def test_without_held_out_names_the_split_is_by_question_text():
                  for _ in range(200))
 
 
+def test_distinct_names_make_the_subject_find_the_fact_and_pieces_teach_only_answers():
+  shape = {**SHAPE, "num_names": 40, "held_out_names": False, "distinct_names": True}
+  rows = extractive.make_split("train", 200, seed=0, **shape)
+  for row in rows:
+    names = re.findall(r"\b[A-Z][a-z]+\b", row["context"])
+    assert len(names) == len(set(names))  # no name twice in a context: one-hop recall
+    assert len(row["candidates"]) >= 2  # still a same-relation distractor
+  assert any(len(re.findall(r"\b[A-Z][a-z]+\b", r["context"])) > len(set(re.findall(r"\b[A-Z][a-z]+\b", r["context"])))
+             for r in extractive.make_split("train", 200, seed=0, **{**shape, "distinct_names": False}))
+  for row in rows[:50]:
+    pieces = extractive.lm_pieces(row, questions_per_text=3)
+    assert pieces[0] == (prompts.build_prompt("squad", records.Example("", row["question"], "", gold="-",
+                                                                         context=row["context"])), False)
+    assert pieces[1] == (" " + row["answers"]["text"][0], True)
+    assert 2 <= len(pieces) <= 6 and [learned for _, learned in pieces] == [False, True] * (len(pieces) // 2)
+    for (prompt, _), (answer, _) in zip(pieces[2::2], pieces[3::2]):
+      question = prompt.split("Question: ")[1].split("\n")[0]
+      assert answer.strip() in row["context"] and question != row["question"]
+      assert not extractive.is_test_question({"context": row["context"], "question": question})
+
+
 def test_two_targets_of_two_families_and_tokenizers_built_once(toy_extractive_world):
   paths = toy_extractive_world
   root = os.path.dirname(os.path.dirname(paths["info"]))
@@ -69,7 +90,7 @@ def test_two_targets_of_two_families_and_tokenizers_built_once(toy_extractive_wo
   assert qwen_tok.bos_token_id is None and qwen.bos_token_id is None
   assert qwen_tok(text)["input_ids"] == pipeline.with_bos(qwen_tok, pipeline.token_ids(qwen_tok, text))
   assert llama_tok(text, add_special_tokens=False)["input_ids"] != qwen_tok(text)["input_ids"]
-  ids, mask = pretrain.lm_batch(qwen_tok, [text], qwen)  # the no-BOS path: text, then EOS
+  ids, mask, _ = pretrain.lm_batch(qwen_tok, [text], qwen)  # the no-BOS path: text, then EOS
   n = int(mask[0].sum())
   assert list(ids[0, :n]) == qwen_tok(text)["input_ids"] + [qwen.eos_token_id[0]] == qwen_tok(text + "<|endoftext|>")[
       "input_ids"]

@@ -67,6 +67,16 @@ def _entries_error(data: dict, rel: str, key: str, fields: tuple[str, ...]) -> s
   return None
 
 
+def _targets_error(data: dict, rel: str) -> str | None:
+  """None when every target's table of a latent kind's aggregate has methods with numeric F1."""
+  targets = data["targets"]
+  if not isinstance(targets, dict) or not targets:
+    return f"{rel} has an empty `targets` object"
+  errors = (_entries_error(table if isinstance(table, dict) else {}, f"{rel} (target {name!r})", "methods", ("f1",))
+            for name, table in targets.items())
+  return next((e for e in errors if e), None)
+
+
 def load_run(name: str, path: Path, group: str = "", seed: int | None = None) -> Run:
   run = Run(name=name, path=path, group=group or name, seed=seed)
   if not path.is_dir():
@@ -91,6 +101,8 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
                                  ("compression", outputs.COMPRESSION, "levels", ("packet_bytes", "accuracy"))):
     data = _read_json(path, rel, run.problems)
     error = _entries_error(data, rel, key, fields) if data is not None else None
+    if data is not None and attr == "aggregate" and "targets" in data:  # a latent kind: one table per target
+      error = _targets_error(data, rel)
     if error:
       run.problems.append(error)
       data = None

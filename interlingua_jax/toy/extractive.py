@@ -11,13 +11,15 @@ a hash of the question's text decides its split, and the few names (`num_names`,
 The targets, as `prepare(...)["targets"]`: a Llama-architecture LM with a byte-level BPE tokenizer that adds
 BOS, and a Qwen2-architecture LM with a Qwen-style tokenizer that adds none. Both pretrain on the SQuAD
 prompt of `data/squad.py` followed by the answer, `{context}\\n\\nQuestion: {question}\\nAnswer: {span}`, with
-fresh training questions every step, and are saved as HF checkpoint directories.
+fresh training questions every step, and are saved as HF checkpoint directories. With `answer_only` the loss
+reads only the spans (the prompt is read, not learned) and each context carries up to `questions_per_text`
+questions (`lm_pieces`): the whole-text loss spends a tiny model's steps on modelling the facts themselves.
 
 Configs use a section `c.toy.extractive = ConfigDict(...)` whose keys are `prepare`'s settings: seed,
-num_train, num_test, num_names (per kind: people, towns), min_facts, max_facts, max_same, held_out_names,
-pretrain_steps, pretrain_batch_size, pretrain_learning_rate, hidden_size, num_layers, vocab_size,
-tokenizer_texts (`REDUCED` and `FULL` are the two sizes measured). Everything is cached under
-`<root>/extractive_<hash of the settings>/`.
+num_train, num_test, num_names (per kind: people, towns), min_facts, max_facts, max_same, distinct_names,
+held_out_names, pretrain_steps, pretrain_batch_size, pretrain_learning_rate, hidden_size, num_layers,
+vocab_size, tokenizer_texts, answer_only, questions_per_text (`REDUCED` and `FULL` are the two sizes
+measured). Everything is cached under `<root>/extractive_<hash of the settings>/`.
 """
 import functools
 import hashlib
@@ -55,11 +57,13 @@ _TEST_QUESTION_BUCKETS = 10  # without, 1 question in 10 (by its text) is a test
 # on 2 loaded CPU cores (23 min per target): both targets still answer without reading the context (text F1
 # about 0.05, below answering by position): they need more than 1500 steps or an answer-only loss first.
 REDUCED = dict(seed=0, num_train=64, num_test=16, num_names=100, min_facts=3, max_facts=4, max_same=1,
-               held_out_names=True, pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3, hidden_size=32,
-               num_layers=2, vocab_size=300, tokenizer_texts=500)
+               held_out_names=True, pretrain_steps=1, pretrain_batch_size=4, pretrain_learning_rate=3e-3,
+               hidden_size=32, num_layers=2, vocab_size=300, tokenizer_texts=500, answer_only=True,
+               questions_per_text=2, distinct_names=True)
 FULL = dict(seed=0, num_train=20000, num_test=500, num_names=40, min_facts=3, max_facts=5, max_same=2,
-            held_out_names=False, pretrain_steps=1500, pretrain_batch_size=32, pretrain_learning_rate=5e-3,
-            hidden_size=64, num_layers=2, vocab_size=1024, tokenizer_texts=5000)
+            held_out_names=False, pretrain_steps=3000, pretrain_batch_size=64, pretrain_learning_rate=3e-3,
+            hidden_size=64, num_layers=2, vocab_size=1024, tokenizer_texts=5000, answer_only=True,
+            questions_per_text=4, distinct_names=True)
 
 
 @functools.cache  # every pretraining text asks again
@@ -103,20 +107,28 @@ def _value(rng: np.random.Generator, kind, pools: dict[str, tuple[str, ...]], ex
 
 
 def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], *, min_facts: int, max_facts: int,
-                   max_same: int) -> dict:
+                   max_same: int, distinct_names: bool) -> dict:
   """One question in the flat SQuAD layout (`id` left to the split), plus the `candidates` (values of the
   asked relation in context order; not written to the files).
 
   The asked fact and 1..max_same distractors of the same relation (other subjects, other values), then
-  facts of other relations (often about the same people) up to min_facts..max_facts in all, shuffled. Every
-  subject has at most one fact per relation, so the question has one answer.
+  facts of other relations up to min_facts..max_facts in all, shuffled. Every subject has at most one fact
+  per relation, so the question has one answer. With `distinct_names` no name occurs twice in a context, so
+  the asked subject alone finds the fact (one-hop recall); without, the other facts are often about the
+  same people, and the reader must match subject and relation together.
   """
   relation = list(RELATIONS)[rng.integers(len(RELATIONS))]
   template, question, subject_kind, value_kind = RELATIONS[relation]
   facts, used = [], set()  # (relation, subject, value), (relation, subject)
+
+  def taken(rel: str) -> set[str]:  # names a new fact of `rel` may not use
+    if distinct_names:
+      return {s for _, s, _ in facts} | {v for _, _, v in facts}
+    return {s for r, s in used if r == rel}
+
   for _ in range(1 + int(rng.integers(1, max_same + 1))):
-    subject = _value(rng, subject_kind, pools, {s for r, s in used if r == relation})
-    value = _value(rng, value_kind, pools, {subject} | {v for r, _, v in facts if r == relation})
+    subject = _value(rng, subject_kind, pools, taken(relation))
+    value = _value(rng, value_kind, pools, {subject} | taken(relation) | {v for r, _, v in facts if r == relation})
     facts.append((relation, subject, value))
     used.add((relation, subject))
   asked = facts[0]
@@ -125,11 +137,11 @@ def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], 
   while len(facts) < num_facts:
     other = others[rng.integers(len(others))]
     kind = RELATIONS[other][2]
-    known = [s for s in people if (other, s) not in used] if kind == "person" else []
-    subject = known[0] if known and rng.integers(2) else _value(rng, kind, pools, {s for r, s in used if r == other})
+    known = [s for s in people if (other, s) not in used] if kind == "person" and not distinct_names else []
+    subject = known[0] if known and rng.integers(2) else _value(rng, kind, pools, taken(other))
     if (other, subject) in used:
       continue
-    facts.append((other, subject, _value(rng, RELATIONS[other][3], pools, {subject})))
+    facts.append((other, subject, _value(rng, RELATIONS[other][3], pools, {subject} | taken(other))))
     used.add((other, subject))
   order = rng.permutation(len(facts))
   sentences = [RELATIONS[facts[i][0]][0].format(s=facts[i][1], v=facts[i][2]) for i in order]
@@ -139,8 +151,10 @@ def sample_example(rng: np.random.Generator, pools: dict[str, tuple[str, ...]], 
   value_start = sentence_start + template.format(s=asked[1], v="\0").index("\0")
   assert context[value_start:value_start + len(asked[2])] == asked[2]
   candidates = [facts[i][2] for i in order if facts[i][0] == relation]  # the asked relation's values, in order
+  others = [(RELATIONS[r][1].format(s=subject), value) for r, subject, value in facts[1:]]
   return {"title": "toy", "context": context, "question": question.format(s=asked[1]),
-          "answers": {"text": [asked[2]], "answer_start": [value_start]}, "candidates": candidates}
+          "answers": {"text": [asked[2]], "answer_start": [value_start]}, "candidates": candidates,
+          "other_questions": others}
 
 
 def sample_split(rng: np.random.Generator, split: str, *, seed: int, num_names: int, held_out_names: bool,
@@ -167,10 +181,27 @@ def make_split(split: str, num: int, *, seed: int, **shape) -> list[dict]:
   return rows
 
 
+def _prompt(question: str, context: str) -> str:
+  return prompts.build_prompt("squad", Example("", question, "", gold="-", context=context))
+
+
 def lm_text(row: dict) -> str:
   """The pretraining text: the evaluation prompt exactly as `data/squad.py` builds it, then the span."""
-  example = Example(row.get("id", ""), row["question"], "", gold="-", context=row["context"])
-  return TEMPLATE.format(prompt=prompts.build_prompt("squad", example), answer=row["answers"]["text"][0])
+  return TEMPLATE.format(prompt=_prompt(row["question"], row["context"]), answer=row["answers"]["text"][0])
+
+
+def lm_pieces(row: dict, questions_per_text: int) -> list[tuple[str, bool]]:
+  """The answer-only pretraining text, as `pretrain.lm_batch` pieces: the evaluation prompt, the span
+  (learned), then up to questions_per_text - 1 more questions about the same context, each prompt followed
+  by its span (learned). More answers per context is more supervision per step for the same reading
+  work; only training questions are added (`is_test_question`), so the pretraining never sees a test one.
+  """
+  context = row["context"]
+  pieces = [(_prompt(row["question"], context), False), (" " + row["answers"]["text"][0], True)]
+  extra = [(q, a) for q, a in row["other_questions"] if not is_test_question({"context": context, "question": q})]
+  for question, answer in extra[:questions_per_text - 1]:
+    pieces += [(_prompt(question, ""), False), (" " + answer, True)]
+  return pieces
 
 
 def information(train: Sequence[dict], test: Sequence[dict]) -> dict:
@@ -185,7 +216,8 @@ def information(train: Sequence[dict], test: Sequence[dict]) -> dict:
 
 
 def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
-  outputs.write_jsonl(path, ({k: v for k, v in row.items() if k != "candidates"} for row in rows))
+  private = ("candidates", "other_questions")
+  outputs.write_jsonl(path, ({k: v for k, v in row.items() if k not in private} for row in rows))
 
 
 TARGETS = {  # name: (model_type, tokenizer trainer); the two families and tokenizer styles of issue 13
@@ -195,9 +227,10 @@ TARGETS = {  # name: (model_type, tokenizer trainer); the two families and token
 
 
 def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: int, min_facts: int,
-            max_facts: int, max_same: int, held_out_names: bool, pretrain_steps: int, pretrain_batch_size: int,
+            max_facts: int, max_same: int, distinct_names: bool, held_out_names: bool, pretrain_steps: int,
+            pretrain_batch_size: int,
             pretrain_learning_rate: float, hidden_size: int, num_layers: int, vocab_size: int, tokenizer_texts: int,
-            build: Sequence[str] = tuple(TARGETS)) -> dict:
+            answer_only: bool, questions_per_text: int, build: Sequence[str] = tuple(TARGETS)) -> dict:
   """{"train", "test", "info", "targets": {"llama": dir, "qwen": dir}}: the world under `root`, built once.
 
   Files are written whole or not at all, info.json after the splits; each target's marker is written
@@ -208,11 +241,12 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
     raise ValueError(f"toy.extractive: need 3 <= min_facts <= max_facts and 1 <= max_same < min_facts, got "
                      f"min_facts={min_facts}, max_facts={max_facts}, max_same={max_same}")
   shape = dict(num_names=num_names, held_out_names=held_out_names, min_facts=min_facts, max_facts=max_facts,
-               max_same=max_same)
+               max_same=max_same, distinct_names=distinct_names)
   settings = dict(seed=seed, num_train=num_train, num_test=num_test, pretrain_steps=pretrain_steps,
                   pretrain_batch_size=pretrain_batch_size, pretrain_learning_rate=pretrain_learning_rate,
                   hidden_size=hidden_size, num_layers=num_layers, vocab_size=vocab_size,
-                  tokenizer_texts=tokenizer_texts, version=VERSION, **shape)
+                  tokenizer_texts=tokenizer_texts, answer_only=answer_only,
+                  questions_per_text=questions_per_text, version=VERSION, **shape)
   key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=5).hexdigest()
   directory = os.path.join(root, f"extractive_{key}")
   os.makedirs(directory, exist_ok=True)
@@ -224,7 +258,11 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["test"], test)
     outputs.write_json(paths["info"], information(train, test))
-  sample_texts = lambda rng, n: [lm_text(sample_split(rng, "train", seed=seed, **shape)) for _ in range(n)]
+  if answer_only:
+    text = lambda row: lm_pieces(row, questions_per_text)
+  else:
+    text = lm_text
+  sample_texts = lambda rng, n: [text(sample_split(rng, "train", seed=seed, **shape)) for _ in range(n)]
   size = pretrain.ToyLMSize(hidden_size=hidden_size, num_layers=num_layers, num_heads=4, num_kv_heads=2,
                             intermediate_size=3 * hidden_size)
   paths["targets"] = {}
@@ -242,7 +280,8 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
 
 
 def text_scores(target: str, examples: Sequence[Example], *, batch_size: int = 64, max_new_tokens: int = 12) -> dict:
-  """The text baseline of one target: greedy answers to the full SQuAD prompts, {"em", "f1", "n"}."""
+  """The text baseline of one target: greedy answers to the full SQuAD prompts, cut at the first newline (as
+  the configs' stop string does), {"em", "f1", "n"}."""
   model, tokenizer = loading.from_pretrained(target, dtype="float32")
   em, f1 = [], []
   for start in range(0, len(examples), batch_size):
@@ -254,7 +293,7 @@ def text_scores(target: str, examples: Sequence[Example], *, batch_size: int = 6
     mask = np.array([[0] * (width - len(r)) + [1] * len(r) for r in rows], np.int32)
     out = generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens)
     for example, tokens, length in zip(batch, np.asarray(out.tokens), np.asarray(out.lengths)):
-      text = tokenizer.decode([t for t in tokens[:length] if t not in model.config.eos_token_id])
+      text = tokenizer.decode([t for t in tokens[:length] if t not in model.config.eos_token_id]).split("\n")[0]
       scored = scoring.score("squad", text, example.golds)
       em.append(scored["em"])
       f1.append(scored["f1"])

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from absl import logging
@@ -27,32 +28,51 @@ from interlingua_jax import models
 from interlingua_jax.toy import task
 from interlingua_jax.toy import tokenizer as toy_tokenizer
 
-SampleTexts = Callable[[np.random.Generator, int], list[str]]
+Text = str | Sequence[tuple[str, bool]]  # a whole text, or (piece, learned) pairs: see `lm_batch`
+SampleTexts = Callable[[np.random.Generator, int], list[Text]]
 MARKER = "PRETRAINED.json"
 _LENGTH_MULTIPLE = 16
 
 
-def lm_batch(tokenizer, texts: list[str], config: models.DecoderConfig,
-             min_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def lm_batch(tokenizer, texts: Sequence[Text], config: models.DecoderConfig,
+             min_length: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """`<s> text </s>` rows (`text </s>` for a family without BOS, like Qwen), right-padded to at least
-  min_length and to a multiple of 16: (input_ids, attention_mask), both (B, S) int32."""
+  min_length and to a multiple of 16: (input_ids, attention_mask, loss_mask), each (B, S) int32.
+
+  loss_mask marks the tokens the loss predicts. A text given as a string: every real token after the
+  first. A text given as (piece, learned) pairs: each piece is tokenised on its own (as a prompt and its
+  completion are at generation) and only the tokens of learned pieces, and the EOS, are predicted, so a
+  prompt is read, not learned.
+  """
   bos = [] if config.bos_token_id is None else [config.bos_token_id]
-  rows = [bos + tokenizer(t, add_special_tokens=False)["input_ids"] + [config.eos_token_id[0]] for t in texts]
+  rows, masks = [], []
+  for text in texts:
+    row, targets = list(bos), [0] * len(bos)
+    for piece, learned in ([(text, True)] if isinstance(text, str) else text):
+      ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+      row += ids
+      targets += [int(learned)] * len(ids)
+    rows.append(row + [config.eos_token_id[0]])
+    masks.append([0] + targets[1:] + [1])  # the first token is never predicted
   length = max(min_length, -(-max(len(r) for r in rows) // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE)
   ids = np.full((len(rows), length), config.pad_token_id or 0, np.int32)
   mask = np.zeros((len(rows), length), np.int32)
-  for i, row in enumerate(rows):
+  loss_mask = np.zeros((len(rows), length), np.int32)
+  for i, (row, targets) in enumerate(zip(rows, masks)):
     ids[i, :len(row)] = row
     mask[i, :len(row)] = 1
-  return ids, mask
+    loss_mask[i, :len(row)] = targets
+  return ids, mask, loss_mask
 
 
-def lm_loss(params, config: models.DecoderConfig, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
-  """Mean next-token cross-entropy over real tokens (EOS included, so models learn to stop), float32."""
+def lm_loss(params, config: models.DecoderConfig, input_ids: jax.Array, attention_mask: jax.Array,
+            loss_mask: jax.Array) -> jax.Array:
+  """Mean next-token cross-entropy over the tokens of `loss_mask` (EOS included, so models learn to stop),
+  float32."""
   logits = models.forward(params, config, input_ids=input_ids, attention_mask=attention_mask,
                           output_hidden_states=False).logits
   ce = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], input_ids[:, 1:])
-  weight = attention_mask[:, 1:].astype(jnp.float32)
+  weight = loss_mask[:, 1:].astype(jnp.float32)
   return jnp.sum(ce * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
@@ -66,8 +86,8 @@ def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTex
                 warmup_steps: int | None = None, weight_decay: float = 0.01):
   """Random init, then `steps` AdamW steps (warmup, cosine decay to 10%, clipping at 1.0) on fresh text.
 
-  `sample_texts(rng, n)` returns n texts; BOS (if the config has one) and EOS are added here. Returns
-  float32 params.
+  `sample_texts(rng, n)` returns n texts; BOS (if the config has one) and EOS are added here; a text
+  given as pieces limits the loss to its learned pieces (`lm_batch`). Returns float32 params.
   """
   if steps < 1 or batch_size < 1 or learning_rate <= 0:
     raise ValueError(f"need steps >= 1, batch_size >= 1, learning_rate > 0; got {steps}, {batch_size}, "
@@ -85,8 +105,8 @@ def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTex
   opt_state = optimizer.init(params)
 
   @jax.jit
-  def train_step(params, opt_state, input_ids, attention_mask):
-    loss, grads = jax.value_and_grad(lm_loss)(params, config, input_ids, attention_mask)
+  def train_step(params, opt_state, input_ids, attention_mask, loss_mask):
+    loss, grads = jax.value_and_grad(lm_loss)(params, config, input_ids, attention_mask, loss_mask)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
@@ -94,9 +114,9 @@ def pretrain_lm(config: models.DecoderConfig, tokenizer, sample_texts: SampleTex
   length = 0  # only grows: after the first few batches every batch has one shape, so one compilation
   start = time.perf_counter()
   for step in range(1, steps + 1):
-    input_ids, attention_mask = lm_batch(tokenizer, sample_texts(rng, batch_size), config, length)
-    length = input_ids.shape[1]
-    params, opt_state, loss = train_step(params, opt_state, input_ids, attention_mask)
+    batch = lm_batch(tokenizer, sample_texts(rng, batch_size), config, length)
+    length = batch[0].shape[1]
+    params, opt_state, loss = train_step(params, opt_state, *batch)
     if step % log_every == 0 or step == steps:
       elapsed = time.perf_counter() - start
       logging.info("pretrain %s step %d/%d loss %.4f (%.1f s, %.2f steps/s)", config.model_type, step, steps,
@@ -147,8 +167,8 @@ def build_lm(directory: str, settings: dict[str, Any], *, model_type: str, size:
     logging.info("toy %s LM: reusing %s", model_type, directory)
     return directory
   shutil.rmtree(directory, ignore_errors=True)
-  tokenizer = train_tokenizer(sample_texts(np.random.default_rng([tokenizer_seed, 2]), tokenizer_corpus_size),
-                              vocab_size)
+  corpus = sample_texts(np.random.default_rng([tokenizer_seed, 2]), tokenizer_corpus_size)
+  tokenizer = train_tokenizer([t if isinstance(t, str) else "".join(p for p, _ in t) for t in corpus], vocab_size)
   config = toy_config(model_type, len(tokenizer), size, bos_token_id=tokenizer.bos_token_id,
                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
   start = time.perf_counter()
