@@ -91,6 +91,7 @@ def cpu(args) -> None:
                num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
                head_dim=args.d_model // args.heads, max_position_embeddings=4096, initializer_range=0.02)
   total_steps = 2 + (args.repeats + 1) * args.steps  # step 0, warm-up, timed rounds, the last loss
+  schedule_steps = total_steps + args.steps  # and the traced steps
   with tempfile.TemporaryDirectory() as work:
     tokenizer = build_tiny_tokenizer()
     dirs = {name: os.path.join(work, name) for name in ("mistral", "llama")}
@@ -100,7 +101,7 @@ def cpu(args) -> None:
     cfg.translator.update(num_soft_tokens=args.soft_tokens, bottleneck=args.bottleneck, depth=args.depth,
                           num_heads=args.translator_heads, dropout=0.0)
     cfg.data.num_shots, cfg.data.max_source_len = args.num_shots, 4096  # no exemplar dropped to fit
-    cfg.train.steps = total_steps + 1  # the schedule decays to 0 at train.steps: keep lr > 0 throughout
+    cfg.train.steps = schedule_steps + 1  # the schedule decays to 0 at train.steps: keep lr > 0 throughout
     s = runner.setup(cfg, work)
     batch, lengths = fixed_batch(cfg, s, args.batch)
     state, step, schedule = jax_step(cfg, s, lengths, gates=GATE_VALUE)
@@ -110,7 +111,7 @@ def cpu(args) -> None:
     source, target = torch_bridge.frozen_models(dirs["mistral"], dirs["llama"])
   torch_step = torch_bridge.make_step(cfg, source, target, module, batch, source_layer=s.frozen.source_layer,
                                       answer_window=lengths.answer + 2,
-                                      schedule_values=np.asarray(jax.vmap(schedule)(jnp.arange(total_steps + 1))))
+                                      schedule_values=np.asarray(jax.vmap(schedule)(jnp.arange(schedule_steps + 1))))
   run_jax = steps_runner(step, state, (s.frozen.source.params, s.frozen.target.params),
                          train.global_batch(batch, s.mesh))
 
@@ -149,6 +150,10 @@ def cpu(args) -> None:
   flop, seconds = compiled_flops(step, *run_jax.arguments()), times["jax jit"].median / args.steps
   print(f"the JAX step is {flop / 1e9:.2f} GFLOP (XLA's cost analysis): {flop / seconds / 1e9:.0f} GFLOP/s")
   print(f"loss after {total_steps} steps on the same batch: jax {last['jax']:.6f}, torch {last['torch']:.6f}")
+  if args.trace_dir:
+    with jax.profiler.trace(args.trace_dir):
+      jax.block_until_ready(run_jax(args.steps))
+    print(f"jax.profiler trace of {args.steps} JAX steps written under {args.trace_dir}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,6 +231,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
   cpu_flags = parser.add_argument_group("CPU (both frozen models get this shape)")
+  cpu_flags.add_argument("--trace_dir", default="", help="also write a jax.profiler trace of --steps JAX steps "
+                         "there (open it in Perfetto or TensorBoard)")
   cpu_flags.add_argument("--torch_threads", type=int, default=os.cpu_count(),
                          help="torch.set_num_threads; default all cores, as XLA uses")
   for name, default in (("d_model", 256), ("layers", 4), ("heads", 8), ("kv_heads", 4), ("mlp", 768),
