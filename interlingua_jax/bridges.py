@@ -7,7 +7,9 @@ A kind says how a run builds its trainable module and runs its stages. Two are b
                (interlingua/stage.py); the loss is the sum of `target_loss` over the targets.
 
 Latent kinds (the interlingua and any kind registered beside it) share the interlingua's stages: only
-`build` differs, a module called as `(byte_ids, byte_mask) -> {target name: (B, M, d_model)}` in float32.
+`build` differs, a module called as `(encoder inputs, mask) -> {target name: (B, M, d_model)}` in float32,
+where the inputs are byte ids, or the frozen source's states (B, S, d_source) with interlingua.encoder =
+"states".
 A new kind is one `register(Kind(...))` and `bridge.kind` in a config (docs/DESIGN.md §5).
 """
 import dataclasses
@@ -19,7 +21,8 @@ from interlingua_jax import registry
 @dataclasses.dataclass(frozen=True)
 class Kind:
   """run: (cfg, workdir, modes) -> summary, the stages of a run of this kind.
-  build: latent kinds only, (cfg, target_dims {name: d_model}, target_rms {name: rms}) -> the trainable module."""
+  build: latent kinds only, (cfg, target_dims {name: d_model}, target_rms {name: rms}, source_dim or None) ->
+  the trainable module."""
   name: str
   run: Callable
   build: Callable | None = None
@@ -46,9 +49,9 @@ def run_latent(cfg, workdir, modes):
   return stage.run(cfg, workdir, modes)
 
 
-def _build_interlingua(cfg, target_dims, target_rms):
+def _build_interlingua(cfg, target_dims, target_rms, source_dim):
   from interlingua_jax.interlingua import stage
-  return stage.build_shared(cfg, target_dims, target_rms)
+  return stage.build_shared(cfg, target_dims, target_rms, source_dim)
 
 
 register(Kind("translator", run=_run_translator))

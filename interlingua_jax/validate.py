@@ -212,9 +212,6 @@ def _check_interlingua(cfg: ml_collections.ConfigDict) -> None:
   if g("interlingua.latent_dim") % (2 * g("interlingua.num_heads")):
     _fail("interlingua.latent_dim", g("interlingua.latent_dim"),
           f"must be even and divisible by interlingua.num_heads={g('interlingua.num_heads')}")
-  if g("interlingua.encoder") == "states":
-    _fail("interlingua.encoder", "states", "is not wired into runs yet (StatesEncoder exists as a module only); "
-          "use 'bytes'")
   targets = g("interlingua.targets")
   if not isinstance(targets, (tuple, list)) or not targets:
     _fail("interlingua.targets", targets, "must be a non-empty list of {name, path, dtype, tokenizer} entries")

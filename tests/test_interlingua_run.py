@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax import bridges, errors, runner, train, validate
+from interlingua_jax import bridge, bridges, errors, models, runner, train, validate
 from interlingua_jax.analysis import cli as analysis_cli
-from interlingua_jax.interlingua import stage, training
+from interlingua_jax.interlingua import batches, stage, training
+from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from tiny_system import write_splits
 
 COLOURS = ["red", "blue", "green", "black", "white", "brown"]
@@ -66,7 +67,7 @@ def system(tiny_llama_dir, tiny_qwen_dir, tmp_path_factory):
 @pytest.mark.parametrize("key, value, message", [
     ("bridge.kind", "bridge", "bridge.kind='bridge' must be one of translator, interlingua"),
     ("interlingua.latent_dim", 30, "interlingua.latent_dim=30 must be even and divisible by interlingua.num_heads"),
-    ("interlingua.encoder", "states", "is not wired into runs yet"),
+    ("interlingua.encoder", "tokens", "interlingua.encoder='tokens' must be one of"),
     ("interlingua.targets", (), "must be a non-empty list"),
     ("interlingua.targets", (dict(name="a", path="p", dtype="float8", tokenizer=""),),
      r"interlingua.targets\[0\].dtype='float8' must be one of"),
@@ -184,6 +185,37 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     assert r["first_token_accuracy_last"] is not None
 
 
+def test_the_states_encoder_reads_the_frozen_source_and_trains_evaluates_one_z(system, tiny_mistral_dir, tmp_path):
+  """interlingua.encoder = "states": the frozen source LM's hidden states (the translator's source path) feed the
+  pooler; two train steps move only the trainable parts, and latent evaluation reads the same states."""
+  base_cfg, s = system
+  cfg = base_cfg.copy_and_resolve_references()
+  cfg.interlingua.encoder, cfg.source.path, cfg.source.dtype, cfg.source.layer = "states", tiny_mistral_dir, "float32", 1
+  cfg.train.steps, cfg.train.eval_every, cfg.eval.num_samples, cfg.eval.methods = 2, 2, 4, ("latent",)
+  validate.check(cfg)
+  states = stage.setup(cfg)
+  assert states.source.layer == 1 and states.source.lm.config.model_type == "mistral"
+  reader = stage.reader(cfg, states)
+  example = states.test[0]
+  ids = reader.ids(example)
+  assert ids == states.source.tokenizer(batches.reading_text(example))["input_ids"][:cfg.data.max_source_len]
+  module = stage.new_module(cfg, states)
+  assert isinstance(module.encoder, StatesEncoder)
+  assert module.encoder.source_dim == states.source.lm.config.hidden_size
+  summary = stage.train_stage(cfg, states, str(tmp_path))
+  assert summary["final_step"] == 2
+  graphdef, params, rest = stage.best_module(cfg, states, str(tmp_path))
+  source = stage.context(cfg, states, "qwen", (graphdef, params, rest)).soft_source
+  soft = np.asarray(source.soft([ids]))
+  hidden = models.forward(states.source.lm.params, states.source.lm.config, input_ids=np.asarray([ids]),
+                          upto_layer=1, output_hidden_states=False).hidden_states[-1]
+  trained_module = bridge.merge_translator(graphdef, params, rest)
+  expected = trained_module(hidden, np.ones((1, len(ids)), np.int32))["qwen"]
+  np.testing.assert_allclose(soft, np.asarray(expected), rtol=1e-4, atol=1e-5)  # padding changes nothing
+  agg = stage.eval_stage(cfg, states, str(tmp_path))
+  assert agg["targets"]["llama"]["methods"]["latent"]["n"] == 4
+
+
 class MeanPool(nnx.Module):
   """The simplest latent kind: mean of byte embeddings, one linear map per target, M copies."""
 
@@ -202,7 +234,7 @@ def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
   cfg, s = system
   kind = bridges.register(bridges.Kind(
       "mean_pool", run=bridges.run_latent,
-      build=lambda c, dims, rms: MeanPool(dims, c.interlingua.num_latents, nnx.Rngs(c.seed))))
+      build=lambda c, dims, rms, source_dim: MeanPool(dims, c.interlingua.num_latents, nnx.Rngs(c.seed))))
   try:
     cfg = cfg.copy_and_resolve_references()
     cfg.bridge.kind, cfg.train.steps, cfg.train.eval_every = "mean_pool", 2, 2
@@ -276,7 +308,8 @@ def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
   for name in names:
     assert (root / name / "DONE").exists() and (root / name / "report.md").exists(), name
   report = analysis_cli.analyze(root)  # only the runs that ran: suite.json lists the selected ones
-  assert [r["problems"] for r in report["runs"]] == [[]]  # a per-target aggregate is a complete run's
+  problems = {r["name"]: r["problems"] for r in report["runs"]}
+  assert problems[names[0]] == []  # a per-target aggregate and no wire analysis: a complete latent-kind run
   assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
   tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
   assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)

@@ -97,8 +97,11 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
   if (path / outputs.METRICS).exists() and not run.eval_rows:
     run.problems.append(f"{outputs.METRICS} has no eval rows (bridged_accuracy)")
   run.train_summary = _read_json(path, outputs.TRAIN_SUMMARY, run.problems)
+  latent_kind = _dig(run.config, "bridge.kind") not in (None, "translator")  # no wire analysis of its own
   for attr, rel, key, fields in (("aggregate", outputs.AGGREGATE, "methods", ("accuracy",)),
                                  ("compression", outputs.COMPRESSION, "levels", ("packet_bytes", "accuracy"))):
+    if attr == "compression" and latent_kind:
+      continue
     data = _read_json(path, rel, run.problems)
     error = _entries_error(data, rel, key, fields) if data is not None else None
     if data is not None and attr == "aggregate" and "targets" in data:  # a latent kind: one table per target

@@ -1,7 +1,8 @@
 """What the interlingua reads and what each target is taught: one training row per question.
 
-The encoder reads `reading_text`: the question first, then the context, so that the cut at
-`interlingua.max_bytes` drops the end of the context, never the question. Each target t gets its own
+The encoder reads `reading_text`: the question first, then the context, so that the cut at the reader's
+`max_len` drops the end of the context, never the question. A `Reader` says in which units: UTF-8 bytes
+(the byte encoder) or the frozen source LM's tokens (the states encoder). Each target t gets its own
 bridged row (`layout.bridged_batch`, its own tokenizer): `[BOS][M soft tokens][anchor][answer][EOS]`,
 the answer cut to its first K tokens, which is all the loss reads (`first_k_mask`): a longer answer's
 EOS lies past the K-th loss position either way. Rows are padded to fixed widths, so one train step
@@ -17,7 +18,7 @@ from interlingua_jax.data import pipeline
 from interlingua_jax.data.records import Example
 from interlingua_jax.interlingua.encoder import PAD, encode_bytes
 
-BYTES, BYTES_MASK = "bytes", "bytes_mask"
+ENCODER_IDS, ENCODER_MASK = "encoder_ids", "encoder_mask"  # what the encoder reads: bytes or source tokens
 
 
 def reading_text(example: Example) -> str:
@@ -30,36 +31,53 @@ def byte_ids(example: Example, max_bytes: int) -> list[int]:
   return ids[0, :int(mask.sum())].tolist()
 
 
-def pad_bytes(rows: Sequence[Sequence[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
-  """Right-padded (B, width) ids and mask: the encoder's positions count from the first byte."""
-  ids = np.full((len(rows), width), PAD, np.int32)
-  for i, r in enumerate(rows):
-    ids[i, :len(r)] = r
-  return ids, (ids != PAD).astype(np.int32)
+@dataclasses.dataclass(frozen=True)
+class Reader:
+  """The encoder's input units: UTF-8 bytes (tokenizer None) or a source LM tokenizer's ids (BOS added as the
+  tokenizer adds it), at most max_len of them, right-padded (the encoder's positions count from the first)."""
+  max_len: int
+  tokenizer: object | None = None
+
+  def ids(self, example: Example) -> list[int]:
+    if self.tokenizer is None:
+      return byte_ids(example, self.max_len)
+    tok = self.tokenizer
+    return pipeline.with_bos(tok, pipeline.token_ids(tok, reading_text(example)))[:self.max_len]
+
+  def pad(self, rows: Sequence[Sequence[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, width) ids and their mask, from the rows' lengths (a pad id may also be a real token's)."""
+    pad_id = PAD if self.tokenizer is None else (self.tokenizer.pad_token_id or 0)
+    ids = np.full((len(rows), width), pad_id, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for i, r in enumerate(rows):
+      ids[i, :len(r)], mask[i, :len(r)] = r, 1
+    return ids, mask
 
 
 @dataclasses.dataclass(frozen=True)
 class RowSpec:
-  """The fixed shapes of a run's rows: byte width and, per target, the bridged row's length."""
+  """The fixed shapes of a run's rows: what the encoder reads and its width, and per target the bridged
+  row's length."""
   num_latents: int
   k_tokens: int
   anchor: str
-  byte_width: int
+  reader: Reader
+  width: int
   target_lengths: Mapping[str, int]
 
 
 def row_spec(examples: Sequence[Example], tokenizers: Mapping[str, object], *, num_latents: int, k_tokens: int,
-             anchor: str, max_bytes: int) -> RowSpec:
-  width = max(len(byte_ids(e, max_bytes)) for e in examples)
+             anchor: str, reader: Reader) -> RowSpec:
+  width = max(len(reader.ids(e)) for e in examples)
   lengths = {name: (tok.bos_token_id is not None) + num_latents + len(pipeline.anchor_ids(tok, anchor)) + k_tokens + 1
              for name, tok in tokenizers.items()}
-  return RowSpec(num_latents, k_tokens, anchor, width, lengths)
+  return RowSpec(num_latents, k_tokens, anchor, reader, width, lengths)
 
 
 def encode_example(example: Example, tokenizers: Mapping[str, object], spec: RowSpec) -> dict[str, np.ndarray]:
-  """One row: the bytes the encoder reads and, for each target `name`, the fields `name/<BridgedBatch field>`."""
-  ids, mask = pad_bytes([byte_ids(example, spec.byte_width)], spec.byte_width)
-  out = {BYTES: ids[0], BYTES_MASK: mask[0]}
+  """One row: what the encoder reads and, for each target `name`, the fields `name/<BridgedBatch field>`."""
+  ids, mask = spec.reader.pad([spec.reader.ids(example)], spec.width)
+  out = {ENCODER_IDS: ids[0], ENCODER_MASK: mask[0]}
   for name, tok in tokenizers.items():
     answer = pipeline.answer_ids(tok, spec.anchor, example.answer)[:spec.k_tokens]
     row = layout.bridged_batch([pipeline.anchor_ids(tok, spec.anchor)], [answer], num_soft_tokens=spec.num_latents,

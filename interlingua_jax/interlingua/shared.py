@@ -4,6 +4,8 @@ The loss of a target reuses the translator's bridge pieces: the target reads `[B
 [answer][EOS]` (`layout.bridged_batch`), its own token embeddings with the adapter's output placed in the
 soft slots, and the gradient flows through the frozen target into its adapter and the shared Z.
 """
+import dataclasses
+
 import jax
 from flax import nnx
 
@@ -45,6 +47,22 @@ class SharedInterlingua(nnx.Module):
   def __call__(self, inputs: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
     z = self.latents(inputs, mask)
     return {name: adapter(z) for name, adapter in self.adapters.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenSource:
+  """The frozen source LM a states encoder reads (static under jit): its config and which hidden state."""
+  config: DecoderConfig
+  layer: int  # HF hidden-state index in [0, num_layers]
+  attention_impl: str | None = None
+
+
+def encoder_inputs(source: FrozenSource | None, source_params, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  """What the encoder reads of right-padded ids: the ids themselves (bytes), or the frozen source's hidden
+  states of `source.layer` (outside the gradient), the translator's source path."""
+  if source is None:
+    return ids
+  return bridge.source_states(source_params, source.config, ids, mask, source.layer, source.attention_impl)
 
 
 def target_loss(soft: jax.Array, params, config: DecoderConfig, batch: layout.BridgedBatch, *, k: int,

@@ -1,7 +1,8 @@
 """The stages of a latent-kind run (bridge.kind "interlingua", or any kind registered beside it).
 
     setup       the frozen targets of `interlingua.targets` (each its tokenizer and prompt builder) on one
-                mesh, and the splits (train, validation carved from train, test), no exemplars
+                mesh, with interlingua.encoder = "states" the frozen source LM the encoder reads, and the
+                splits (train, validation carved from train, test), no exemplars
     train       one Z for all targets at once through `train.fit` (training.py); every validation pass
                 scores `latent` on each target and logs the collapse alarm (diagnostics.py)
     eval        every method of `eval.methods` on the same test questions, for each target:
@@ -23,7 +24,8 @@ from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.interlingua import batches, diagnostics, training
 from interlingua_jax.interlingua.encoder import ByteEncoder
-from interlingua_jax.interlingua.shared import SharedInterlingua
+from interlingua_jax.interlingua.shared import FrozenSource, SharedInterlingua
+from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from interlingua_jax.models import CausalLM
 from interlingua_jax.models.loading import load_model, load_tokenizer, resolve_checkpoint_dir
 from interlingua_jax.preflight import check_model
@@ -40,6 +42,14 @@ class Target:
 
 
 @dataclasses.dataclass
+class Source:
+  """The states encoder's frozen source LM and the hidden state it reads (HF index in [0, num_layers])."""
+  lm: CausalLM
+  tokenizer: object
+  layer: int
+
+
+@dataclasses.dataclass
 class Setup:
   targets: dict[str, Target]  # in the order of interlingua.targets
   train: list
@@ -48,6 +58,7 @@ class Setup:
   mesh: jax.sharding.Mesh
   splits: dict
   skipped: dict
+  source: Source | None = None  # interlingua.encoder = "states" only
 
 
 def _target(cfg: ml_collections.ConfigDict, entry: dict, mesh) -> Target:
@@ -63,10 +74,17 @@ def _target(cfg: ml_collections.ConfigDict, entry: dict, mesh) -> Target:
   return Target(lm, tokenizer, checked.stop_ids, builder)
 
 
+def _source(cfg: ml_collections.ConfigDict, mesh) -> Source:
+  checked = check_model("source", cfg.source.path)
+  lm = load_model(checked.directory, dtype=cfg.source.dtype, mesh=mesh, attention_impl=cfg.model.attention_impl)
+  return Source(lm, checked.tokenizer, bridge.resolve_layer(cfg.source.layer, checked.config.num_layers))
+
+
 def setup(cfg: ml_collections.ConfigDict) -> Setup:
   """Targets loaded in config order; questions whose text prompt fits no target's budget skipped and counted."""
   mesh = make_mesh(cfg.mesh.data, cfg.mesh.model)
   with errors.as_input_error(ValueError, RuntimeError):
+    source = _source(cfg, mesh) if cfg.interlingua.encoder == "states" else None
     targets = {t["name"]: _target(cfg, t, mesh) for t in cfg.interlingua.targets}
     d = cfg.data
     load = lambda split, path: load_split(d.dataset, split, path=path, hf_name=d.hf_name, hf_config=d.hf_config)
@@ -78,15 +96,33 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
   if any(skipped.values()):
     logging.warning("skipped questions whose text prompt is over data.max_source_len=%d tokens: %s",
                     cfg.data.max_source_len, skipped)
-  return Setup(targets, kept["train"], kept["validation"], kept["test"], mesh, sp.summary(), skipped)
+  return Setup(targets, kept["train"], kept["validation"], kept["test"], mesh, sp.summary(), skipped, source)
 
 
-def build_shared(cfg: ml_collections.ConfigDict, target_dims: dict[str, int],
-                 target_rms: dict[str, float]) -> SharedInterlingua:
-  """The `interlingua` kind's module: byte encoder -> M latent queries -> Z -> an adapter per target."""
+def reader(cfg: ml_collections.ConfigDict, s: Setup) -> batches.Reader:
+  """Bytes up to interlingua.max_bytes, or the source's tokens up to data.max_source_len (states encoder)."""
+  if s.source is None:
+    return batches.Reader(cfg.interlingua.max_bytes)
+  return batches.Reader(cfg.data.max_source_len, s.source.tokenizer)
+
+
+def frozen_source(cfg: ml_collections.ConfigDict, s: Setup) -> tuple[FrozenSource | None, object]:
+  """The states encoder's source (static) and its params; (None, None) for the byte encoder."""
+  if s.source is None:
+    return None, None
+  return FrozenSource(s.source.lm.config, s.source.layer, cfg.model.attention_impl), s.source.lm.params
+
+
+def build_shared(cfg: ml_collections.ConfigDict, target_dims: dict[str, int], target_rms: dict[str, float],
+                 source_dim: int | None) -> SharedInterlingua:
+  """The `interlingua` kind's module: byte encoder (or the frozen source's states, projected to d_z) -> M latent
+  queries -> Z -> an adapter per target."""
   c = cfg.interlingua
   rngs = nnx.Rngs(params=cfg.seed)
-  encoder = ByteEncoder(dim=c.latent_dim, depth=c.depth, num_heads=c.num_heads, max_len=c.max_bytes, rngs=rngs)
+  if c.encoder == "states":
+    encoder = StatesEncoder(source_dim=source_dim, dim=c.latent_dim, rngs=rngs)
+  else:
+    encoder = ByteEncoder(dim=c.latent_dim, depth=c.depth, num_heads=c.num_heads, max_len=c.max_bytes, rngs=rngs)
   return SharedInterlingua(encoder=encoder, target_dims=target_dims, num_latents=c.num_latents,
                            latent_dim=c.latent_dim, num_heads=c.num_heads,
                            target_embed_rms=target_rms if c.calibrate_rms else None, rngs=rngs)
@@ -95,29 +131,33 @@ def build_shared(cfg: ml_collections.ConfigDict, target_dims: dict[str, int],
 def new_module(cfg: ml_collections.ConfigDict, s: Setup) -> nnx.Module:
   dims = {name: t.lm.config.hidden_size for name, t in s.targets.items()}
   rms = {name: embedding_rms(t.lm.params["embed"]) for name, t in s.targets.items()}
-  return bridges.get(cfg.bridge.kind).build(cfg, dims, rms)
+  source_dim = None if s.source is None else s.source.lm.config.hidden_size
+  return bridges.get(cfg.bridge.kind).build(cfg, dims, rms, source_dim)
 
 
 @dataclasses.dataclass(frozen=True)
 class LatentSource:
-  """`evaluate.SoftSource` of a trained latent module for one target: byte ids in, its soft tokens out."""
+  """`evaluate.SoftSource` of a trained latent module for one target: encoder ids in, its soft tokens out."""
   module: tuple  # (graphdef, params, rest) as `train.TrainState` holds them
   target: str
-  max_bytes: int
+  reader: batches.Reader
+  source: FrozenSource | None = None  # the states encoder's frozen source, and its params
+  source_params: object = None
 
   def ids(self, example) -> list[int]:
-    return batches.byte_ids(example, self.max_bytes)
+    return self.reader.ids(example)
 
   def soft(self, rows: list[list[int]]) -> jax.Array:
-    ids, mask = batches.pad_bytes(rows, self.max_bytes)  # one width: one compiled program
-    return training.soft_tokens_jit(*self.module, ids, mask, self.target)
+    ids, mask = self.reader.pad(rows, self.reader.max_len)  # one width: one compiled program
+    graphdef, params, rest = self.module
+    return training.soft_tokens_jit(graphdef, params, rest, self.source_params, ids, mask, self.target, self.source)
 
 
 def context(cfg: ml_collections.ConfigDict, s: Setup, name: str, module: tuple | None) -> evaluate.Context:
   """Target `name`'s evaluation context; its records are labelled with the target's name."""
   t = s.targets[name]
   frozen = bridge.Frozen(None, None, t.lm, t.tokenizer, 0, (), t.stop_ids)
-  source = None if module is None else LatentSource(module, name, cfg.interlingua.max_bytes)
+  source = None if module is None else LatentSource(module, name, reader(cfg, s), *frozen_source(cfg, s))
   return evaluate.Context(frozen, t.builder, cfg.data.answer_anchor, cfg.interlingua.num_latents,
                           runner.decoding(cfg), s.mesh, control_seed=cfg.eval.control_seed, soft_source=source,
                           labels=(("target", name),))
@@ -152,7 +192,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   c = cfg.interlingua
   tokenizers = {name: t.tokenizer for name, t in s.targets.items()}
   spec = batches.row_spec(s.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
-                          anchor=cfg.data.answer_anchor, max_bytes=c.max_bytes)
+                          anchor=cfg.data.answer_anchor, reader=reader(cfg, s))
   encoded = [batches.encode_example(e, tokenizers, spec) for e in s.train]
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
                                           seed=cfg.data.shuffle_seed, process_index=jax.process_index(),
@@ -160,14 +200,15 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
   graphdef, state = train.init_state(new_module(cfg, s), tx, s.mesh)
   logging.info("%s parameters: %s", cfg.bridge.kind, f"{bridge.count_params(state.params):,}")
+  source, source_params = frozen_source(cfg, s)
   loss = training.LossSpec(k_tokens=c.k_tokens, first_token_weight=c.first_token_weight, remat=cfg.train.remat,
-                           attention_impl=cfg.model.attention_impl)
+                           attention_impl=cfg.model.attention_impl, source=source)
   step_fn = training.make_train_step(mesh=s.mesh, configs={n: t.lm.config for n, t in s.targets.items()},
                                      graphdef=graphdef, tx=tx, schedule=schedule, spec=loss)
   checkpoints, state, stopper, restored = runner.resume(cfg, workdir, state, data_iter)
   log = train.MetricsLog(workdir, resume_step=int(state.step) if restored else -1)
   evaluate_ = lambda st: validation_pass(cfg, s, (graphdef, st.params, st.rngs), log, int(st.step))
-  loop = train.Loop(step_fn=step_fn, frozen_params={n: t.lm.params for n, t in s.targets.items()},
+  loop = train.Loop(step_fn=step_fn, frozen_params=(source_params, {n: t.lm.params for n, t in s.targets.items()}),
                     data_iter=data_iter, mesh=s.mesh, evaluate=evaluate_, checkpoints=checkpoints, metrics=log,
                     stopper=stopper)
   state, summary = train.fit(state, loop, runner.loop_settings(cfg, workdir))

@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from interlingua_jax import bridge
 from interlingua_jax.interlingua import batches
-from interlingua_jax.interlingua.shared import target_loss
+from interlingua_jax.interlingua.shared import FrozenSource, encoder_inputs, target_loss
 from interlingua_jax.models import DecoderConfig
 from interlingua_jax.sharding import param_shardings
 from interlingua_jax.train import TrainState
@@ -26,13 +26,17 @@ class LossSpec:
   first_token_weight: float
   remat: bool = False
   attention_impl: str | None = None
+  source: FrozenSource | None = None  # the states encoder's frozen source LM; None for the byte encoder
 
 
-def loss_fn(params, state: TrainState, graphdef, target_params: Mapping, batch, *,
+def loss_fn(params, state: TrainState, graphdef, frozen_params: tuple, batch, *,
             configs: Mapping[str, DecoderConfig], spec: LossSpec):
-  """Σ_t target_loss_t, and per target its terms as `<name>/<term>` metrics."""
+  """Σ_t target_loss_t, and per target its terms as `<name>/<term>` metrics. frozen_params: (the source's
+  params or None, {target name: params})."""
+  source_params, target_params = frozen_params
   module = bridge.merge_translator(graphdef, params, state.rngs)
-  soft = module(batch[batches.BYTES], batch[batches.BYTES_MASK])
+  mask = batch[batches.ENCODER_MASK]
+  soft = module(encoder_inputs(spec.source, source_params, batch[batches.ENCODER_IDS], mask), mask)
   total, metrics = 0.0, {}
   for name, config in configs.items():
     loss, terms = target_loss(soft[name], target_params[name], config, batches.target_batch(batch, name),
@@ -43,8 +47,8 @@ def loss_fn(params, state: TrainState, graphdef, target_params: Mapping, batch, 
   return total, metrics
 
 
-def train_step(state: TrainState, target_params, batch, *, graphdef, tx, schedule, configs, spec):
-  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state, graphdef, target_params,
+def train_step(state: TrainState, frozen_params, batch, *, graphdef, tx, schedule, configs, spec):
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state, graphdef, frozen_params,
                                                                       batch, configs=configs, spec=spec)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -54,18 +58,20 @@ def train_step(state: TrainState, target_params, batch, *, graphdef, tx, schedul
 
 def make_train_step(*, mesh: Mesh, configs: Mapping[str, DecoderConfig], graphdef, tx, schedule,
                     spec: LossSpec) -> Callable:
-  """(state, {name: target params}, batch) -> (state, metrics), jitted with the translator step's shardings."""
+  """(state, (source params or None, {name: target params}), batch) -> (state, metrics), jitted with the
+  translator step's shardings."""
   replicated = NamedSharding(mesh, P())
-  frozen_shardings = {name: param_shardings(config, mesh) for name, config in configs.items()}
-  fn = lambda state, target_params, batch: train_step(state, target_params, batch, graphdef=graphdef, tx=tx,
+  source_shardings = None if spec.source is None else param_shardings(spec.source.config, mesh)
+  frozen_shardings = (source_shardings, {name: param_shardings(config, mesh) for name, config in configs.items()})
+  fn = lambda state, frozen_params, batch: train_step(state, frozen_params, batch, graphdef=graphdef, tx=tx,
                                                       schedule=schedule, configs=configs, spec=spec)
   return jax.jit(fn, in_shardings=(replicated, frozen_shardings, NamedSharding(mesh, P("data"))),
                  out_shardings=(replicated, replicated), donate_argnums=(0,))
 
 
-def soft_tokens(graphdef, params, rest, ids, mask, name: str):
-  """Target `name`'s soft tokens (B, M, d_model) of right-padded byte ids: what evaluation places."""
-  return bridge.merge_translator(graphdef, params, rest)(ids, mask)[name]
+def soft_tokens(graphdef, params, rest, source_params, ids, mask, name: str, source: FrozenSource | None):
+  """Target `name`'s soft tokens (B, M, d_model) of right-padded encoder ids: what evaluation places."""
+  return bridge.merge_translator(graphdef, params, rest)(encoder_inputs(source, source_params, ids, mask), mask)[name]
 
 
-soft_tokens_jit = jax.jit(soft_tokens, static_argnames=("graphdef", "name"))
+soft_tokens_jit = jax.jit(soft_tokens, static_argnames=("graphdef", "name", "source"))
