@@ -135,6 +135,9 @@ def new_module(cfg: ml_collections.ConfigDict, s: Setup) -> nnx.Module:
   return bridges.get(cfg.bridge.kind).build(cfg, dims, rms, source_dim)
 
 
+WIDTH_STEP = 64  # evaluation pads the encoder's rows to a multiple of this
+
+
 @dataclasses.dataclass(frozen=True)
 class LatentSource:
   """`evaluate.SoftSource` of a trained latent module for one target: encoder ids in, its soft tokens out."""
@@ -148,7 +151,10 @@ class LatentSource:
     return self.reader.ids(example)
 
   def soft(self, rows: list[list[int]]) -> jax.Array:
-    ids, mask = self.reader.pad(rows, self.reader.max_len)  # one width: one compiled program
+    # Padded to a multiple of WIDTH_STEP, not to max_len: a 7B source reading 2,048 positions for a 200-token
+    # context would spend 10x the work; at most max_len / WIDTH_STEP programs compile.
+    width = min(self.reader.max_len, -(-max(map(len, rows)) // WIDTH_STEP) * WIDTH_STEP)
+    ids, mask = self.reader.pad(rows, width)
     graphdef, params, rest = self.module
     return training.soft_tokens_jit(graphdef, params, rest, self.source_params, ids, mask, self.target, self.source)
 
