@@ -318,4 +318,5 @@ def test_a_latent_kinds_aggregate_is_checked_target_by_target():
   assert runs._targets_error({"targets": {"llama": llama, "qwen": llama}}, "agg.json") is None
   error = runs._targets_error({"targets": {"llama": llama, "qwen": {"methods": {"latent": {"em": 0.4}}}}}, "agg.json")
   assert error == "agg.json (target 'qwen'): methods entry 'latent' lacks numeric f1"
-  assert runs._targets_error({"targets": {}}, "agg.json") == "agg.json has an empty `targets` object"
+  assert runs._targets_error({"targets": {}}, "agg.json") == "agg.json has no `targets` object"
+  assert runs._targets_error({"methods": {}}, "agg.json") == "agg.json has no `targets` object"

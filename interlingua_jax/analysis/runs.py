@@ -69,9 +69,9 @@ def _entries_error(data: dict, rel: str, key: str, fields: tuple[str, ...]) -> s
 
 def _targets_error(data: dict, rel: str) -> str | None:
   """None when every target's table of a latent kind's aggregate has methods with numeric F1."""
-  targets = data["targets"]
+  targets = data.get("targets")
   if not isinstance(targets, dict) or not targets:
-    return f"{rel} has an empty `targets` object"
+    return f"{rel} has no `targets` object"
   errors = (_entries_error(table if isinstance(table, dict) else {}, f"{rel} (target {name!r})", "methods", ("f1",))
             for name, table in targets.items())
   return next((e for e in errors if e), None)
@@ -97,15 +97,15 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
   if (path / outputs.METRICS).exists() and not run.eval_rows:
     run.problems.append(f"{outputs.METRICS} has no eval rows (bridged_accuracy)")
   run.train_summary = _read_json(path, outputs.TRAIN_SUMMARY, run.problems)
-  latent_kind = _dig(run.config, "bridge.kind") not in (None, "translator")  # no wire analysis of its own
-  for attr, rel, key, fields in (("aggregate", outputs.AGGREGATE, "methods", ("accuracy",)),
-                                 ("compression", outputs.COMPRESSION, "levels", ("packet_bytes", "accuracy"))):
-    if attr == "compression" and latent_kind:
-      continue
+  if _dig(run.config, "bridge.kind") in (None, "translator"):
+    checks = (("aggregate", outputs.AGGREGATE, lambda d, rel: _entries_error(d, rel, "methods", ("accuracy",))),
+              ("compression", outputs.COMPRESSION,
+               lambda d, rel: _entries_error(d, rel, "levels", ("packet_bytes", "accuracy"))))
+  else:  # a latent kind: one table per target, and no wire analysis of its own
+    checks = (("aggregate", outputs.AGGREGATE, _targets_error),)
+  for attr, rel, check in checks:
     data = _read_json(path, rel, run.problems)
-    error = _entries_error(data, rel, key, fields) if data is not None else None
-    if data is not None and attr == "aggregate" and "targets" in data:  # a latent kind: one table per target
-      error = _targets_error(data, rel)
+    error = check(data, rel) if data is not None else None
     if error:
       run.problems.append(error)
       data = None

@@ -229,9 +229,9 @@ TARGETS = {  # name: (model_type, tokenizer trainer); the two families and token
 
 def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: int, min_facts: int,
             max_facts: int, max_same: int, distinct_names: bool, held_out_names: bool, pretrain_steps: int,
-            pretrain_batch_size: int,
-            pretrain_learning_rate: float, hidden_size: int, num_layers: int, vocab_size: int, tokenizer_texts: int,
-            answer_only: bool, questions_per_text: int, build: Sequence[str] = tuple(TARGETS)) -> dict:
+            pretrain_batch_size: int, pretrain_learning_rate: float, hidden_size: int, num_layers: int,
+            vocab_size: int, tokenizer_texts: int, answer_only: bool, questions_per_text: int,
+            build: Sequence[str] = tuple(TARGETS)) -> dict:
   """{"train", "test", "info", "targets": {"llama": dir, "qwen": dir}}: the world under `root`, built once.
 
   Files are written whole or not at all, info.json after the splits; each target's marker is written
@@ -259,10 +259,7 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["test"], test)
     outputs.write_json(paths["info"], information(train, test))
-  if answer_only:
-    text = lambda row: lm_pieces(row, questions_per_text)
-  else:
-    text = lm_text
+  text = (lambda row: lm_pieces(row, questions_per_text)) if answer_only else lm_text
   sample_texts = lambda rng, n: [text(sample_split(rng, "train", seed=seed, **shape)) for _ in range(n)]
   size = pretrain.ToyLMSize(hidden_size=hidden_size, num_layers=num_layers, num_heads=4, num_kv_heads=2,
                             intermediate_size=3 * hidden_size)
