@@ -33,8 +33,8 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int):
     self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self.latest = _manager(os.path.join(self.root, "latest"), keep)
-    self.best = _manager(os.path.join(self.root, "best"), 1)
+    self.latest = _manager(self.root, "latest", keep)
+    self.best = _manager(self.root, "best", 1)
 
   @staticmethod
   def _args(state, data_state, loop):
@@ -100,9 +100,14 @@ class Checkpoints:
     self.latest.reload()
 
 
-def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(directory, item_names=Checkpoints.ITEMS, options=options)
+def _manager(root: str, name: str, keep: int) -> ocp.CheckpointManager:
+  """A manager of `root/name`. Its cross-process barriers are prefixed with `name`: the best and latest managers
+  save the same step concurrently, and without a prefix both would wait at one barrier key (`async_write_complete.
+  <step>`), which the coordination service refuses as "already ongoing" and the run hangs."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+                                         multiprocessing_options=ocp.options.MultiprocessingOptions(
+                                             barrier_sync_key_prefix=name))
+  return ocp.CheckpointManager(os.path.join(root, name), item_names=Checkpoints.ITEMS, options=options)
 
 
 def _step_dir(manager: ocp.CheckpointManager, step: int) -> str:

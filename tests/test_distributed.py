@@ -19,14 +19,10 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
-  args = [sys.executable, "-m", "interlingua_jax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
-          "--mode=train", f"--config.source.path={source}", f"--config.target.path={target}",
-          "--config.source.dtype=float32", "--config.target.dtype=float32", "--config.data.dataset=gsm8k",
-          f"--config.data.train_path={data[0]}", f"--config.data.test_path={data[1]}",
-          "--config.data.num_shots=1", "--config.data.answer_anchor=A:", "--config.mesh.data=2",
-          "--config.train.log_every=1", "--config.train.patience=1"]
-  env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(2 // processes), JAX_PLATFORMS="cpu")
+def _run(args: list[str], *, processes: int, devices: int) -> None:
+  """Runs `args` as `processes` processes joined by `jax.distributed` on localhost, `devices` CPU devices in all;
+  fails with every process's output if one fails or hangs."""
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices // processes), JAX_PLATFORMS="cpu")
   port = _free_port()
   procs = []
   for i in range(processes):
@@ -44,6 +40,15 @@ def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
                                                   for i, p in enumerate(procs)))
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
+
+
+def _train(workdir, source, target, data, *, processes: int) -> list[dict]:
+  _run([sys.executable, "-m", "interlingua_jax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
+        "--mode=train", f"--config.source.path={source}", f"--config.target.path={target}",
+        "--config.source.dtype=float32", "--config.target.dtype=float32", "--config.data.dataset=gsm8k",
+        f"--config.data.train_path={data[0]}", f"--config.data.test_path={data[1]}",
+        "--config.data.num_shots=1", "--config.data.answer_anchor=A:", "--config.mesh.data=2",
+        "--config.train.log_every=1", "--config.train.patience=1"], processes=processes, devices=2)
   with open(os.path.join(workdir, "train_summary.json")) as f:
     assert json.load(f)["stopped_early"]
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -59,3 +64,25 @@ def test_two_processes_train_like_one(tiny_mistral_dir, tiny_llama_dir, tmp_path
   assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3]
   for a, b in zip(one, two):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-4), (a, b)
+
+
+_SAVE_BEST_AND_LATEST = """
+import os, sys
+import jax, numpy as np
+from interlingua_jax.checkpoints import Checkpoints
+jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"], int(os.environ["JAX_NUM_PROCESSES"]),
+                           int(os.environ["JAX_PROCESS_ID"]))
+sharding = jax.sharding.NamedSharding(jax.make_mesh((2,), ("data",)), jax.sharding.PartitionSpec("data"))
+x = jax.make_array_from_callback((4, 8), sharding, lambda index: np.ones((4, 8), np.float32)[index])
+checkpoints = Checkpoints(sys.argv[1], keep=2)
+for step in range(20):
+  checkpoints.save(step, {"x": x}, {"i": step}, {"step": step}, best=True)
+checkpoints.wait()
+"""
+
+
+def test_two_processes_save_best_and_latest_of_one_step_without_a_barrier_clash(tmp_path):
+  """The best and latest managers commit the same step concurrently on every process; with one shared barrier key
+  the coordination service refused the second ("already ongoing") and a run hung, now and then, at a save."""
+  _run([sys.executable, "-c", _SAVE_BEST_AND_LATEST, str(tmp_path / "w")], processes=2, devices=2)
+  assert sorted(os.listdir(tmp_path / "w" / "checkpoints" / "latest")) == ["18", "19"]
