@@ -43,7 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
   # (the bridged row [BOS][soft][anchor] is not wrapped). Off: both models read raw completions.
   c.data.chat_template = False
   # Training batches are padded to the smallest bucket that holds their longest row (source and target
-  # separately, at most the pool's longest): at most len(buckets)^2 compiled train-step shapes.
+  # separately, at most the pool's longest): at most len(buckets)^2 compiled train-step shapes. The
+  # interlingua's batches cut the encoder's input the same way (its target rows have one width).
   c.data.length_buckets = (128, 256, 512, 1024, 2048)
   c.data.num_workers = 0
 

@@ -1,5 +1,6 @@
 """The shared interlingua wired as a bridge kind: config checks, one Z trained for a tiny Llama and a tiny Qwen
 (different tokenizers) through `train.fit`, exact resume, per-target evaluation, diagnostics, a new kind."""
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from flax import nnx
 
 from interlingua_jax import bridge, bridges, errors, models, runner, train, validate
 from interlingua_jax.analysis import cli as analysis_cli
+from interlingua_jax.data import pipeline
 from interlingua_jax.interlingua import batches, stage, training
 from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from tiny_system import write_splits
@@ -214,6 +216,37 @@ def test_the_states_encoder_reads_the_frozen_source_and_trains_evaluates_one_z(s
   np.testing.assert_allclose(soft, np.asarray(expected), rtol=1e-4, atol=1e-5)  # padding changes nothing
   agg = stage.eval_stage(cfg, states, str(tmp_path))
   assert agg["targets"]["llama"]["methods"]["latent"]["n"] == 4
+
+
+def test_training_batches_cut_the_encoders_input_to_its_bucket_and_the_loss_ignores_the_cut(system):
+  """Rows padded to the pool's longest are cut per batch to the bucket of the batch's longest (pad columns only),
+  and the loss is the same at either width: the cut saves the encoder's work and never changes the step."""
+  cfg, s = system
+  c, tokenizers = cfg.interlingua, {name: t.tokenizer for name, t in s.targets.items()}
+  spec = batches.row_spec(s.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
+                          anchor=cfg.data.answer_anchor, reader=stage.reader(cfg, s))
+  assert spec.width < c.max_bytes
+  wide = dataclasses.replace(spec, width=c.max_bytes)  # as if the pool held a text of max_bytes
+  encoded = [batches.encode_example(e, tokenizers, wide) for e in s.train]
+  buckets = (spec.width, c.max_bytes)
+  batch_of = lambda b: next(iter(pipeline.train_dataset(encoded, global_batch_size=8, seed=0, length_buckets=b,
+                                                        parts=batches.PARTS)))
+  full, cut = batch_of(()), batch_of(buckets)
+  width = cut[batches.ENCODER_IDS].shape[1]
+  assert full[batches.ENCODER_IDS].shape[1] == c.max_bytes
+  assert width == pipeline.bucket(int(full[batches.ENCODER_MASK].sum(1).max()), buckets) == spec.width
+  assert pipeline.compiled_shapes(encoded, buckets, batches.PARTS)["encoder"] == [width]
+  for key in (batches.ENCODER_IDS, batches.ENCODER_MASK):
+    np.testing.assert_array_equal(cut[key], full[key][:, :width])
+  assert not full[batches.ENCODER_MASK][:, width:].any()
+  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
+  graphdef, state = train.init_state(stage.new_module(cfg, s), tx, s.mesh)
+  frozen = (None, {n: t.lm.params for n, t in s.targets.items()})
+  loss = lambda batch: training.loss_fn(state.params, state, graphdef, frozen, batch,
+                                        configs={n: t.lm.config for n, t in s.targets.items()},
+                                        spec=training.LossSpec(k_tokens=c.k_tokens,
+                                                               first_token_weight=c.first_token_weight))[0]
+  assert float(loss(cut)) == pytest.approx(float(loss(full)), rel=1e-6)
 
 
 class MeanPool(nnx.Module):

@@ -3,15 +3,16 @@
 Every example becomes the arrays of one bridged training row (`layout.bridged_batch`) plus
 the source prompt and the target-tokenised question (the InfoNCE positive), padded to the
 pool's longest. Each global batch is then cut to the smallest of `length_buckets` that holds
-its longest source prompt and target row (rows are left-padded, so the cut drops pad columns
-only): short batches cost short compute, and the jitted train step compiles once per bucket
-pair, a bounded number of shapes that the run logs. Each process takes its own rows of every
-global batch, so a global batch is the same set of examples whatever the number of hosts.
+its longest source prompt and target row (each a `PaddedPart`; the cut drops pad columns only;
+the interlingua's rows name their own part, the encoder's input): short batches cost short
+compute, and the jitted train step compiles once per bucket pair, a bounded number of shapes
+that the run logs. Each process takes its own rows of every global batch, so a global batch
+is the same set of examples whatever the number of hosts.
 """
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grain
 import numpy as np
@@ -20,11 +21,22 @@ from interlingua_jax import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
 
-# Fields padded on the left (the row's end is aligned), cut to a bucket per batch.
-_LEFT_PADDED = {"source": ("source_ids", "source_mask"),
-                "target": ("target_token_ids", "target_soft_index", "target_attention_mask", "target_positions",
-                           "target_labels", "target_loss_mask")}
-_MASK = {"source": "source_mask", "target": "target_attention_mask"}
+
+@dataclasses.dataclass(frozen=True)
+class PaddedPart:
+  """Fields of every training row padded to the pool's longest, cut per batch to its length bucket. The mask's
+  row sums are the lengths; a left-padded part (the row's end aligned) keeps its last columns, a right-padded one
+  its first, so the cut drops pad columns only."""
+  mask: str
+  fields: tuple[str, ...]
+  left: bool
+
+
+# The translator's rows: the source prompt and the bridged target row, both left-padded.
+TRANSLATOR_PARTS = {
+    "source": PaddedPart("source_mask", ("source_ids", "source_mask"), left=True),
+    "target": PaddedPart("target_attention_mask", ("target_token_ids", "target_soft_index", "target_attention_mask",
+                                                   "target_positions", "target_labels", "target_loss_mask"), left=True)}
 
 
 def token_ids(tokenizer, text: str) -> list[int]:
@@ -150,37 +162,40 @@ def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, targ
 
 
 def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size: int, seed: int,
-                  length_buckets: Sequence[int] = (), process_index: int = 0,
-                  process_count: int = 1) -> grain.IterDataset:
-  """Seeded shuffle of the whole pool every epoch, global batches cut to `length_buckets`, this
+                  length_buckets: Sequence[int] = (), parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS,
+                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+  """Seeded shuffle of the whole pool every epoch, global batches' `parts` cut to `length_buckets`, this
   process's rows; endless. No buckets = every batch padded to the pool's longest."""
   if not encoded:
     raise ValueError("the training pool is empty: check data.train_path / the train split.")
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} must be divisible by the {process_count} processes.")
-  cut = functools.partial(cut_to_buckets, buckets=tuple(length_buckets))
+  cut = functools.partial(cut_to_buckets, buckets=tuple(length_buckets), parts=parts)
   rows = lambda batch: {k: v[process_index::process_count] for k, v in batch.items()}
   ds = grain.MapDataset.source(list(encoded)).shuffle(seed=seed).repeat()
   return ds.batch(global_batch_size, drop_remainder=True).map(cut).map(rows).to_iter_dataset()
 
 
-def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...]) -> dict[str, np.ndarray]:
-  """Drops the all-pad leading columns of the left-padded fields, down to the batch's length bucket."""
+def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...],
+                   parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS) -> dict[str, np.ndarray]:
+  """Drops the all-pad columns of each part's fields, down to the batch's length bucket."""
   if not buckets:
     return batch
   out = dict(batch)
-  for part, fields in _LEFT_PADDED.items():
-    if _MASK[part] in batch:
-      full = batch[_MASK[part]].shape[1]
-      keep = min(bucket(int(batch[_MASK[part]].sum(axis=1).max()), buckets), full)
-      out.update({k: batch[k][:, full - keep:] for k in fields})
+  for part in parts.values():
+    if part.mask in batch:
+      full = batch[part.mask].shape[1]
+      keep = min(bucket(int(batch[part.mask].sum(axis=1).max()), buckets), full)
+      columns = slice(full - keep, None) if part.left else slice(0, keep)
+      out.update({k: batch[k][:, columns] for k in part.fields})
   return out
 
 
-def compiled_shapes(encoded: Sequence[dict[str, np.ndarray]], buckets: Sequence[int]) -> dict[str, list[int]]:
+def compiled_shapes(encoded: Sequence[dict[str, np.ndarray]], buckets: Sequence[int],
+                    parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS) -> dict[str, list[int]]:
   """The padded lengths training batches can take, per part: at most their product of shapes compile."""
   out = {}
-  for part, mask in _MASK.items():
-    full = encoded[0][mask].shape[0]
-    out[part] = sorted({min(bucket(int(e[mask].sum()), buckets), full) if buckets else full for e in encoded})
+  for name, part in parts.items():
+    full = encoded[0][part.mask].shape[0]
+    out[name] = sorted({min(bucket(int(e[part.mask].sum()), buckets), full) if buckets else full for e in encoded})
   return out

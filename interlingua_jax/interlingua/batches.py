@@ -5,8 +5,9 @@ The encoder reads `reading_text`: the question first, then the context, so that 
 (the byte encoder) or the frozen source LM's tokens (the states encoder). Each target t gets its own
 bridged row (`layout.bridged_batch`, its own tokenizer): `[BOS][M soft tokens][anchor][answer][EOS]`,
 the answer cut to its first K tokens, which is all the loss reads (`first_k_mask`): a longer answer's
-EOS lies past the K-th loss position either way. Rows are padded to fixed widths, so one train step
-compiles once.
+EOS lies past the K-th loss position either way. Target rows have one fixed width; the encoder's input is
+padded to the longest and each batch cut to its length bucket (`PARTS`), so the train step compiles once per
+bucket.
 """
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,9 @@ from interlingua_jax.data.records import Example
 from interlingua_jax.interlingua.encoder import PAD, encode_bytes
 
 ENCODER_IDS, ENCODER_MASK = "encoder_ids", "encoder_mask"  # what the encoder reads: bytes or source tokens
+# The one part of a row whose width varies, right-padded: each training batch is cut to its length bucket
+# (a states encoder's source LM reads up to the batch's longest text's bucket, not the pool's longest).
+PARTS = {"encoder": pipeline.PaddedPart(ENCODER_MASK, (ENCODER_IDS, ENCODER_MASK), left=False)}
 
 
 def reading_text(example: Example) -> str:

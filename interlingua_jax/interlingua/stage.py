@@ -200,9 +200,12 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   spec = batches.row_spec(s.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
                           anchor=cfg.data.answer_anchor, reader=reader(cfg, s))
   encoded = [batches.encode_example(e, tokenizers, spec) for e in s.train]
+  buckets = tuple(cfg.data.length_buckets)
+  logging.info("training batches: the encoder's input padded to lengths %s (a train-step shape each)",
+               pipeline.compiled_shapes(encoded, buckets, batches.PARTS)["encoder"])
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
-                                          seed=cfg.data.shuffle_seed, process_index=jax.process_index(),
-                                          process_count=jax.process_count()))
+                                          seed=cfg.data.shuffle_seed, length_buckets=buckets, parts=batches.PARTS,
+                                          process_index=jax.process_index(), process_count=jax.process_count()))
   tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
   graphdef, state = train.init_state(new_module(cfg, s), tx, s.mesh)
   logging.info("%s parameters: %s", cfg.bridge.kind, f"{bridge.count_params(state.params):,}")
