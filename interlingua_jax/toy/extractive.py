@@ -29,11 +29,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interlingua_jax import outputs, scoring
-from interlingua_jax.data import pipeline, prompts
+from interlingua_jax import outputs
+from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
-from interlingua_jax.models import loading
-from interlingua_jax.models.generate import generate
 from interlingua_jax.toy import pretrain
 from interlingua_jax.toy import tokenizer as toy_tokenizer
 
@@ -275,24 +273,3 @@ def prepare(root: str, *, seed: int, num_train: int, num_test: int, num_names: i
         learning_rate=pretrain_learning_rate, seed=seed + i, tokenizer_seed=seed,
         tokenizer_corpus_size=tokenizer_texts)
   return paths
-
-
-def text_scores(target: str, examples: Sequence[Example], *, batch_size: int = 64, max_new_tokens: int = 12) -> dict:
-  """The text baseline of one target: greedy answers to the full SQuAD prompts, cut at the first newline (as
-  the configs' stop string does), {"em", "f1", "n"}."""
-  model, tokenizer = loading.from_pretrained(target, dtype="float32")
-  em, f1 = [], []
-  for start in range(0, len(examples), batch_size):
-    batch = examples[start:start + batch_size]
-    rows = [pipeline.with_bos(tokenizer, pipeline.token_ids(tokenizer, prompts.build_prompt("squad", e)))
-            for e in batch]
-    width = max(map(len, rows))
-    ids = np.array([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows], np.int32)
-    mask = np.array([[0] * (width - len(r)) + [1] * len(r) for r in rows], np.int32)
-    out = generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens)
-    for example, tokens, length in zip(batch, np.asarray(out.tokens), np.asarray(out.lengths)):
-      text = tokenizer.decode([t for t in tokens[:length] if t not in model.config.eos_token_id]).split("\n")[0]
-      scored = scoring.score("squad", text, example.golds)
-      em.append(scored["em"])
-      f1.append(scored["f1"])
-  return {"em": float(np.mean(em)), "f1": float(np.mean(f1)), "n": len(em)}
