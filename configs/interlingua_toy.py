@@ -21,6 +21,7 @@ def get_config():
   c.toy = ml_collections.ConfigDict()
   c.toy.cache_dir = ""  # "" = <workdir>/toy; suites share one so the targets are pretrained once
   c.toy.extractive = ml_collections.ConfigDict(extractive.FULL)  # `extractive.prepare`'s settings, its full size
+  c.toy.source = ""  # encoder = "states": the toy model (a name in extractive.TARGETS) that is the frozen source
 
   c.interlingua.latent_dim = 64
   c.interlingua.num_latents = 8

@@ -206,6 +206,20 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
     _fail("train.batch_size", g("train.batch_size"), f"must be divisible by the mesh's data axis ({data})")
 
 
+def _extractive_toy(cfg: ml_collections.ConfigDict) -> bool:
+  return "toy" in cfg and "extractive" in cfg.toy
+
+
+def _check_toy_source(cfg: ml_collections.ConfigDict) -> None:
+  """In the extractive toy world a states encoder's source is one of its own models, named by `toy.source`."""
+  from interlingua_jax.toy.extractive import TARGETS
+  source, states = cfg.toy.get("source", ""), get(cfg, "interlingua.encoder") == "states"
+  if states and source not in TARGETS:
+    _fail("toy.source", source, f"must name the toy model whose states the encoder reads, one of {', '.join(TARGETS)}")
+  if source and not states:
+    _fail("toy.source", source, "is read by interlingua.encoder='states' only; set it to '' for the byte encoder")
+
+
 def _check_interlingua(cfg: ml_collections.ConfigDict) -> None:
   """The relations of the interlingua section and its list of targets, one entry at a time."""
   g = lambda key: get(cfg, key)
@@ -220,7 +234,7 @@ def _check_interlingua(cfg: ml_collections.ConfigDict) -> None:
     key = f"interlingua.targets[{i}]"
     if not hasattr(t, "keys") or set(t.keys()) != set(TARGET_FIELDS):
       _fail(key, t, f"must have exactly the fields {', '.join(TARGET_FIELDS)}")
-    toy = "toy" in cfg and "extractive" in cfg.toy  # the toy world sets the paths of its targets
+    toy = _extractive_toy(cfg)  # the toy world sets the paths of its targets
     for field, rule in (("name", text), ("path", (lambda v: None) if toy else text), ("dtype", one_of(DTYPES))):
       if rule(t[field]):
         _fail(f"{key}.{field}", t[field], rule(t[field]))
@@ -229,3 +243,5 @@ def _check_interlingua(cfg: ml_collections.ConfigDict) -> None:
     if t["name"] in names or "/" in t["name"]:
       _fail(f"{key}.name", t["name"], "must be unique among the targets and hold no '/'")
     names.append(t["name"])
+  if _extractive_toy(cfg):
+    _check_toy_source(cfg)

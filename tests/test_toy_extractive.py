@@ -115,3 +115,27 @@ def test_saved_qwen_target_has_the_logits_transformers_computes(toy_extractive_w
   assert type(reference).__name__ == "Qwen2ForCausalLM"
   theirs, _ = hf_forward(reference, ids.astype(np.int64), mask.astype(np.int64))
   assert rel_err(theirs, ours, mask) <= TOL
+
+
+def test_the_states_rehearsal_reads_a_toy_model_as_its_frozen_source(toy_extractive_world):
+  """`toy.source` names which toy model a states encoder reads (the world has no third model); resolving the
+  world sets source.path to its checkpoint, and a missing or misplaced name is one clear error."""
+  import ml_collections
+
+  from configs import interlingua_toy, interlingua_toy_states
+  from interlingua_jax import errors, validate
+  from interlingua_jax.interlingua import stage
+  cfg = interlingua_toy_states.get_config()
+  cfg.toy.extractive = ml_collections.ConfigDict(extractive.REDUCED)
+  cfg.toy.cache_dir = os.path.dirname(os.path.dirname(toy_extractive_world["info"]))
+  validate.check(cfg)
+  stage.resolve_toy(cfg, "unused: the cache_dir is set")
+  assert cfg.source.path == toy_extractive_world["targets"]["llama"]
+  assert [t["path"] for t in cfg.interlingua.targets] == [toy_extractive_world["targets"][n] for n in ("llama", "qwen")]
+  cfg.toy.source = "mistral"
+  with pytest.raises(errors.ConfigError, match=r"toy.source='mistral' must name the toy model .* llama, qwen"):
+    validate.check(cfg)
+  byte_cfg = interlingua_toy.get_config()
+  byte_cfg.toy.source = "llama"
+  with pytest.raises(errors.ConfigError, match=r"toy.source='llama' is read by interlingua.encoder='states' only"):
+    validate.check(byte_cfg)

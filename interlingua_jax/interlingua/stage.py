@@ -297,12 +297,15 @@ def report_stage(workdir: str) -> str:
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
-  """The extractive toy world (`toy.extractive`): its SQuAD-format data and tiny targets, built once (cached)."""
+  """The extractive toy world (`toy.extractive`): its SQuAD-format data and tiny targets, built once (cached);
+  `toy.source` names the toy model whose states a states encoder reads (the world has no third model)."""
   from interlingua_jax.toy import extractive
   paths = extractive.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.extractive.to_dict())
   with cfg.unlocked():
     cfg.data.train_path, cfg.data.test_path = paths["train"], paths["test"]
     cfg.interlingua.targets = tuple(dict(t, path=paths["targets"][t["name"]]) for t in cfg.interlingua.targets)
+    if cfg.toy.get("source"):
+      cfg.source.path = paths["targets"][cfg.toy.source]
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
