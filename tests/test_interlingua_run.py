@@ -346,3 +346,14 @@ def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
   assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
   tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
   assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)
+
+
+def test_the_rehearsal_suite_is_both_encoders_at_three_seeds_on_one_shared_toy_world():
+  from configs.suites import interlingua_rehearsal
+  from interlingua_jax import ablations
+  runs = ablations.parse_suite(interlingua_rehearsal.get_config())
+  assert [(e.name, e.config.name, e.seed) for e in runs] == [
+      (f"{name}_s{seed}", config, seed) for name, config in (("bytes", "interlingua_toy.py"),
+                                                             ("states", "interlingua_toy_states.py"))
+      for seed in (0, 1, 2)]
+  assert all(e.overrides["toy.cache_dir"] == "{root}/toy_models" for e in runs)

@@ -1,6 +1,6 @@
-"""The interlingua sweep: one row per run (M, d_z, first-token weight, K), per target latent F1 next to the
-token budget of the same M and the text baseline, with the paired interval of latent − token budget; and the
-figure of latent F1 against M, one panel per target.
+"""The interlingua sweep: one row per run (encoder, M, d_z, first-token weight, K), per target latent F1 next to
+the token budget of the same M, PCA and the text baseline, with the paired intervals of latent − token budget
+and latent − PCA; and the figure of latent F1 against M, one panel per target.
 
 Runs are those of the suite root whose `eval/aggregate.json` holds per-target tables (a latent bridge kind).
 """
@@ -12,7 +12,7 @@ from interlingua_jax import outputs
 from interlingua_jax.analysis import figures, tables
 from interlingua_jax.analysis.runs import _dig
 
-AXES = (("M", "interlingua.num_latents"), ("d_z", "interlingua.latent_dim"),
+AXES = (("encoder", "interlingua.encoder"), ("M", "interlingua.num_latents"), ("d_z", "interlingua.latent_dim"),
         ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"))
 BUDGET = "token_budget_text"
 
@@ -34,8 +34,8 @@ def _f1(table: dict, method: str) -> str:
   return tables._pct((table["methods"].get(method) or {}).get("f1"))
 
 
-def _diff(table: dict) -> str:
-  c = table.get("f1_comparisons", {}).get(f"latent_vs_{BUDGET}")
+def _diff(table: dict, other: str) -> str:
+  c = table.get("f1_comparisons", {}).get(f"latent_vs_{other}")
   return "--" if not c else f"{100 * c['diff']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
 
 
@@ -45,17 +45,19 @@ def sweep_table(runs: list[dict]) -> tables.Table | None:
   names = sorted({t for r in runs for t in r["targets"]})
   header = ["run", *(a for a, _ in AXES)]
   for t in names:
-    header += [f"{t} latent F1", f"{t} budget F1", f"{t} latent-budget", f"{t} text F1"]
+    header += [f"{t} latent F1", f"{t} budget F1", f"{t} latent-budget", f"{t} PCA F1", f"{t} latent-PCA",
+               f"{t} text F1"]
   rows = []
-  for r in sorted(runs, key=lambda r: [r["settings"][a] or 0 for a, _ in AXES]):
+  order = lambda r: [(v is not None, v if v is not None else 0) for v in (r["settings"][a] for a, _ in AXES)]
+  for r in sorted(runs, key=order):  # by settings; one a run lacks (saved before it existed) sorts first
     row = [r["name"], *(str(r["settings"][a]) for a, _ in AXES)]
     for t in names:
       table = r["targets"].get(t)
-      row += ["--"] * 4 if table is None else [_f1(table, "latent"), _f1(table, BUDGET), _diff(table),
-                                                _f1(table, "target_alone")]
+      row += ["--"] * 6 if table is None else [_f1(table, "latent"), _f1(table, BUDGET), _diff(table, BUDGET),
+                                                _f1(table, "pca"), _diff(table, "pca"), _f1(table, "target_alone")]
     rows.append(row)
   return tables.Table("interlingua_sweep", "Shared interlingua sweep: F1 (%) per target; latent − token budget "
-                      "with its paired 95% interval (points).", "l" + "r" * (len(header) - 1), header, [rows])
+                      "and latent − PCA with their paired 95% intervals (points).", "l" + "r" * (len(header) - 1), header, [rows])
 
 
 def sweep_figure(runs: list[dict]) -> plt.Figure | None:
