@@ -1,6 +1,7 @@
 """The shared interlingua wired as a bridge kind: config checks, one Z trained for a tiny Llama and a tiny Qwen
 (different tokenizers) through `train.fit`, exact resume, per-target evaluation, diagnostics, a new kind."""
 import dataclasses
+import importlib
 import json
 import os
 from pathlib import Path
@@ -348,12 +349,14 @@ def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
   assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)
 
 
-def test_the_rehearsal_suite_is_both_encoders_at_three_seeds_on_one_shared_toy_world():
+def test_the_rehearsal_suite_is_both_encoders_at_both_lengths_and_three_seeds_on_one_shared_toy_world():
   from configs.suites import interlingua_rehearsal
   from interlingua_jax import ablations
   runs = ablations.parse_suite(interlingua_rehearsal.get_config())
-  assert [(e.name, e.config.name, e.seed) for e in runs] == [
-      (f"{name}_s{seed}", config, seed) for name, config in (("bytes", "interlingua_toy.py"),
-                                                             ("states", "interlingua_toy_states.py"))
+  steps = lambda e: e.overrides.get("train.steps", importlib.import_module(f"configs.{e.config.stem}").get_config()
+                                    .train.steps)
+  expected = [(f"{encoder}_{n}_s{seed}", config, seed, n) for encoder, config in (
+      ("bytes", "interlingua_toy.py"), ("states", "interlingua_toy_states.py")) for n in (1500, 6000)
       for seed in (0, 1, 2)]
+  assert sorted((e.name, e.config.name, e.seed, steps(e)) for e in runs) == expected
   assert all(e.overrides["toy.cache_dir"] == "{root}/toy_models" for e in runs)

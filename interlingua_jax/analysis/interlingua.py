@@ -1,6 +1,6 @@
-"""The interlingua sweep: one row per run (encoder, M, d_z, first-token weight, K), per target latent F1 next to
-the token budget of the same M, PCA and the text baseline, with the paired intervals of latent − token budget
-and latent − PCA; and the figure of latent F1 against M, one panel per target.
+"""The interlingua sweep: one row per run (encoder, M, d_z, first-token weight, K, steps), per target latent F1
+next to the token budget of the same M, PCA and the text baseline, with the paired intervals of latent − token
+budget and latent − PCA; and the figure of latent F1 against M, one panel per target.
 
 Runs are those of the suite root whose `eval/aggregate.json` holds per-target tables (a latent bridge kind).
 """
@@ -13,7 +13,7 @@ from interlingua_jax.analysis import figures, tables
 from interlingua_jax.analysis.runs import _dig
 
 AXES = (("encoder", "interlingua.encoder"), ("M", "interlingua.num_latents"), ("d_z", "interlingua.latent_dim"),
-        ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"))
+        ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"), ("steps", "train.steps"))
 BUDGET = "token_budget_text"
 
 
