@@ -12,15 +12,15 @@ same M, PCA and the text baseline, with the paired intervals of latent − budge
 import ml_collections
 
 SEEDS = (0, 1, 2)
+SHORT = {"train.steps": 1500, "train.eval_every": 250}  # interlingua_toy's own
+LONG = {"train.steps": 6000, "train.eval_every": 500}  # interlingua_toy_states' own
 
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  steps = lambda n: {"train.steps": n, "train.eval_every": n // 6}
   c.experiments = [dict(name="bytes_1500", config="configs/interlingua_toy.py", seeds=SEEDS),
-                   dict(name="bytes_6000", config="configs/interlingua_toy.py", overrides=steps(6000), seeds=SEEDS),
-                   dict(name="states_1500", config="configs/interlingua_toy_states.py", overrides=steps(1500),
-                        seeds=SEEDS),
+                   dict(name="bytes_6000", config="configs/interlingua_toy.py", overrides=LONG, seeds=SEEDS),
+                   dict(name="states_1500", config="configs/interlingua_toy_states.py", overrides=SHORT, seeds=SEEDS),
                    dict(name="states_6000", config="configs/interlingua_toy_states.py", seeds=SEEDS)]
   c.overrides = ml_collections.ConfigDict({"toy.cache_dir": "{root}/toy_models"}, allow_dotted_keys=True)
   return c
