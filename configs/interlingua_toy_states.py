@@ -3,7 +3,7 @@ pretraining (shared with `interlingua_toy`).
 
 The encoder reads the frozen toy Llama's final hidden states over the question and context (the world has
 two models, so one target doubles as the source) instead of learning to read bytes from scratch: what the
-byte rehearsal lacks is an encoder that reads, and a pretrained LM's states are the seed design's other
+byte rehearsal lacks is an encoder that reads, and a pretrained LM's states are the original design's other
 encoder. Everything else is `interlingua_toy`: the same world, targets, M = 8 and evaluation, with 6,000 steps
 instead of 1,500 (its validation F1 still rose at 1,500). configs/suites/interlingua_rehearsal.py runs both
 encoders at both lengths.
