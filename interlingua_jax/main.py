@@ -95,14 +95,21 @@ def main(argv: list[str]) -> int:
     return _run(fv, workdir)
 
 
-def _run(fv: flags.FlagValues, workdir: str) -> int:
-  mode = fv["mode"].value
-  cfg = effective_config(fv, workdir)
+def initialize_distributed() -> None:
+  """Joins the processes of a multi-host run (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID set, as
+  launch/ does); a single-process run has no coordinator and does nothing."""
   import jax
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
+
+
+def _run(fv: flags.FlagValues, workdir: str) -> int:
+  mode = fv["mode"].value
+  cfg = effective_config(fv, workdir)
+  import jax
+  initialize_distributed()
   from interlingua_jax import runner
   modes = MODES_OF_ALL if mode == "all" else (mode,)
   result = runner.run(cfg, workdir, modes)

@@ -67,11 +67,11 @@ def test_two_processes_train_like_one(tiny_mistral_dir, tiny_llama_dir, tmp_path
 
 
 _SAVE_BEST_AND_LATEST = """
-import os, sys
+import sys
 import jax, numpy as np
 from interlingua_jax.checkpoints import Checkpoints
-jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"], int(os.environ["JAX_NUM_PROCESSES"]),
-                           int(os.environ["JAX_PROCESS_ID"]))
+from interlingua_jax.main import initialize_distributed
+initialize_distributed()
 sharding = jax.sharding.NamedSharding(jax.make_mesh((2,), ("data",)), jax.sharding.PartitionSpec("data"))
 x = jax.make_array_from_callback((4, 8), sharding, lambda index: np.ones((4, 8), np.float32)[index])
 checkpoints = Checkpoints(sys.argv[1], keep=2)
