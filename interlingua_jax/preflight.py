@@ -58,15 +58,16 @@ def check_machine(cfg: ml_collections.ConfigDict) -> None:
 
 
 def check_model(side: str, path: str) -> Model:
-  """config.json, the tokenizer and the stop ids of one checkpoint; its weights stay on disk."""
-  directory = resolve_checkpoint_dir(path)
-  config = read_config(directory)
-  tokenizer = load_tokenizer(directory, required=True)
-  inputs.check_tokenizer(directory, tokenizer, config.vocab_size)
+  """The config, the tokenizer and the stop ids of one checkpoint (a directory's config.json, or a .gguf file's
+  metadata); its weights stay on disk."""
+  checkpoint = resolve_checkpoint_dir(path)
+  config = read_config(checkpoint)
+  tokenizer = load_tokenizer(checkpoint, required=True)
+  inputs.check_tokenizer(checkpoint, tokenizer, config.vocab_size)
   if tokenizer.eos_token_id is None:
-    raise ValueError(f"the {side} tokenizer ({directory}) has no EOS token: an answer's end can be neither "
+    raise ValueError(f"the {side} tokenizer ({checkpoint}) has no EOS token: an answer's end can be neither "
                      "learned nor detected; set eos_token in its tokenizer_config.json.")
-  return Model(directory, config, tokenizer, stop_token_ids(directory, config, tokenizer))
+  return Model(checkpoint, config, tokenizer, stop_token_ids(checkpoint, config, tokenizer))
 
 
 def check_data(cfg: ml_collections.ConfigDict, source: Model, target: Model):

@@ -1,8 +1,11 @@
 """HF checkpoints <-> the decoder's params: `from_pretrained` onto a mesh, `save_pretrained` for toy models.
 
+A checkpoint is a HF directory (config.json + safetensors), a hub id, a llama.cpp `.gguf` file (gguf.py)
+or a `zoo:` name that resolves to one (zoo.py); every function here that takes a checkpoint takes each.
+
 Loading puts each tensor straight into its sharded place, one at a time: a stacked layer weight is first
-allocated (zeros) with its NamedSharding, then each layer's tensor is read from the memory-mapped
-safetensors file, converted on host and written into its slice by a jitted, donated
+allocated (zeros) with its NamedSharding, then each layer's tensor is read (memory-mapped safetensors, or
+a GGUF tensor dequantized), converted on host and written into its slice by a jitted, donated
 `dynamic_update_index_in_dim`. Host memory peaks at one layer's tensor and device memory at the model plus
 one layer's tensor; the whole model never sits on host or on a single device.
 """
@@ -21,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from interlingua_jax import inputs, sharding
+from interlingua_jax.models import gguf, zoo
 from interlingua_jax.models.config import CheckpointError, DecoderConfig, ParamSpec, param_layout
 from interlingua_jax.models.decoder import CausalLM, Params
 
@@ -134,12 +138,19 @@ def save_pretrained(path: str, config: DecoderConfig, params: Params, tokenizer=
 
 
 def resolve_checkpoint_dir(path: str) -> str:
-  """A local directory as is; a hub id ("org/name") through `huggingface_hub.snapshot_download`."""
-  if os.path.isdir(path):
+  """A local directory or .gguf file as is; a `zoo:` name through the offline zoo (its .gguf file); a hub id
+  ("org/name") through `huggingface_hub.snapshot_download`. (The name predates .gguf files: it returns a
+  directory or a file, whatever `read_config` and `load_params` take.)"""
+  if zoo.is_zoo_name(path):
+    return zoo.resolve(path)
+  if os.path.isdir(path) or (gguf.is_gguf(path) and os.path.isfile(path)):
     return path
+  if gguf.is_gguf(path):
+    raise CheckpointError(f"{path}: not found; pass an existing .gguf file.")
   if os.path.exists(path) or not _HUB_ID.match(path):
     raise CheckpointError(f"{path!r} is not a checkpoint directory; pass a local directory that holds "
-                          f"{CONFIG_FILE} and *.safetensors (or a hub id such as 'meta-llama/Llama-3.1-8B-Instruct').")
+                          f"{CONFIG_FILE} and *.safetensors (or a hub id such as 'meta-llama/Llama-3.1-8B-Instruct', "
+                          f"a .gguf file, or one of {', '.join(zoo.names())}).")
   try:
     import huggingface_hub
     return huggingface_hub.snapshot_download(
@@ -151,8 +162,16 @@ def resolve_checkpoint_dir(path: str) -> str:
                           f"and pass its local directory.") from e
 
 
+def _local(checkpoint: str) -> str:
+  """A zoo name as its file; any other checkpoint as is."""
+  return zoo.resolve(checkpoint) if zoo.is_zoo_name(checkpoint) else checkpoint
+
+
 def read_config(directory: str) -> DecoderConfig:
-  """Parses and validates `config.json` of a checkpoint directory."""
+  """Parses and validates `config.json` of a checkpoint directory (a .gguf file's metadata, for one)."""
+  directory = _local(directory)
+  if gguf.is_gguf(directory):
+    return gguf.read_config(directory)
   file = os.path.join(directory, CONFIG_FILE)
   if not os.path.isfile(file):
     raise CheckpointError(f"{file}: not found; a checkpoint directory needs the model's {CONFIG_FILE}.")
@@ -237,16 +256,16 @@ def _set_layer(stack: jax.Array, piece: jax.Array, i: jax.Array) -> jax.Array:
   return jax.lax.dynamic_update_index_in_dim(stack, piece, i, 0)
 
 
-def load_params(directory: str, config: DecoderConfig, dtype, mesh: Mesh) -> Params:
-  """Reads the checkpoint tensor by tensor into params sharded by `sharding.param_shardings`."""
-  tensors = _Tensors(directory, config)
+def place_params(config: DecoderConfig, dtype, mesh: Mesh, get: Callable[[str], np.ndarray]) -> Params:
+  """Params sharded by `sharding.param_shardings`, filled tensor by tensor from `get(HF tensor name)`, which
+  returns the tensor in HF's layout (each checkpoint format brings its own `get`)."""
   layout, shardings = _flat_layout(config), {}
   for kp, s in jax.tree_util.tree_flatten_with_path(sharding.param_shardings(config, mesh))[0]:
     shardings["/".join(p.key for p in kp)] = s
   flat = {}
   for path, (name, to_ours, _) in _hf_names(config).items():
     target = shardings[path]
-    read = lambda n: np.asarray(to_ours(tensors.get(n))).astype(dtype)
+    read = lambda n: np.asarray(to_ours(get(n))).astype(dtype)
     if not path.startswith("layers/"):
       flat[path] = jax.device_put(read(name), target)
       continue
@@ -256,6 +275,15 @@ def load_params(directory: str, config: DecoderConfig, dtype, mesh: Mesh) -> Par
       stack = _set_layer(stack, jax.device_put(read(name.format(i=i)), layer_sharding), jnp.int32(i))
     flat[path] = stack
   return _nest(flat)
+
+
+def load_params(directory: str, config: DecoderConfig, dtype, mesh: Mesh) -> Params:
+  """Reads the checkpoint (directory or .gguf file) tensor by tensor into params on `mesh`."""
+  if gguf.is_gguf(directory):
+    tensors = gguf.Tensors(directory, config, _expected_hf_shapes(config))
+  else:
+    tensors = _Tensors(directory, config)
+  return place_params(config, dtype, mesh, tensors.get)
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -272,7 +300,11 @@ def load_tokenizer(directory: str, *, required: bool = False):
   Pad fallback: the real Mistral-v0.3 and Llama-3.1 tokenizers have no pad token. Then the EOS token
   pads (pad_token_id = eos_token_id): no vocabulary entry is added, so the embedding table keeps its
   shape, and pads are masked everywhere (attention_mask 0, loss_mask 0), so their id is never read.
+  A .gguf file always holds its tokenizer (`gguf.load_tokenizer`).
   """
+  directory = _local(directory)
+  if gguf.is_gguf(directory):
+    return gguf.load_tokenizer(directory)
   if not _has_tokenizer(directory):
     if required:
       raise CheckpointError(f"{directory}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)}).")
@@ -286,7 +318,11 @@ def load_tokenizer(directory: str, *, required: bool = False):
 
 def stop_token_ids(directory: str, config: DecoderConfig, tokenizer) -> tuple[int, ...]:
   """Every id that ends generation: the tokenizer's EOS, config.json's and generation_config.json's
-  eos_token_id (Llama-3.1-Instruct lists 128001, 128008 and 128009 there; its tokenizer names one)."""
+  eos_token_id (Llama-3.1-Instruct lists 128001, 128008 and 128009 there; its tokenizer names one).
+  A .gguf file has no generation_config.json: `gguf.stop_token_ids` says what stands in for it."""
+  directory = _local(directory)
+  if gguf.is_gguf(directory):
+    return gguf.stop_token_ids(directory, config, tokenizer)
   ids = [] if tokenizer is None or tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
   ids += config.eos_token_id
   file = os.path.join(directory, GENERATION_CONFIG_FILE)
@@ -302,7 +338,8 @@ def stop_token_ids(directory: str, config: DecoderConfig, tokenizer) -> tuple[in
 
 def load_model(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh | None = None,
                attention_impl: str | None = None) -> CausalLM:
-  """The frozen LM of a local HF directory or a hub id, its weights sharded on `mesh` (None = (1, 1) mesh)."""
+  """The frozen LM of a checkpoint (directory, hub id, .gguf file, zoo name), its weights sharded on `mesh`
+  (None = (1, 1) mesh)."""
   directory = resolve_checkpoint_dir(path)
   config = read_config(directory)
   mesh = sharding.make_mesh(data=1, model=1) if mesh is None else mesh
@@ -312,7 +349,7 @@ def load_model(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh |
 
 def from_pretrained(path: str, *, dtype: str | jnp.dtype = jnp.bfloat16, mesh: Mesh | None = None,
                     attention_impl: str | None = None) -> tuple[CausalLM, Any]:
-  """(CausalLM, tokenizer) from a local HF directory or a hub id; the tokenizer is None if the directory
-  has no tokenizer files. Without a mesh, the model lives on a (1, 1) mesh of the first device."""
+  """(CausalLM, tokenizer) from a checkpoint (directory, hub id, .gguf file, zoo name); the tokenizer is None
+  if the directory has no tokenizer files. Without a mesh, the model lives on a (1, 1) mesh of the first device."""
   model = load_model(path, dtype=dtype, mesh=mesh, attention_impl=attention_impl)
   return model, load_tokenizer(resolve_checkpoint_dir(path))
