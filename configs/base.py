@@ -106,6 +106,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.patience = 5
   c.train.keep_checkpoints = 2
   c.train.remat = True  # recompute the frozen target's layers in the backward pass: activations of 8B fit
+  # Compute the frozen source's states of the training pool once, into <workdir>/source_cache, and train from them
+  # (no source forward in the train step). Disk: the pool's source tokens x d_src x 2 bytes (bf16), 8 KB a token
+  # for a 4096-wide source.
+  c.train.cache_source_states = True
 
   c.eval = ml_collections.ConfigDict()
   # Registered in interlingua_jax/methods.py; the last two are controls (a real bridge is far above them).

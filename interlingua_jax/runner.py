@@ -14,14 +14,15 @@ import ml_collections
 from orbax.checkpoint import multihost
 
 from interlingua_jax import (ablations, bridge, bridges, compression, errors, evaluate, methods, outputs, preflight,
-                             report, results, train, validate, workdir as workdir_lib)
+                             report, results, source_cache, train, validate, workdir as workdir_lib)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
 
-# Config sections that may change between runs in one workdir: they do not shape the trained state.
+# Config sections that may change between runs in one workdir: they do not shape the trained state (beyond float
+# noise: the mesh, the attention impl, and cached source states, computed at their own bucket's pad width).
 _FREE_KEYS = ("name", "eval", "compression", "profile", "mesh", "model.attention_impl", "toy.cache_dir",
-              "train.log_every")
+              "train.log_every", "train.cache_source_states")
 # May only be raised, and only when training: extends the run (schedule rule in `check_config`).
 _EXTENDABLE = "train.steps"
 
@@ -223,9 +224,17 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   shapes = pipeline.compiled_shapes(encoded, buckets)
   logging.info("training batches padded to source lengths %s and target lengths %s: at most %d compiled "
                "train-step shapes", shapes["source"], shapes["target"], len(shapes["source"]) * len(shapes["target"]))
+  states = None  # the frozen source's states of the pool, computed once into the workdir (source_cache)
+  if cfg.train.get("cache_source_states", True):  # a config.json saved before the key existed: on
+    states = source_cache.load_or_build(
+        os.path.join(workdir, source_cache.CACHE_DIR), encoded, model_path=cfg.source.path,
+        params=s.frozen.source.params, config=s.frozen.source.config, layer=s.frozen.source_layer,
+        dtype=cfg.source.dtype, attention_impl=cfg.model.attention_impl, mesh=s.mesh, length_buckets=buckets,
+        batch_size=cfg.train.batch_size)
   data_iter = iter(pipeline.train_dataset(encoded, global_batch_size=cfg.train.batch_size,
                                           seed=cfg.data.shuffle_seed, length_buckets=buckets,
-                                          process_index=jax.process_index(), process_count=jax.process_count()))
+                                          process_index=jax.process_index(), process_count=jax.process_count(),
+                                          source_states=states))
   logging.info("translator parameters: %s", f"{bridge.count_params(t.state.params):,}")
   checkpoints, state, stopper, restored = resume(cfg, workdir, t.state, data_iter)
   ctx = context(cfg, s)

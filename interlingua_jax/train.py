@@ -1,6 +1,6 @@
 """Translator training: a jitted, sharded train step and the loop around it.
 
-    h_src = source_L(question)                 frozen, outside the gradient
+    h_src = source_L(question)                 frozen, outside the gradient; read from the batch when cached
     soft  = translator(h_src)                  the only trainable parameters (float32 master)
     loss  = CE(target([BOS][soft][anchor][answer][EOS]))  on answer + EOS only
           + λ · 1[step ≥ start] · InfoNCE(mean(soft), mean(target_embed(question)))
@@ -62,8 +62,10 @@ def loss_fn(params, state: TrainState, graphdef, frozen_params, batch, *, frozen
   source_params, target_params = frozen_params
   source_config, target_config = frozen_configs
   translator = bridge.merge_translator(graphdef, params, state.rngs)
-  hidden = bridge.source_states(source_params, source_config, batch["source_ids"], batch["source_mask"], layer,
-                                spec.attention_impl)
+  hidden = batch.get(pipeline.SOURCE_STATES)  # cached (source_cache): the same states, without the source forward
+  if hidden is None:
+    hidden = bridge.source_states(source_params, source_config, batch["source_ids"], batch["source_mask"], layer,
+                                  spec.attention_impl)
   soft = translator(hidden, batch["source_mask"], deterministic=False)
   inputs = bridge.target_inputs(target_params, target_config, soft, batch["target_token_ids"],
                                 batch["target_soft_index"])

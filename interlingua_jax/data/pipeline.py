@@ -7,12 +7,14 @@ its longest source prompt and target row (each a `PaddedPart`; the cut drops pad
 the interlingua's rows name their own part, the encoder's input): short batches cost short
 compute, and the jitted train step compiles once per bucket pair, a bounded number of shapes
 that the run logs. Each process takes its own rows of every global batch, so a global batch
-is the same set of examples whatever the number of hosts.
+is the same set of examples whatever the number of hosts. With cached source states (`source_cache`),
+each process's rows then get their frozen-source states, left-padded exactly as `source_ids`.
 """
 import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import grain
 import numpy as np
@@ -20,6 +22,9 @@ import numpy as np
 from interlingua_jax import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
+
+if TYPE_CHECKING:  # source_cache reads this module: the type only, no import cycle
+  from interlingua_jax.source_cache import SourceStates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,10 @@ TRANSLATOR_PARTS = {
     "source": PaddedPart("source_mask", ("source_ids", "source_mask"), left=True),
     "target": PaddedPart("target_attention_mask", ("target_token_ids", "target_soft_index", "target_attention_mask",
                                                    "target_positions", "target_labels", "target_loss_mask"), left=True)}
+
+
+SOURCE_INDEX = "source_index"  # an example's row of the source cache, added by `train_dataset`
+SOURCE_STATES = "source_states"  # (B, S, d) cached source states; `train.loss_fn` then skips the source forward
 
 
 def token_ids(tokenizer, text: str) -> list[int]:
@@ -163,17 +172,45 @@ def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, targ
 
 def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size: int, seed: int,
                   length_buckets: Sequence[int] = (), parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+                  process_index: int = 0, process_count: int = 1,
+                  source_states: "SourceStates | None" = None) -> grain.IterDataset:
   """Seeded shuffle of the whole pool every epoch, global batches' `parts` cut to `length_buckets`, this
-  process's rows; endless. No buckets = every batch padded to the pool's longest."""
+  process's rows; endless. No buckets = every batch padded to the pool's longest. `source_states[i]`: example
+  i's cached states, added to its rows (`add_source_states`); the shuffle and the batches are the same with or
+  without them."""
   if not encoded:
     raise ValueError("the training pool is empty: check data.train_path / the train split.")
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} must be divisible by the {process_count} processes.")
   cut = functools.partial(cut_to_buckets, buckets=tuple(length_buckets), parts=parts)
   rows = lambda batch: {k: v[process_index::process_count] for k, v in batch.items()}
+  if source_states is not None:
+    if len(source_states) != len(encoded):
+      raise ValueError(f"the source cache holds {len(source_states)} examples, the pool {len(encoded)}.")
+    encoded = [dict(e, **{SOURCE_INDEX: np.int32(i)}) for i, e in enumerate(encoded)]
   ds = grain.MapDataset.source(list(encoded)).shuffle(seed=seed).repeat()
-  return ds.batch(global_batch_size, drop_remainder=True).map(cut).map(rows).to_iter_dataset()
+  ds = ds.batch(global_batch_size, drop_remainder=True).map(cut).map(rows)
+  if source_states is not None:
+    ds = ds.map(functools.partial(add_source_states, source_states=source_states))
+  return ds.to_iter_dataset()
+
+
+def add_source_states(batch: dict[str, np.ndarray], source_states: "SourceStates") -> dict[str, np.ndarray]:
+  """The rows' cached states in place of their cache index, left-padded to the batch's `source_ids` width:
+  each row's real tokens end the row, as they do in `source_ids`. Zeros under the pad, whose keys the
+  translator masks (exactly zero attention weight), so they are never read."""
+  out = dict(batch)
+  index, mask = out.pop(SOURCE_INDEX), batch["source_mask"]
+  width = mask.shape[1]
+  states = np.zeros((len(index), width, source_states.hidden_size), source_states.dtype)
+  for row, (i, length) in enumerate(zip(index, mask.sum(axis=1))):
+    cached = source_states[int(i)]
+    if len(cached) != length:
+      raise ValueError(f"the cached source states of example {int(i)} cover {len(cached)} tokens, its prompt "
+                       f"{length}: the cache does not belong to this pool.")
+    states[row, width - length:] = cached
+  out[SOURCE_STATES] = states
+  return out
 
 
 def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...],
