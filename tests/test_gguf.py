@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from interlingua_jax import models
-from interlingua_jax.models import CheckpointError, loading, zoo
+from interlingua_jax.models import CheckpointError, gguf, loading, zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOL = "zoo:smollm2-135m-instruct"
@@ -26,10 +26,15 @@ QUESTIONS = ["What is the capital of France?", "Write a haiku about autumn rain.
 MAX_NEW = 32
 
 
-def write_tiny_gguf(path: str, arch: str = "llama", odd_tensor_type=None) -> None:
-  """A complete tiny model file without a tokenizer (d 16, 2 q / 1 kv heads, one layer, vocab 32, tied);
-  `odd_tensor_type` stores attn_q in that GGML type (zero bytes) instead of F32."""
+def write_tiny_gguf(path: str, arch: str = "llama", odd_tensor_type=None, tokens=None, chat_template=None) -> None:
+  """A complete tiny llama file without a tokenizer (d 16, 2 q / 1 kv heads, one layer, vocab 32, tied);
+  `odd_tensor_type` stores attn_q in that GGML type (zero bytes) instead of F32; `tokens` and `chat_template`
+  add those metadata entries (not a usable tokenizer)."""
   w = gguf_py.GGUFWriter(path, arch)
+  if tokens is not None:
+    w.add_token_list(tokens)
+  if chat_template is not None:
+    w.add_chat_template(chat_template)
   w.add_block_count(1)
   w.add_context_length(64)
   w.add_embedding_length(16)
@@ -114,6 +119,7 @@ def test_zoo_name_is_the_package_file_and_metadata_is_the_config(smol_file, ours
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), by_path.params, model.params)
   assert len(tokenizer) == c.vocab_size
   assert tokenizer("hello").input_ids == [28120]  # no BOS added, as the file's add_bos_token says
+  assert tokenizer.chat_template == gguf.reader(smol_file).get_field("tokenizer.chat_template").contents()
   assert "<|im_start|>" in tokenizer.chat_template and tokenizer.pad_token_id == 2
   # HF stops on its generation_config's EOS, which for a GGUF file is the metadata's: <|im_end|> = 2.
   assert loading.stop_token_ids(SMOL, c, tokenizer) == (2,) == (tokenizer.convert_tokens_to_ids("<|im_end|>"),)
@@ -143,6 +149,19 @@ def test_greedy_generation_matches_transformers(ours, hf, batch):
   ref = np.pad(ref, ((0, 0), (0, MAX_NEW - ref.shape[1])), constant_values=tokenizer.pad_token_id)
   np.testing.assert_array_equal(np.asarray(out.tokens), ref)
   assert "Paris" in tokenizer.decode(np.asarray(out.tokens[0]))  # a real model, not noise that happens to agree
+
+
+@pytest.mark.parametrize("arch, template, want", [("qwen2", "{{'<|im_end|>'}}", (2, 0, 3)),
+                                                   ("llama", "{{'<|im_end|>'}}", (2, 3)), ("llama", "{{'</s>'}}", (2,))])
+def test_stop_ids_are_what_the_hf_generation_configs_list(tmp_path, arch, template, want):
+  """The file's EOS (id 2, "</s>" here) always; a ChatML template's turn end <|im_end|> (3) for any family;
+  Qwen's <|endoftext|> (0) too, as Qwen2.5-Instruct's generation_config.json lists [151645, 151643]."""
+  path = str(tmp_path / "tiny.gguf")
+  tokens = ["<|endoftext|>", "<|im_start|>", "</s>", "<|im_end|>"] + [f"t{i}" for i in range(28)]
+  write_tiny_gguf(path, arch=arch, tokens=tokens, chat_template=template)
+  config = loading.read_config(path)
+  assert config.model_type == arch and config.eos_token_id == (2,)
+  assert loading.stop_token_ids(path, config, None) == want
 
 
 # ---------------------------------------------------------------------------------------------------------

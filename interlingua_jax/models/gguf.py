@@ -193,14 +193,12 @@ class Tensors:
 
 
 def load_tokenizer(file: str):
-  """transformers' tokenizer of the file, with the file's chat template; EOS pads when there is no pad token."""
-  r = reader(file)
+  """transformers' tokenizer of the file (it takes the chat template from the metadata too); EOS pads when
+  there is no pad token, as `loading.load_tokenizer` does."""
+  reader(file)  # a damaged file fails here, in one line, not inside transformers
   from transformers import AutoTokenizer
   path = os.path.abspath(file)
   tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
-  template = _metadata(file, r, "tokenizer.chat_template", None)
-  if template:
-    tokenizer.chat_template = template
   if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
     tokenizer.pad_token = tokenizer.eos_token
   return tokenizer
