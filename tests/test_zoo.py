@@ -98,16 +98,20 @@ def test_wrong_hash_is_refused_and_leaves_nothing(chunked):
 
 
 def test_interrupted_assembly_leaves_nothing(chunked, monkeypatch):
+  """Mid-assembly the model's name does not exist yet (a killed process cleans nothing up); an interrupted one
+  removes its temporary file."""
   _, cache, _ = chunked
+  seen = []
 
   class Interrupted:
     def update(self, block):
+      seen.append(os.path.exists(cache / "tiny.gguf"))
       raise KeyboardInterrupt
 
   monkeypatch.setattr(zoo, "hashlib", types.SimpleNamespace(sha256=Interrupted))
   with pytest.raises(KeyboardInterrupt):
     zoo.resolve("zoo:tiny")
-  assert os.listdir(cache) == []
+  assert seen == [False] and os.listdir(cache) == []
 
 
 @pytest.mark.parametrize("installed, why", [(None, "not installed"), ("0.9", "0.9 installed")])
