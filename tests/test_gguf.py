@@ -158,8 +158,8 @@ def test_greedy_generation_matches_transformers(ours, hf, batch):
   assert "Paris" in tokenizer.decode(np.asarray(out.tokens[0]))  # a real model, not noise that happens to agree
 
 
-@pytest.mark.parametrize("arch, template, want", [("qwen2", "{{'<|im_end|>'}}", (2, 0, 3)),
-                                                   ("llama", "{{'<|im_end|>'}}", (2, 3)), ("llama", "{{'</s>'}}", (2,))])
+@pytest.mark.parametrize("arch, template, want", [
+    ("qwen2", "{{'<|im_end|>'}}", (2, 0, 3)), ("llama", "{{'<|im_end|>'}}", (2, 3)), ("llama", "{{'</s>'}}", (2,))])
 def test_stop_ids_are_what_the_hf_generation_configs_list(tmp_path, arch, template, want):
   """The file's EOS (id 2, "</s>" here) always; a ChatML template's turn end <|im_end|> (3) for any family;
   Qwen's <|endoftext|> (0) too, as Qwen2.5-Instruct's generation_config.json lists [151645, 151643]."""
@@ -215,17 +215,17 @@ def test_damaged_file(smol_file, tmp_path, no_placing, damage, message):
 def test_unknown_architecture(tmp_path, no_placing):
   path = str(tmp_path / "gpt2.gguf")
   write_tiny_gguf(path, arch="gpt2")
-  with pytest.raises(CheckpointError, match=rf"^{re.escape(path)}: architecture 'gpt2' is not supported; this loader reads "
-                                            r"GGUF architectures llama, qwen2\.$"):
+  with pytest.raises(CheckpointError, match=rf"^{re.escape(path)}: architecture 'gpt2' is not supported; this loader "
+                                            r"reads GGUF architectures llama, qwen2\.$"):
     models.from_pretrained(path)
 
 
 def test_unsupported_quantization_type(tmp_path, no_placing):
   path = str(tmp_path / "iq4.gguf")
   write_tiny_gguf(path, odd_tensor_type=gguf_py.GGMLQuantizationType.IQ4_NL)
-  with pytest.raises(CheckpointError, match=rf"^{re.escape(path)}: tensor 'blk\.0\.attn_q\.weight' is stored as IQ4_NL, which "
-                                            r"this loader does not dequantize; supported types: F32, F16, BF16, "
-                                            r"Q4_0, .*Q6_K\.$"):
+  with pytest.raises(CheckpointError, match=rf"^{re.escape(path)}: tensor 'blk\.0\.attn_q\.weight' is stored as "
+                                            r"IQ4_NL, which this loader does not dequantize; supported types: F32, "
+                                            r"F16, BF16, Q4_0, .*Q6_K\.$"):
     models.from_pretrained(path)
 
 
