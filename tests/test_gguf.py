@@ -233,8 +233,10 @@ def test_tiny_file_loads_and_missing_file_is_named(tmp_path):
   """The tiny writer's file is a valid model (so the two tests above fail for the reason they name)."""
   path = str(tmp_path / "tiny.gguf")
   write_tiny_gguf(path)
-  model = loading.load_model(path, dtype=jnp.float32)
-  assert model.config.tie_word_embeddings and model.config.num_kv_heads == 1
+  model, tokenizer = models.from_pretrained(path, dtype=jnp.float32)
+  assert model.config.tie_word_embeddings and model.config.num_kv_heads == 1 and tokenizer is None
+  with pytest.raises(CheckpointError, match=r"tiny\.gguf: holds no tokenizer \(no tokenizer\.ggml\.\* metadata\)"):
+    loading.load_tokenizer(path, required=True)
   assert np.isfinite(np.asarray(model(input_ids=jnp.arange(5)[None]).logits)).all()
   with pytest.raises(CheckpointError, match=r"missing\.gguf: not found; pass an existing \.gguf file"):
     models.from_pretrained(str(tmp_path / "missing.gguf"))

@@ -192,10 +192,14 @@ class Tensors:
     return array
 
 
-def load_tokenizer(file: str):
-  """transformers' tokenizer of the file (it takes the chat template from the metadata too); EOS pads when
-  there is no pad token, as `loading.load_tokenizer` does."""
-  reader(file)  # a damaged file fails here, in one line, not inside transformers
+def load_tokenizer(file: str, *, required: bool = False):
+  """transformers' tokenizer of the file (it takes the chat template from the metadata too), or None when the
+  file has no tokenizer metadata; EOS pads when there is no pad token, as `loading.load_tokenizer` does."""
+  if reader(file).get_field("tokenizer.ggml.model") is None:  # a damaged file failed in reader(), in one line
+    if required:
+      raise CheckpointError(f"{file}: holds no tokenizer (no tokenizer.ggml.* metadata); use a GGUF file converted "
+                            "with its tokenizer.")
+    return None
   from transformers import AutoTokenizer
   path = os.path.abspath(file)
   tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))

@@ -300,11 +300,11 @@ def load_tokenizer(directory: str, *, required: bool = False):
   Pad fallback: the real Mistral-v0.3 and Llama-3.1 tokenizers have no pad token. Then the EOS token
   pads (pad_token_id = eos_token_id): no vocabulary entry is added, so the embedding table keeps its
   shape, and pads are masked everywhere (attention_mask 0, loss_mask 0), so their id is never read.
-  A .gguf file always holds its tokenizer (`gguf.load_tokenizer`).
+  A .gguf file holds its tokenizer in its metadata (`gguf.load_tokenizer`).
   """
   directory = _local(directory)
   if gguf.is_gguf(directory):
-    return gguf.load_tokenizer(directory)
+    return gguf.load_tokenizer(directory, required=required)
   if not _has_tokenizer(directory):
     if required:
       raise CheckpointError(f"{directory}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)}).")
