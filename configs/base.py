@@ -30,6 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.test_split = "test"
   c.data.num_shots = 8
   c.data.shot_seed = 42
+  # Exemplars in the prompt the source reads for the soft tokens (-1: all num_shots). The bridged target row
+  # shows none, so on a CPU fewer cut the source's compute (the text methods always read all num_shots).
+  c.data.bridge_shots = -1
   c.data.shuffle_seed = 1234
   c.data.validation_seed = 0  # which train questions form the validation split (train.eval_num_samples of them)
   # Source prompt tokens (both tokenizers, BOS included). Over it, exemplars (HotpotQA: context paragraphs)

@@ -29,7 +29,7 @@ def _round_trip(soft: np.ndarray, *, fmt: str, group_size: int, sizes: list[int]
 def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str], group_size: int,
             out_dir: str) -> dict:
   """Runs the latent method once per precision (plus float32, no wire) and writes compression.json."""
-  prompts = [ctx.builder.source_prompt(e) for e in examples]
+  prompts = [ctx.builder.bridge_prompt(e) for e in examples]  # the text the soft tokens stand in for
   text_bytes = np.array([len(p.encode("utf-8")) for p in prompts], np.float64)
   text_tokens = np.array([len(pipeline.token_ids(ctx.frozen.source_tokenizer, p)) + 1 for p in prompts], np.float64)
   shape = (ctx.num_soft_tokens, ctx.frozen.target.config.hidden_size)

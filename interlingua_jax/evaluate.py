@@ -137,7 +137,7 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
     source_ids = ctx.soft_source.ids(method.soft_from(q))
   elif method.soft_from is not None:
     tok = ctx.frozen.source_tokenizer
-    source_ids = ctx.builder.ids(tok, ctx.builder.source_prompt(method.soft_from(q)))
+    source_ids = ctx.builder.ids(tok, ctx.builder.bridge_prompt(method.soft_from(q)))
   return Prepared(q.example, method, method.ids(ctx, q), source_ids)
 
 

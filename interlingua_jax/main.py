@@ -62,10 +62,21 @@ def overridden_keys(fv: flags.FlagValues) -> list[str]:
 
 
 def config_from_json(saved: dict) -> ml_collections.ConfigDict:
-  """A ConfigDict from a saved config.json (lists back to tuples, as the config files write them)."""
+  """A ConfigDict from a saved config.json (lists back to tuples, as the config files write them), with the keys
+  added since it was saved (`workdir.ADDED_KEYS`) at the values its run had."""
   tuples = lambda x: {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else \
       tuple(x) if isinstance(x, list) else x
-  return ml_collections.ConfigDict(tuples(saved))
+  cfg = ml_collections.ConfigDict(tuples(saved))
+  for key, value in workdir_lib.ADDED_KEYS.items():
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+      if part not in node:
+        node[part] = ml_collections.ConfigDict()
+      node = node[part]
+    if leaf not in node:
+      node[leaf] = value
+  return cfg
 
 
 def effective_config(fv: flags.FlagValues, workdir: str) -> ml_collections.ConfigDict:

@@ -82,7 +82,8 @@ def check_data(cfg: ml_collections.ConfigDict, source: Model, target: Model):
   sp = splits.make(train, test, num_shots=d.num_shots, shot_seed=d.shot_seed,
                    validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
   builder = pipeline.PromptBuilder(d.dataset, sp.exemplars, source.tokenizer, target.tokenizer,
-                                   d.max_source_len, d.chat_template)
+                                   d.max_source_len, d.chat_template,
+                                   bridge_shots=None if d.bridge_shots < 0 else d.bridge_shots)
   kept = {name: tuple(e for e in getattr(sp, name) if builder.source_prompt(e) is not None)
           for name in ("train", "validation", "test")}
   skipped = {name: len(getattr(sp, name)) - len(examples) for name, examples in kept.items()}

@@ -15,9 +15,10 @@ from orbax.checkpoint import multihost
 
 from interlingua_jax import (ablations, bridge, bridges, compression, errors, evaluate, methods, outputs, preflight,
                              report, results, source_cache, train, validate, workdir as workdir_lib)
-from interlingua_jax.data import pipeline, splits
+from interlingua_jax.data import pipeline, splits, word_problems
 from interlingua_jax.models.loading import load_model
 from interlingua_jax.sharding import make_mesh
+from interlingua_jax.translator import embedding_rms
 
 # Config sections that may change between runs in one workdir: they do not shape the trained state (beyond float
 # noise: the mesh, the attention impl, and cached source states, computed at their own bucket's pad width).
@@ -75,12 +76,11 @@ def check_config(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str,
 
 
 def _comparable(flat: dict) -> dict:
-  """A flattened config as two runs' are compared: a translator run's unused `interlingua.*` left out and
-  `bridge.kind` defaulted, so a config.json saved before those sections existed still matches its run."""
-  translator = flat.get("bridge.kind", "translator") == "translator"
-  out = {k: v for k, v in flat.items() if not (translator and k.startswith("interlingua."))}
-  out.setdefault("bridge.kind", "translator")
-  return out
+  """A flattened config as two runs' are compared: a translator run's unused `interlingua.*` left out and the keys
+  added since (`workdir.ADDED_KEYS`) defaulted, so a config.json saved before they existed still matches its run."""
+  flat = workdir_lib.with_added_keys(flat)
+  translator = flat["bridge.kind"] == "translator"
+  return {k: v for k, v in flat.items() if not (translator and k.startswith("interlingua."))}
 
 
 def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -89,6 +89,14 @@ def resolve_toy(cfg: ml_collections.ConfigDict, workdir: str) -> None:
   paths = world.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.world.to_dict())
   with cfg.unlocked():
     cfg.source.path, cfg.target.path = paths["source"], paths["target"]
+    cfg.data.train_path, cfg.data.test_path = paths["train"], paths["test"]
+
+
+def resolve_word_problems(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """Generated GSM8K-format word problems (`data/word_problems.py`): write them once under the workdir and point
+  the data paths at them."""
+  paths = word_problems.prepare(workdir, **cfg.word_problems.to_dict())
+  with cfg.unlocked():
     cfg.data.train_path, cfg.data.test_path = paths["train"], paths["test"]
 
 
@@ -225,7 +233,7 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   logging.info("training batches padded to source lengths %s and target lengths %s: at most %d compiled "
                "train-step shapes", shapes["source"], shapes["target"], len(shapes["source"]) * len(shapes["target"]))
   states = None  # the frozen source's states of the pool, computed once into the workdir (source_cache)
-  if cfg.train.get("cache_source_states", True):  # a config.json saved before the key existed: on
+  if cfg.train.cache_source_states:
     states = source_cache.load_or_build(
         os.path.join(workdir, source_cache.CACHE_DIR), encoded, model_path=cfg.source.path,
         params=s.frozen.source.params, config=s.frozen.source.config, layer=s.frozen.source_layer,
@@ -251,6 +259,8 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   loop.metrics.close()
   summary["splits"] = s.splits
   summary["skipped_long_prompts"] = s.skipped
+  # The scale the soft tokens' logged `soft_rms` is read against (calibrated translators output exactly it).
+  summary["target_embedding_rms"] = embedding_rms(s.frozen.target.params["embed"])
   write_summary(summary, workdir)
   return summary
 
@@ -313,6 +323,8 @@ def run_translator(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[st
                              f"{cfg.bridge.kind!r} has none (set bridge.kind, e.g. 'interlingua').")
   if cfg.data.dataset == "toy":
     resolve_toy(cfg, workdir)
+  if "word_problems" in cfg:
+    resolve_word_problems(cfg, workdir)
   check_config(cfg, workdir, modes)
   out = {}
   s = setup(cfg, workdir) if set(modes) - {"report"} else None

@@ -72,6 +72,7 @@ RULES: dict[str, Rule] = {
     "data.dataset": lambda v: one_of(kinds.names())(v),  # read when checked: datasets may be registered later
     "data.num_shots": at_least(0),
     "data.shot_seed": at_least(0),
+    "data.bridge_shots": at_least(-1),
     "data.shuffle_seed": at_least(0),
     "data.validation_seed": at_least(0),
     "data.max_source_len": at_least(1),
@@ -136,6 +137,11 @@ INTERLINGUA_RULES: dict[str, Rule] = {  # every kind but the translator
 }
 LATENT_METHODS = ("token_budget_text", "pca")  # read a latent kind's text or its adapters' targets
 TARGET_FIELDS = ("name", "path", "dtype", "tokenizer")
+WORD_PROBLEM_RULES: dict[str, Rule] = {  # generated GSM8K-format data (data/word_problems.py)
+    "word_problems.seed": at_least(0),
+    "word_problems.num_train": at_least(1),
+    "word_problems.num_test": at_least(1),
+}
 TOY_RULES: dict[str, Rule] = {
     "toy.world.seed": at_least(0),
     "toy.world.num_train": at_least(1),
@@ -167,7 +173,7 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
   """Raises ConfigError for the first bad value. `device_count` (when given) bounds the mesh."""
   latent = get(cfg, "bridge.kind") != "translator"
   rules = dict(RULES, **(TOY_RULES if get(cfg, "data.dataset") == "toy" else {}),
-               **(INTERLINGUA_RULES if latent else {}))
+               **(INTERLINGUA_RULES if latent else {}), **(WORD_PROBLEM_RULES if "word_problems" in cfg else {}))
   for key, rule in rules.items():
     value = get(cfg, key)
     problem = rule(value)
@@ -189,7 +195,7 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
         ("source.path",) if g("interlingua.encoder") == "states" else ())
     for key in sides:
       if text(g(key)):
-        _fail(key, g(key), "must name a checkpoint directory or a hub id")
+        _fail(key, g(key), "must name a checkpoint directory, a hub id, a .gguf file or a zoo: name")
     for key in ("data.train_path", "data.test_path"):
       path = g(key)
       if path and not os.path.isfile(path):

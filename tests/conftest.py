@@ -2,10 +2,27 @@
 
 Four simulated CPU devices are configured before any JAX call, so sharding tests can build a
 (data=2, model=2) mesh in-process while everything else uses one device.
+
+One persistent compilation cache serves the whole session, in-process and in the subprocesses the tests start
+(suites, two-process runs: they inherit JAX_COMPILATION_CACHE_DIR): each run builds fresh jitted closures of the
+same programs, which XLA would otherwise compile again and again. The cache is a new empty directory every
+session, so no test reads an executable from another session or another version of the code.
 """
+import atexit
+import os
+import shutil
+import tempfile
+
 import jax
 
 jax.config.update("jax_num_cpu_devices", 4)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="interlingua_jax_xla_cache_")
+atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
