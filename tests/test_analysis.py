@@ -76,7 +76,7 @@ def write_run(root: Path, name: str, *, m: int, fixes: bool, evals: list[tuple[i
   best = max(evals, key=lambda e: e[1])
   (run / "train_summary.json").write_text(json.dumps(
       {"best_step": best[0], "best_accuracy": best[1], "final_step": steps,
-       "final_accuracy": evals[-1][1], "stopped_early": stopped_early}))
+       "final_accuracy": evals[-1][1], "stopped_early": stopped_early, "target_embedding_rms": 0.016}))
   if latent is not None:
     (run / "eval").mkdir()
     (run / "eval" / "aggregate.json").write_text(json.dumps(_aggregate(m, latent)))
@@ -195,14 +195,16 @@ def test_missing_pieces_are_reported_not_fatal(analysed):
 def test_ablations_table(analysed):
   root, _ = analysed
   spec, header, rows = parse_booktabs((root / "analysis" / "ablations.tex").read_text())
-  assert spec == "lllrrrrrrlrrr"
+  assert spec == "lllrrrrrrlrrrr"
   assert header[:5] == ["Run", "Dataset", "M", "Fixes", r"Peak (\%)"]
-  assert header[-3:] == ["Distinct answers", r"Top answer (\%)", "Soft-token cosine"]
+  assert header[-4:] == ["Distinct answers", r"Top answer (\%)", "Soft-token cosine", "Soft / embedding RMS"]
   assert [r[0] for r in rows] == [r"toy\_stable\_8", r"toy\_baseline\_8", r"toy\_stable\_4"]
-  # 3 distinct answers ("3", "5", none) among 4 predictions, "5" half of them; the no-fixes run's cosine rose to 0.75.
+  # 3 distinct answers ("3", "5", none) among 4 predictions, "5" half of them; the no-fixes run's cosine rose to 0.75;
+  # soft-token RMS 0.04 over the target's embedding RMS 0.016.
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", "toy", "8", "no", "50.0", "25",
-                                              "20.0", "30.0", "100", "no", "3", "50.0", "0.750"]
-  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes", "3", "50.0", "0.500"]
+                                              "20.0", "30.0", "100", "no", "3", "50.0", "0.750", "2.50"]
+  assert _row(rows, r"toy\_stable\_8")[3:] == ["yes", "60.0", "40", "58.0", "2.0", "80", "yes", "3", "50.0", "0.500",
+                                              "2.50"]
 
 
 def test_main_results_and_comparisons_tables(analysed):

@@ -171,6 +171,8 @@ def summarize(run: Run) -> dict[str, Any]:
                final_accuracy=final["bridged_accuracy"], final_step=final["step"],
                degradation=peak["bridged_accuracy"] - final["bridged_accuracy"])
   summary = run.train_summary or {}
+  if "final_soft_rms" in out and summary.get("target_embedding_rms"):  # ~1 when calibrated; the seeds saw ~100x
+    out["soft_rms_ratio"] = out["final_soft_rms"] / summary["target_embedding_rms"]
   last_train_step = run.train_rows[-1]["step"] if run.train_rows else None
   out["steps_run"] = summary.get("final_step", last_train_step)
   out["best_step"] = summary.get("best_step", out.get("peak_step"))

@@ -105,14 +105,16 @@ def ablations_table(results: list[dict]) -> Table | None:
       "Stability ablation: bridged accuracy (%) on the validation split during training at its peak and at "
       "the end; degradation = peak - final (percentage points). Fixes = InfoNCE + early stopping. Collapse "
       "diagnostics: distinct answers among the bridge's test predictions, the share of its most common answer (%), "
-      "and the last logged cosine between different questions' soft tokens.",
-      "lllrrrrrrlrrr",
+      "the last logged cosine between different questions' soft tokens, and their last logged RMS over the "
+      "target's token-embedding RMS.",
+      "lllrrrrrrlrrrr",
       ["Run", "Dataset", "M", "Fixes", "Peak (%)", "Peak step", "Final (%)", "Degradation (pp)",
-       "Steps", "Stopped early", "Distinct answers", "Top answer (%)", "Soft-token cosine"],
+       "Steps", "Stopped early", "Distinct answers", "Top answer (%)", "Soft-token cosine", "Soft / embedding RMS"],
       [[[r["name"], str(r["dataset"] or "--"), _int(r["num_soft_tokens"]), yes_no(r["fixes"]),
          _pct(r["peak_accuracy"]), _int(r["peak_step"]), _pct(r["final_accuracy"]),
          _pct(r["degradation"]), _int(r["steps_run"]), yes_no(r["stopped_early"]),
-         _int(r.get("distinct_answers")), _pct(r.get("top_answer_share")), _num(r.get("final_soft_similarity"), 3)]
+         _int(r.get("distinct_answers")), _pct(r.get("top_answer_share")), _num(r.get("final_soft_similarity"), 3),
+         _num(r.get("soft_rms_ratio"), 2)]
         for r in rows]])
 
 
