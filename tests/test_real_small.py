@@ -1,7 +1,7 @@
 """configs/real_small.py in reduced form, on a real pretrained LM: every stage, every method and control.
 
 The test extra installs SmolLM2-135M-Instruct only (the Qwen2.5 source comes with the `real` extra), so the
-reduced run bridges SmolLM2 to itself through the zoo name, with the 2-shot prompts (none in the source's
+reduced run bridges SmolLM2 to itself through the zoo name, with 1-shot prompts (none in the source's
 prompt for the soft tokens) and the generated word problems of the full config; a few steps, a few questions. It checks the pipeline on real
 weights and real tokenizers, not the science (the full run's figures are in the README).
 """
@@ -13,6 +13,9 @@ from interlingua_jax import outputs, runner
 
 REDUCE = {
     "source.path": "zoo:smollm2-135m-instruct", "target.path": "zoo:smollm2-135m-instruct",
+    # One exemplar and finer buckets: the text methods' prefill over 2-shot prompts padded to 256 was most of the time.
+    "data.num_shots": 1, "data.length_buckets": (32, 64, 96, 128, 160, 192, 256),
+    "eval.length_buckets": (32, 64, 96, 128, 160, 192, 256),
     "source.layer": 8, "word_problems.num_train": 40, "word_problems.num_test": 6,
     "translator.num_soft_tokens": 4, "translator.bottleneck": 32, "translator.depth": 1, "translator.num_heads": 2,
     "optim.warmup_steps": 1, "loss.infonce_start_step": 1, "train.steps": 3, "train.batch_size": 4,
