@@ -54,14 +54,6 @@ class SourceStates:
   states: np.ndarray  # (tokens, d) memmap
   offsets: np.ndarray  # (N + 1,)
 
-  @property
-  def hidden_size(self) -> int:
-    return self.states.shape[1]
-
-  @property
-  def dtype(self) -> np.dtype:
-    return self.states.dtype
-
   def __len__(self) -> int:
     return len(self.offsets) - 1
 

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import grain
 import numpy as np
@@ -22,9 +21,6 @@ import numpy as np
 from interlingua_jax import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
-
-if TYPE_CHECKING:  # source_cache reads this module: the type only, no import cycle
-  from interlingua_jax.source_cache import SourceStates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +180,7 @@ def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, targ
 def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size: int, seed: int,
                   length_buckets: Sequence[int] = (), parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS,
                   process_index: int = 0, process_count: int = 1,
-                  source_states: "SourceStates | None" = None) -> grain.IterDataset:
+                  source_states: Sequence[np.ndarray] | None = None) -> grain.IterDataset:
   """Seeded shuffle of the whole pool every epoch, global batches' `parts` cut to `length_buckets`, this
   process's rows; endless. No buckets = every batch padded to the pool's longest. `source_states[i]`: example
   i's cached states, added to its rows (`add_source_states`); the shuffle and the batches are the same with or
@@ -206,14 +202,15 @@ def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size
   return ds.to_iter_dataset()
 
 
-def add_source_states(batch: dict[str, np.ndarray], source_states: "SourceStates") -> dict[str, np.ndarray]:
+def add_source_states(batch: dict[str, np.ndarray], source_states: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
   """The rows' cached states in place of their cache index, left-padded to the batch's `source_ids` width:
   each row's real tokens end the row, as they do in `source_ids`. Zeros under the pad, whose keys the
   translator masks (exactly zero attention weight), so they are never read."""
   out = dict(batch)
   index, mask = out.pop(SOURCE_INDEX), batch["source_mask"]
   width = mask.shape[1]
-  states = np.zeros((len(index), width, source_states.hidden_size), source_states.dtype)
+  first = source_states[0]  # every example's states share width and dtype (e.g. a `source_cache.SourceStates`)
+  states = np.zeros((len(index), width, first.shape[-1]), first.dtype)
   for row, (i, length) in enumerate(zip(index, mask.sum(axis=1))):
     cached = source_states[int(i)]
     if len(cached) != length:
