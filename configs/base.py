@@ -120,6 +120,7 @@ def get_config() -> ml_collections.ConfigDict:
                     "no_latent")
   c.eval.control_seed = 0  # the derangement that gives latent_shuffled each question another's soft tokens
   c.eval.num_samples = 500
+  c.eval.subset_seed = 0  # which test questions are evaluated when the split holds more than eval.num_samples
   c.eval.batch_size = 8
   c.eval.max_new_tokens = 256
   c.eval.stop_strings = ("\nQ:",)

@@ -59,7 +59,7 @@ def get_config():
   c.train.patience = 5
   c.train.remat = False
 
-  c.eval.methods = (*c.eval.methods, "chance")
+  c.eval.methods = (*c.eval.methods, "chance", "prior")
   c.eval.num_samples = 500
   c.eval.batch_size = 100
   c.eval.max_new_tokens = 16

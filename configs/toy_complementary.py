@@ -16,5 +16,7 @@ def get_config():
   c = toy.get_config()
   c.name = "toy_complementary"
   c.toy.world.task.update(dict(lookup=True, split="problem"))
+  # What would explain `latent` without the fact crossing (prior, the name swaps) and the bridge's ceiling.
+  c.eval.methods = (*c.eval.methods, "source_fact", "latent_name_swap", "latent_unknown_name", "text_relay_stated")
   c.source.layer = -1  # the fact is needed to predict the source's first answer token: read its last layer
   return c

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import jax
@@ -55,6 +55,7 @@ class Context:
   control_seed: int = 0  # the controls' derangement of the questions
   warm_up: bool = True  # run each new batch shape once untimed first (off where latency is not read)
   labels: tuple[tuple[str, str], ...] = ()  # extra (key, value) fields of every record, e.g. ("target", name)
+  prior: Mapping[str | None, str] = dataclasses.field(default_factory=dict)  # `methods.prior_answers` of training
 
   @property
   def dataset(self) -> str:
@@ -131,7 +132,7 @@ def questions(examples: Sequence[Example], seed: int, relayed: dict[str, str] | 
 def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> Prepared:
   method = methods.get(method) if isinstance(method, str) else method
   if method.model is None:
-    return Prepared(q.example, method, [], answer=method.answer(q))
+    return Prepared(q.example, method, [], answer=method.answer(ctx, q))
   source_ids = None
   if method.soft_from is not None and ctx.soft_source is not None:
     source_ids = ctx.soft_source.ids(method.soft_from(q))
@@ -229,7 +230,8 @@ _place = jax.jit(bridge.target_inputs, static_argnames=("config",))
 
 def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, latency_s: float,
                   warmup_s: float = 0.0) -> dict:
-  scored = scoring.score(ctx.dataset, prediction, p.example.golds)
+  scored = p.method.score(p.example, prediction) if p.method.score else scoring.score(ctx.dataset, prediction,
+                                                                                        p.example.golds)
   soft = ctx.num_soft_tokens if p.source_ids is not None else 0
   model = p.method.model
   kv_bytes = 0
@@ -242,7 +244,8 @@ def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, la
       "source_prompt_tokens": len(p.source_ids) if p.source_ids else (len(p.ids) if model == "source" else 0),
       "target_prompt_tokens": len(p.ids) if model == "target" else 0,
       "soft_tokens": soft, "generated_tokens": generated, "prediction": prediction,
-      "extracted": scored["extracted"], "gold": p.example.gold, "correct": bool(scored["correct"]),
+      "extracted": scored["extracted"], "gold": scored.get("gold", p.example.gold), "cluster": p.example.cluster,
+      "correct": bool(scored["correct"]),
       **({"em": scored["em"], "f1": scored["f1"]} if "em" in scored else {}),
       "latency_s": latency_s, "warmup_s": warmup_s, "kv_model": model, "kv_cache_bytes": kv_bytes,
       "peak_memory_bytes": _peak_memory() if model else None, **dict(ctx.labels),

@@ -25,10 +25,24 @@ Controls (on by default; a real bridge is far above them):
   no_latent            [BOS][anchor] → target: what the target says with no question at all.
   chance               no model: each question is answered with the answer of its donor question
                        (the same derangement), i.e. a guess drawn from the answers' distribution.
+  prior                no model: the most common training gold among training questions of the same
+                       `Example.prior_key` (the toy worlds: the same change, without the private count),
+                       else the most common training gold: the best answer that needs no private knowledge.
+The toy complementary world's probes (`Example.probe`, written by `toy.task.lookup_probes`):
+  source_fact          the source answers the full prompt, scored on whether its first number is the
+                       question's private fact: the bridge's ceiling (what the source knows).
+  latent_name_swap     latent, the translator reading the question about another known person whose
+                       fact differs: a bridge that carries the fact now carries the wrong one.
+  latent_unknown_name  latent, the translator reading the question about a person no LM ever read.
+  text_relay_stated    the source answers; its first number is written into the question as the fact
+                       sentence of the target's own pretraining format ("Sam has 5 pens."), and the
+                       target answers that: the text channel at its best.
 """
+import collections
 import dataclasses
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from interlingua_jax import registry
@@ -59,14 +73,17 @@ class Method:
   answer: for model-free methods, the prediction text itself.
   reads: the method whose predictions this one reads (into `Question.relayed`).
   control: a control, not a contender (shown beside the methods, never the headline).
+  score: (example, prediction) -> {"correct", "extracted", "gold"}, for a method scored against something other
+    than the question's gold (source_fact); None: the dataset's scoring.
   """
   name: str
   model: str | None
   ids: Callable[["Context", Question], list[int]] | None = None
   soft_from: Callable[[Question], Example] | None = None
-  answer: Callable[[Question], str] | None = None
+  answer: Callable[["Context", Question], str] | None = None
   reads: str | None = None
   control: bool = False
+  score: Callable[[Example, str], dict] | None = None
 
   def __post_init__(self):
     answered_by_model = self.model is not None and self.ids is not None and self.answer is None
@@ -98,6 +115,27 @@ def derangement(n: int, seed: int) -> list[int]:
     j = rng.randrange(i)
     order[i], order[j] = order[j], order[i]
   return order
+
+
+def prior_answers(train: Sequence[Example]) -> dict[str | None, str]:
+  """The `prior` baseline's table: per `prior_key` (and None: overall), the answer text of a training question
+  whose gold is that key's most common gold (ties broken by the smaller gold, so the table is deterministic)."""
+  groups: dict[str | None, list[Example]] = collections.defaultdict(list)
+  for e in train:
+    groups[None].append(e)
+    if e.prior_key is not None:
+      groups[e.prior_key].append(e)
+  table = {}
+  for key, examples in groups.items():
+    counts = collections.Counter(e.gold for e in examples)
+    gold = min(counts, key=lambda g: (-counts[g], g))
+    table[key] = next(e.answer for e in examples if e.gold == gold)
+  return table
+
+
+def first_number(text: str) -> str | None:
+  match = re.search(r"-?\d+", text)
+  return match.group(0) if match else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,4 +190,40 @@ register(Method("text_relay", "target", _relay, reads="source_alone"))
 register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))
 register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, _anchor(ctx, q)),
                 control=True))
-register(Method("chance", None, answer=lambda q: _donor(q).answer, control=True))
+register(Method("chance", None, answer=lambda ctx, q: _donor(q).answer, control=True))
+
+
+def _prior(ctx: "Context", q: Question) -> str:
+  if not ctx.prior:
+    raise ValueError("the prior baseline needs the training answers (evaluate.Context.prior): none were given.")
+  return ctx.prior.get(q.example.prior_key, ctx.prior[None])
+
+
+def _probed(name: str) -> Callable[[Question], Example]:
+  """The question with its text replaced by one of its probes (what the translator reads instead)."""
+  return lambda q: dataclasses.replace(q.example, question=q.example.probe(name))
+
+
+def _fact_score(example: Example, prediction: str) -> dict:
+  fact, said = example.probe("fact"), first_number(prediction)
+  return {"correct": said == fact, "extracted": said, "gold": fact}
+
+
+def _stated_relay(ctx: "Context", q: Question) -> list[int]:
+  if q.relayed is None:
+    raise ValueError("text_relay_stated needs the source's prediction for each question.")
+  count = first_number(q.relayed) or q.relayed.strip()  # no number: the relay passes on what it has
+  stated = dataclasses.replace(q.example, question=q.example.probe("stated").replace("{count}", count))
+  return ctx.builder.ids(ctx.frozen.target_tokenizer, ctx.builder.source_prompt(stated))
+
+
+register(Method("prior", None, answer=_prior, control=True))
+register(Method("source_fact", "source", _full_prompt("source"), control=True, score=_fact_score))
+register(Method("latent_name_swap", "target", _anchor, soft_from=_probed("name_swap"), control=True))
+register(Method("latent_unknown_name", "target", _anchor, soft_from=_probed("unknown_name"), control=True))
+register(Method("text_relay_stated", "target", _stated_relay, reads="source_alone"))
+# `latent` with the checkpoint the test split does not read (`runner.evaluated_checkpoint`): the eval stage adds one
+register(Method("latent_at_best", "target", _anchor, soft_from=lambda q: q.example, control=True))
+register(Method("latent_at_final", "target", _anchor, soft_from=lambda q: q.example, control=True))
+CHECKPOINT_METHODS = ("latent_at_best", "latent_at_final")
+PROBES = ("source_fact", "latent_name_swap", "latent_unknown_name", "text_relay_stated")  # need Example.probe

@@ -12,7 +12,7 @@ import time
 import jax
 import ml_collections
 
-from interlingua_jax import bridge, inputs
+from interlingua_jax import bridge, inputs, methods
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.models import DecoderConfig
@@ -78,6 +78,11 @@ def check_data(cfg: ml_collections.ConfigDict, source: Model, target: Model):
     inputs.check_data_file(path)
   load = lambda split, path: load_split(d.dataset, split, path=path, hf_name=d.hf_name, hf_config=d.hf_config)
   test = load(d.test_split, d.test_path)
+  probed = sorted(set(cfg.eval.methods) & set(methods.PROBES))
+  if probed and not all(e.probes for e in test):
+    raise ValueError(f"eval.methods holds {probed}, which read each test question's probes, but "
+                     f"{d.test_path or d.hf_name} has rows without a 'probes' field; drop them from eval.methods "
+                     "or use the toy complementary world (configs/toy_complementary.py)")
   train = load(d.train_split, d.train_path)
   sp = splits.make(train, test, num_shots=d.num_shots, shot_seed=d.shot_seed,
                    validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)

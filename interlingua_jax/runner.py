@@ -126,7 +126,8 @@ def setup(cfg: ml_collections.ConfigDict, workdir: str) -> Setup:
 def context(cfg: ml_collections.ConfigDict, s: Setup) -> evaluate.Context:
   """The evaluation context of this config; variants (a translator, a batch size) are `dataclasses.replace`s."""
   return evaluate.Context(s.frozen, s.builder, cfg.data.answer_anchor, cfg.translator.num_soft_tokens,
-                          decoding(cfg), s.mesh, control_seed=cfg.eval.control_seed)
+                          decoding(cfg), s.mesh, control_seed=cfg.eval.control_seed,
+                          prior=methods.prior_answers(s.pool + s.validation))
 
 
 def decoding(cfg: ml_collections.ConfigDict) -> evaluate.Decoding:
@@ -265,36 +266,53 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   return summary
 
 
-def restore_best(cfg: ml_collections.ConfigDict, workdir: str, module, mesh) -> tuple:
-  """(graphdef, params, rngs) of the best checkpoint of a bridge shaped like `module` (any kind)."""
+def evaluated_checkpoint(cfg: ml_collections.ConfigDict) -> str:
+  """Which checkpoint the test split reads: the best (on validation) when early stopping is on, else the final one,
+  so that a run without the fixes keeps none of early stopping's benefit and can show a collapse."""
+  return "best" if cfg.train.early_stopping else "final"
+
+
+def restore(cfg: ml_collections.ConfigDict, workdir: str, module, mesh, which: str = "best") -> tuple:
+  """(graphdef, params, rngs) of the "best" or "final" checkpoint of a bridge shaped like `module` (any kind)."""
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, params, rngs, step = train.restore_best_translator(workdir, module, tx, mesh)
-  logging.info("evaluating the best checkpoint (step %d)", step)
+  graphdef, params, rngs, step = train.restore_translator(workdir, module, tx, mesh, which)
+  logging.info("evaluating the %s checkpoint (step %d)", which, step)
   return graphdef, params, rngs
 
 
-def best_translator(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
-  return restore_best(cfg, workdir, new_translator(cfg, s), s.mesh)
+def translator_at(cfg: ml_collections.ConfigDict, s: Setup, workdir: str, which: str) -> tuple:
+  return restore(cfg, workdir, new_translator(cfg, s), s.mesh, which)
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
-  """Every method of `eval.methods` on the test split (its first eval.num_samples questions), once."""
+  """Every method of `eval.methods` on a seeded subset of eval.num_samples test questions, once, with the
+  translator of `evaluated_checkpoint`; `latent` also with the other checkpoint (`latent_at_best` or
+  `latent_at_final`), so that every run reports both."""
   e = cfg.eval
   ctx = context(cfg, s)
-  if any(methods.get(m).soft_from is not None for m in e.methods):
-    ctx = dataclasses.replace(ctx, translator=best_translator(cfg, s, workdir))
-  examples = s.test[:e.num_samples]
+  which = evaluated_checkpoint(cfg)
+  soft = any(methods.get(m).soft_from is not None for m in e.methods)
+  if soft:
+    ctx = dataclasses.replace(ctx, translator=translator_at(cfg, s, workdir, which))
+  examples, evaluated = splits.evaluation_subset(s.test, e.num_samples, e.subset_seed)
   if len(examples) < e.num_samples:
     logging.warning("eval.num_samples=%d but the test split has %d questions", e.num_samples, len(examples))
-  out_dir = os.path.join(workdir, "eval")
-  records = evaluate.run_methods(ctx, list(e.methods), examples, os.path.join(out_dir, "samples.jsonl"))
+  samples = os.path.join(workdir, outputs.SAMPLES)
+  records = evaluate.run_methods(ctx, list(e.methods), examples, samples)
+  if soft and "latent" in e.methods:
+    other = "final" if which == "best" else "best"
+    other_ctx = dataclasses.replace(ctx, translator=translator_at(cfg, s, workdir, other))
+    records = evaluate.run_methods(other_ctx, [f"latent_at_{other}"], examples, samples)
   relayed = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
   throughput = evaluate.measure_throughput(ctx, list(e.methods), examples, tuple(e.latency_batch_sizes),
                                            relayed=relayed)
-  split = dict(s.splits, evaluated={"size": len(examples), "ids_sha256": splits.ids_hash(examples)})
+  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
+  split = dict(s.splits, evaluated=evaluated)
   agg = results.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
                           seed=cfg.seed, throughput=throughput, split=split)
+  agg["checkpoint"] = {"evaluated": which, "best_step": summary.get("best_step"),
+                       "final_step": summary.get("final_step")}
   if jax.process_index() == 0:
     outputs.write_json(os.path.join(workdir, outputs.AGGREGATE), agg)
   print(report.methods_table(agg))
@@ -303,8 +321,8 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
 
 def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   c = cfg.compression
-  ctx = dataclasses.replace(context(cfg, s), translator=best_translator(cfg, s, workdir))
-  result = compression.analyse(ctx, s.test[:c.num_samples], formats=tuple(c.formats), group_size=c.group_size,
+  ctx = dataclasses.replace(context(cfg, s), translator=translator_at(cfg, s, workdir, evaluated_checkpoint(cfg)))
+  result = compression.analyse(ctx, splits.evaluation_subset(s.test, c.num_samples, cfg.eval.subset_seed)[0], formats=tuple(c.formats), group_size=c.group_size,
                                out_dir=os.path.join(workdir, "compression"))
   print(compression.table(result))
   return result

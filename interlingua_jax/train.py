@@ -142,12 +142,15 @@ def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
-def restore_best_translator(workdir: str, translator, tx, mesh: Mesh):
-  """The translator of the best checkpoint: (graphdef, params, rngs, step). A clear error if there is none."""
-  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+def restore_translator(workdir: str, translator, tx, mesh: Mesh, which: str = "best"):
+  """The translator of the "best" or the "final" (latest) checkpoint: (graphdef, params, rngs, step). A clear error
+  if there is none."""
+  if which not in ("best", "final"):
+    raise ValueError(f"which checkpoint: 'best' or 'final', got {which!r}")
+  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best" if which == "best" else "latest")
   manager = ocp.CheckpointManager(ckpt_dir, item_names=Checkpoints.ITEMS)
   if manager.latest_step() is None:
-    raise FileNotFoundError(f"no best checkpoint under {ckpt_dir}: train first "
+    raise FileNotFoundError(f"no {which} checkpoint under {ckpt_dir}: train first "
                             f"(python -m interlingua_jax.main --workdir={workdir} --mode=train).")
   graphdef, state = init_state(translator, tx, mesh)
   restored, _, _ = Checkpoints.restore(manager, abstract_like(state))

@@ -107,6 +107,7 @@ RULES: dict[str, Rule] = {
     "train.remat": flag,
     "eval.methods": each_of(methods.REGISTRY),  # the live registry: methods registered later count too
     "eval.control_seed": at_least(0),
+    "eval.subset_seed": at_least(0),
     "eval.num_samples": at_least(1),
     "eval.batch_size": at_least(1),
     "eval.max_new_tokens": at_least(1),
@@ -190,6 +191,10 @@ def check(cfg: ml_collections.ConfigDict, device_count: int | None = None) -> No
   elif set(g("eval.methods")) & set(LATENT_METHODS):
     _fail("eval.methods", g("eval.methods"), f"holds {sorted(set(g('eval.methods')) & set(LATENT_METHODS))}, "
           f"methods of latent bridge kinds only; drop them or set bridge.kind (e.g. 'interlingua')")
+  checkpoint_methods = sorted(set(g("eval.methods")) & set(methods.CHECKPOINT_METHODS))
+  if checkpoint_methods:
+    _fail("eval.methods", g("eval.methods"), f"holds {checkpoint_methods}, which the eval stage adds itself (latent "
+          "with the checkpoint the test split does not read); drop them")
   if g("data.dataset") != "toy":
     sides = ("source.path", "target.path") if not latent else (
         ("source.path",) if g("interlingua.encoder") == "states" else ())

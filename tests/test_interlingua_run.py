@@ -207,7 +207,7 @@ def test_the_states_encoder_reads_the_frozen_source_and_trains_evaluates_one_z(s
   assert module.encoder.source_dim == states.source.lm.config.hidden_size
   summary = stage.train_stage(cfg, states, str(tmp_path))
   assert summary["final_step"] == 2
-  graphdef, params, rest = stage.best_module(cfg, states, str(tmp_path))
+  graphdef, params, rest = stage.evaluated_module(cfg, states, str(tmp_path))
   source = stage.context(cfg, states, "qwen", (graphdef, params, rest)).soft_source
   soft = np.asarray(source.soft([ids]))
   hidden = models.forward(states.source.lm.params, states.source.lm.config, input_ids=np.asarray([ids]),

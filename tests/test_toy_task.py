@@ -132,10 +132,51 @@ def test_jsonl_is_read_by_the_gsm8k_loader(tmp_path, test_split):
   path = str(tmp_path / "toy" / "test.jsonl")
   task.write_jsonl(path, test_split[:20])
   with open(path) as f:
-    assert all(set(json.loads(line)) == {"question", "answer"} for line in f)
+    assert all(set(json.loads(line)) == {"question", "answer", "cluster", "prior_key"} for line in f)
   loaded = records.load_split("toy", "test", path=path)
   assert [e.question for e in loaded] == [e["question"] for e in test_split[:20]]
   assert [e.gold for e in loaded] == [e["answer"].split("#### ")[-1] for e in test_split[:20]]
+  # Its cluster is its problem (near-duplicates share it), its prior key the change without the first count.
+  assert [json.loads(e.cluster) for e in loaded] == [json.loads(json.dumps(x["problem"])) for x in test_split[:20]]
+  assert [json.loads(e.prior_key) for e in loaded] == [json.loads(json.dumps(x["problem"][1:])) for x in test_split[:20]]
+
+
+def test_lookup_probes_change_exactly_the_private_fact():
+  """name_swap is about a known person with another fact, unknown_name about nobody any LM read, fact is what the
+  source learned to say first, and `stated` is the target's own explicit format."""
+  examples = task.make_split("test", 60, seed=0, spec=LOOKUP)
+  table = task.fact_table(LOOKUP.table_seed, LOOKUP.max_operand)
+  for e in examples:
+    name, fact = e["problem"][0], e["problem"][1]
+    p = task.data_row(e, LOOKUP)["probes"]
+    other = re.search(r"(\w+) has as many", p["name_swap"]).group(1)
+    assert other in task.LOOKUP_NAMES and table[other] != fact and not re.search(rf"\b{name}\b", p["name_swap"])
+    assert re.sub(rf"\b{other}\b", name, p["name_swap"]) == re.sub(rf"\b{other}\b", name, e["question"])
+    assert task.UNKNOWN_NAME not in task.LOOKUP_NAMES + task.NAMES
+    assert p["unknown_name"].replace(task.UNKNOWN_NAME, name) == e["question"]
+    assert p["fact"] == str(fact) and task.source_answer(e).split()[0] == p["fact"]
+    stated = p["stated"].replace("{count}", str(fact))
+    assert "lucky number" not in stated and re.search(rf"\b{name} has {fact} \w+\.", stated)
+
+
+def test_test_baselines_are_computed_on_the_test_split():
+  """The complementary world's knowledge-free figures: the test split's most common answer (not the generator's
+  whole distribution) and the change-only prior, checked against a direct count."""
+  train = task.make_split("train", 3000, seed=0, spec=LOOKUP)
+  test = task.make_split("test", 200, seed=0, spec=LOOKUP)
+  got = capacity.test_baselines(train, test, LOOKUP)
+  final = lambda e: e["answer"].rsplit("#### ", 1)[1]
+  assert got["test_majority_accuracy"] == max(collections.Counter(map(final, test)).values()) / len(test)
+  by_change = collections.defaultdict(collections.Counter)
+  for e in train:
+    by_change[e["problem"][2:]][final(e)] += 1
+  hits = 0
+  for e in test:
+    counts = by_change[e["problem"][2:]] or collections.Counter(map(final, train))
+    best = max(counts.values())
+    hits += final(e) == min(a for a, c in counts.items() if c == best)
+  assert got["test_prior_accuracy"] == hits / len(test)
+  assert got["test_prior_accuracy"] > capacity.information(LOOKUP)["chance_accuracy"]  # the change constrains it
 
 
 def test_bad_arguments_raise():

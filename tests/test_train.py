@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from interlingua_jax import bridge, losses, runner, train
-from interlingua_jax.data import pipeline
+from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models import embed
 from tiny_system import fixed_batch, jax_step, open_gates, tiny_config
 
@@ -148,10 +148,49 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
   assert evaluated == {e.id for e in s.validation}
   assert not evaluated & ({e.id for e in s.test} | {e.id for e in s.pool} | {e.id for e in s.builder.exemplars})
   assert summary["splits"]["validation"]["size"] == cfg.train.eval_num_samples
-  _, params, _ = runner.best_translator(cfg, s, str(tmp_path))
+  _, params, _ = runner.translator_at(cfg, s, str(tmp_path), "best")
   for a, b in zip(jax.tree.leaves(snapshots[2]), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, np.asarray(b))
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(snapshots[6]), jax.tree.leaves(params)))
+  _, final, _ = runner.translator_at(cfg, s, str(tmp_path), "final")
+  for a, b in zip(jax.tree.leaves(snapshots[6]), jax.tree.leaves(final)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_without_early_stopping_the_test_split_reads_the_final_checkpoint(setup, tmp_path, monkeypatch):
+  """The no-fixes arm must be able to show a collapse: it keeps no best-checkpoint selection. Both checkpoints are
+  reported (latent_at_best beside latent), on a seeded subset of the test split, not its first rows."""
+  cfg, s = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.train.steps, cfg.train.eval_every, cfg.train.early_stopping = 6, 2, False
+  cfg.eval.methods, cfg.eval.num_samples, cfg.eval.latency_batch_sizes = ("latent",), 3, (1,)
+  scripted = iter([0.1, 0.9, 0.2, 0.1])  # the best at step 2, the final at step 6
+  snapshots = {}
+
+  def fake_accuracy(ctx, examples):
+    snapshots[len(snapshots) * 2] = jax.tree.map(np.array, ctx.translator[1])
+    return next(scripted)
+
+  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
+  summary = runner.train_stage(cfg, s, str(tmp_path))
+  assert (summary["best_step"], summary["final_step"], summary["stopped_early"]) == (2, 6, False)
+  read = {}
+  real = runner.evaluate.run_methods
+
+  def spy(ctx, names, *args, **kwargs):
+    read[tuple(names)] = jax.tree.map(np.array, ctx.translator[1])
+    return real(ctx, names, *args, **kwargs)
+
+  monkeypatch.setattr(runner.evaluate, "run_methods", spy)
+  agg = runner.eval_stage(cfg, s, str(tmp_path))
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert same(read[("latent",)], snapshots[6]) and not same(read[("latent",)], snapshots[2])
+  assert same(read[("latent_at_best",)], snapshots[2])
+  assert agg["checkpoint"] == {"evaluated": "final", "best_step": 2, "final_step": 6}
+  assert {"latent", "latent_at_best"} <= agg["methods"].keys() and "latent_vs_latent_at_best" in agg["comparisons"]
+  evaluated = agg["split"]["evaluated"]
+  assert evaluated["ids"] == [e.id for e in splits.evaluation_subset(s.test, 3, cfg.eval.subset_seed)[0]]
+  assert evaluated["ids"] != [e.id for e in s.test[:3]] and evaluated["size"] == 3
 
 
 def test_resume_reproduces_an_uninterrupted_run(setup, tmp_path, monkeypatch):

@@ -29,12 +29,31 @@ class Example:
   gold: str
   context: str | None = None
   golds: tuple[str, ...] = ()
+  # Near-duplicate group (a toy problem, a SQuAD article): intervals resample clusters, validation is carved by
+  # whole clusters. Defaults to the id (every question its own cluster).
+  cluster: str = ""
+  # What the knowledge-free `prior` baseline may condition on (e.g. a toy question's change without its private
+  # count): it answers with the most common training gold of the same key; None = the overall most common gold.
+  prior_key: str | None = None
+  # Named texts and facts that the toy complementary world's controls read (`methods.PROBES`), as (name, text).
+  probes: tuple[tuple[str, str], ...] = ()
 
   def __post_init__(self):
     if not self.golds:  # one gold: the common case, written without repeating it
       object.__setattr__(self, "golds", (self.gold,))
     elif self.golds[0] != self.gold:
       raise ValueError(f"example {self.id!r}: golds must start with gold {self.gold!r}, got {self.golds!r}")
+    if not self.cluster:
+      object.__setattr__(self, "cluster", self.id)
+
+  def probe(self, name: str) -> str:
+    """A named probe text of this question; a clear error when its data file did not write one."""
+    for key, text in self.probes:
+      if key == name:
+        return text
+    raise ValueError(f"question {self.id!r} has no {name!r} probe: the methods that read probes need data rows "
+                     f"with a 'probes' object holding {name!r} (the toy complementary world, "
+                     "toy.world.task.lookup=True, writes them)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +98,29 @@ def load_split(dataset: str, split: str, *, path: str = "", hf_name: str = "",
     rows, where = _read_hub(kind, split, hf_name, hf_config), f"{hf_name} ({hf_config or 'default'}) {split}"
   if not rows:
     raise ValueError(f"{where}: the {split!r} split has no rows")
-  examples = [kind.example(Row(row, i, where, split)) for i, row in enumerate(rows)]
+  examples = [_with_shared_fields(kind.example(Row(row, i, where, split)), Row(row, i, where, split))
+              for i, row in enumerate(rows)]
   seen = {}
   for i, example in enumerate(examples):
     if example.id in seen:
       raise ValueError(f"{where}: rows {seen[example.id]} and {i} share the id {example.id!r}; ids must be unique")
     seen[example.id] = i
   return examples
+
+
+def _with_shared_fields(example: Example, row: Row) -> Example:
+  """The optional fields every dataset's rows may carry (`cluster`, `prior_key`, `probes`), read the same way for
+  all; a dataset's own parser may already have set `cluster` (SQuAD: the article), which a row's field overrides."""
+  fields = {}
+  for name in ("cluster", "prior_key"):
+    if row.values.get(name) is not None:
+      fields[name] = row.text(name)
+  probes = row.values.get("probes")
+  if probes is not None:
+    if not isinstance(probes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in probes.items()):
+      raise row.error(f"field 'probes' must be an object of strings (name -> text), got {str(probes)[:120]!r}")
+    fields["probes"] = tuple(sorted(probes.items()))
+  return dataclasses.replace(example, **fields) if fields else example
 
 
 def _path_key(split: str) -> str:

@@ -6,9 +6,11 @@ decided during training (evaluation, early stopping, the best checkpoint). The t
 evaluated once, at the end. Each split's size and a hash of its ids go into the run's summary,
 so two runs can be checked to have used the same questions.
 """
+import collections
 import dataclasses
 import hashlib
 import random
+import re
 from collections.abc import Sequence
 
 from interlingua_jax.data import prompts
@@ -41,12 +43,49 @@ def make(train: Sequence[Example], test: Sequence[Example], *, num_shots: int, s
   if not 0 < validation_size < len(pool):
     raise ValueError(f"train.eval_num_samples={validation_size} validation questions must be carved from the "
                      f"{len(pool)} training questions left after the exemplars: use 1..{len(pool) - 1}")
-  chosen = set(random.Random(seed).sample(range(len(pool)), validation_size))
   overlap = {e.id for e in test} & {e.id for e in train}
   if overlap:
     raise ValueError(f"{len(overlap)} test ids also appear in the train split (e.g. {sorted(overlap)[:3]}): "
                      "the test questions would be trained on; give the two splits distinct ids")
+  test_texts = {normalized_question(e) for e in test}
+  seen_in_test = [e for e in pool if normalized_question(e) in test_texts]
+  if seen_in_test:  # ids differ (or there are none: `<split>-<row>`), yet the question is a test question
+    raise ValueError(f"{len(seen_in_test)} train question(s) are test questions up to case, spacing and "
+                     f"punctuation (e.g. train id {seen_in_test[0].id!r}): the test questions would be trained on; "
+                     "remove them from the train file")
+  validation = _carve_clusters(pool, validation_size, seed)
   return Splits(exemplars=tuple(exemplars),
-                train=tuple(e for i, e in enumerate(pool) if i not in chosen),
-                validation=tuple(e for i, e in enumerate(pool) if i in chosen),
+                train=tuple(e for e in pool if e.cluster not in validation),
+                validation=tuple(e for e in pool if e.cluster in validation),
                 test=tuple(test))
+
+
+def normalized_question(example: Example) -> str:
+  """A question as the overlap check compares it: lower case, letters and digits only, single spaces."""
+  return " ".join(re.sub(r"[^0-9a-z]+", " ", (example.context or "") + " " + example.question.lower()).split())
+
+
+def _carve_clusters(pool: Sequence[Example], size: int, seed: int) -> set[str]:
+  """Whole clusters, in a seeded order, until they hold `size` questions (so at least `size`): a validation
+  question never shares its cluster (a toy problem, a SQuAD article) with a training question."""
+  clusters = sorted({e.cluster for e in pool})
+  sizes = collections.Counter(e.cluster for e in pool)
+  chosen, held = set(), 0
+  for cluster in random.Random(seed).sample(clusters, len(clusters)):
+    if held >= size:
+      break
+    chosen.add(cluster)
+    held += sizes[cluster]
+  if len(chosen) == len(clusters):
+    raise ValueError(f"train.eval_num_samples={size}: carving whole clusters, validation would take every one of "
+                     f"the {len(clusters)} training clusters; lower train.eval_num_samples")
+  return chosen
+
+
+def evaluation_subset(test: Sequence[Example], num: int, seed: int) -> tuple[list[Example], dict]:
+  """`num` test questions drawn with `seed` (in file order), not the first `num` rows: a file ordered by article
+  (SQuAD) would otherwise give a few articles. With what a run's summary records of them (size, hash, ids)."""
+  chosen = sorted(random.Random(seed).sample(range(len(test)), min(num, len(test))))
+  examples = [test[i] for i in chosen]
+  return examples, {"size": len(examples), "ids_sha256": ids_hash(examples), "subset_seed": seed,
+                    "ids": [e.id for e in examples]}

@@ -40,7 +40,10 @@ def example(row: Row) -> Example:
                     f"({{'text': [...], 'answer_start': [...]}}; SQuAD v1.1, every question answerable), "
                     f"got {str(answers)[:120]!r}")
   golds = tuple(t.strip() for t in texts)
-  return Example(row.id, question, golds[0], gold=golds[0], context=context, golds=golds)
+  # Questions on one article share its paragraphs and topic: they are one cluster (intervals, validation carve).
+  title = row.values.get("title")
+  cluster = f"article:{title}" if isinstance(title, str) and title.strip() else f"context:{context}"
+  return Example(row.id, question, golds[0], gold=golds[0], context=context, golds=golds, cluster=cluster)
 
 
 def _whole(example: Example, exemplars: Sequence[Example]) -> Iterator[tuple[Example, Sequence[Example]]]:

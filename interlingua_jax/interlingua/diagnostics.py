@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from interlingua_jax import evaluate, outputs
-from interlingua_jax.data import pipeline
+from interlingua_jax.data import pipeline, splits
 from interlingua_jax.interlingua import batches
 from interlingua_jax.scoring import normalize_answer
 
@@ -110,8 +110,8 @@ def figures(measured: dict[str, dict], curves: dict, out_dir: Path) -> list[str]
 def run(cfg, s, workdir: str) -> dict:
   """Every diagnostic of the best checkpoint, for each target."""
   from interlingua_jax.interlingua import stage
-  module = stage.best_module(cfg, s, workdir)
-  examples = s.test[:cfg.eval.num_samples]
+  module = stage.evaluated_module(cfg, s, workdir)
+  examples = splits.evaluation_subset(s.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
   measured, scores = {}, {}
   for name in s.targets:
     ctx = dataclasses.replace(stage.context(cfg, s, name, module), warm_up=False)

@@ -18,8 +18,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from interlingua_jax import (bridge, bridges, errors, evaluate, inputs, outputs, report, results, runner, stats,
-                             train)
+from interlingua_jax import (bridge, bridges, errors, evaluate, inputs, methods, outputs, report, results, runner,
+                             stats, train)
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.interlingua import batches, diagnostics, training
@@ -166,7 +166,7 @@ def context(cfg: ml_collections.ConfigDict, s: Setup, name: str, module: tuple |
   source = None if module is None else LatentSource(module, name, reader(cfg, s), *frozen_source(cfg, s))
   return evaluate.Context(frozen, t.builder, cfg.data.answer_anchor, cfg.interlingua.num_latents,
                           runner.decoding(cfg), s.mesh, control_seed=cfg.eval.control_seed, soft_source=source,
-                          labels=(("target", name),))
+                          labels=(("target", name),), prior=methods.prior_answers(s.train + s.validation))
 
 
 def score(records: list[dict]) -> float:
@@ -227,8 +227,8 @@ def train_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   return summary
 
 
-def best_module(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
-  return runner.restore_best(cfg, workdir, new_module(cfg, s), s.mesh)
+def evaluated_module(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> tuple:
+  return runner.restore(cfg, workdir, new_module(cfg, s), s.mesh, runner.evaluated_checkpoint(cfg))
 
 
 def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: int) -> dict | None:
@@ -245,9 +245,9 @@ def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   """Every method on the first eval.num_samples test questions, for each target; one table per target."""
   e = cfg.eval
-  module = best_module(cfg, s, workdir)
-  examples = s.test[:e.num_samples]
-  split = dict(s.splits, evaluated={"size": len(examples), "ids_sha256": splits.ids_hash(examples)})
+  module = evaluated_module(cfg, s, workdir)
+  examples, evaluated = splits.evaluation_subset(s.test, e.num_samples, e.subset_seed)
+  split = dict(s.splits, evaluated=evaluated)
   out = {"bridge": cfg.bridge.kind, "dataset": cfg.data.dataset, "targets": {}}
   for name, t in s.targets.items():
     ctx, path = context(cfg, s, name, module), os.path.join(workdir, "eval", name, "samples.jsonl")

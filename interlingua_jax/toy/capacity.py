@@ -53,3 +53,22 @@ def overlap(train: Sequence[dict], test: Sequence[dict]) -> dict[str, float]:
   return {"test_problems_in_train": sum(e["problem"] in problems for e in test) / max(len(test), 1),
           "test_texts_in_train": sum(e["question"] in texts for e in test) / max(len(test), 1),
           "distinct_test_problems": len({e["problem"] for e in test})}
+
+
+def _final(example: dict) -> str:
+  return example["answer"].rsplit("#### ", 1)[-1]
+
+
+def test_baselines(train: Sequence[dict], test: Sequence[dict], spec: toy_task.TaskSpec) -> dict[str, float]:
+  """Knowledge-free accuracies on the actual test split: always the test split's most common answer (chance as a
+  reader should take it: `chance_accuracy` above is over the generator's whole distribution), and the prior that
+  answers each test question with the most common training answer of the same change (`prior_key`)."""
+  finals = collections.Counter(_final(e) for e in test)
+  key = lambda e: toy_task.changes(e, spec)
+  by_change: dict = collections.defaultdict(collections.Counter)
+  for e in train:
+    by_change[key(e)][_final(e)] += 1
+  overall = collections.Counter(_final(e) for e in train)
+  guess = lambda e: min((by_change.get(key(e)) or overall).most_common(), key=lambda kv: (-kv[1], kv[0]))[0]
+  return {"test_majority_accuracy": max(finals.values()) / max(len(test), 1),
+          "test_prior_accuracy": sum(guess(e) == _final(e) for e in test) / max(len(test), 1)}

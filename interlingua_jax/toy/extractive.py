@@ -35,7 +35,7 @@ from interlingua_jax.data.records import Example
 from interlingua_jax.toy import pretrain
 from interlingua_jax.toy import tokenizer as toy_tokenizer
 
-VERSION = 1  # bump whenever the generator changes: cached data and targets are then rebuilt
+VERSION = 2  # bump whenever the generator changes: cached data and targets are then rebuilt
 NUMBERS = tuple(str(n) for n in range(2, 100))  # digits: the two tokenizers split them differently
 JOBS = ("baker", "farmer", "painter", "sailor", "teacher", "miner", "weaver", "potter", "singer", "tailor")
 COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black", "grey", "pink")
@@ -176,7 +176,9 @@ def make_split(split: str, num: int, *, seed: int, **shape) -> list[dict]:
     row = sample_split(rng, split, seed=seed, **shape)
     if (row["context"], row["question"]) not in seen:
       seen.add((row["context"], row["question"]))
-      rows.append({"id": f"{split}-{len(rows)}", **row})
+      # Questions on one text are near-duplicates for the intervals and the validation carve: one cluster.
+      cluster = "context:" + hashlib.blake2b(row["context"].encode(), digest_size=8).hexdigest()
+      rows.append({"id": f"{split}-{len(rows)}", **row, "cluster": cluster})
   return rows
 
 

@@ -22,7 +22,9 @@ pretraining sampler rejects test questions.
 import dataclasses
 import functools
 import hashlib
+import json
 import os
+import re
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,6 +36,7 @@ NAMES = ("Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "
 # last HELD_OUT_NAMES of them are the only test questions (the translator never trains on them).
 LOOKUP_NAMES = NAMES + ("Max", "Ned", "Ola", "Pam", "Rex", "Sam", "Tom", "Una", "Val", "Wes", "Zoe", "Amy")
 HELD_OUT_NAMES = 8
+UNKNOWN_NAME = "Bob"  # a person no toy LM ever read about: the name-swap control's unknown name
 ITEMS = ("apples", "pens", "cards", "coins", "eggs", "books", "stamps", "shells", "keys", "cups")
 GAIN_VERBS = ("buys", "finds", "gets", "wins", "makes")
 LOSS_VERBS = ("loses", "sells", "eats", "drops", "breaks")
@@ -51,7 +54,7 @@ _FILLERS = (
     lambda r: f"Nobody wants {_pick(r, _ACTIVITIES)} at the {_pick(r, _PLACES)}.",
 )
 _TEST_BUCKETS = 10  # 1 in 10 of all possible questions (or problems) is reserved for the test split
-VERSION = 1  # bump whenever the generator changes: cached toy models and data are then rebuilt
+VERSION = 2  # bump whenever the generator changes: cached toy models and data are then rebuilt
 # The text a toy LM pretrains on (between <s> and </s>): the harness's zero-shot prompt
 # (`data.prompts.fewshot_prompt` without instruction) followed by " " + the answer.
 LM_TEMPLATE = "Q: {question}\nA: {answer}"
@@ -249,7 +252,42 @@ def pretrain_texts(spec: TaskSpec = TaskSpec(), role: str = "target",
   return lambda rng, n: [lm_text(e, template) for e in sample_split(rng, "pretrain", n, spec, explicit=True)]
 
 
-def write_jsonl(path: str, examples: Sequence[dict]) -> None:
-  """GSM8K's own field names, so the real GSM8K loading code reads the toy splits."""
+def lookup_probes(example: dict, spec: TaskSpec) -> dict[str, str]:
+  """What the complementary world's controls read for one lookup question (`methods.PROBES`).
+
+  "name_swap": the question about another known person whose fact differs (so a bridge that carries the fact
+  must now carry the wrong one); "unknown_name": about a person no LM ever read; "fact": the private count,
+  what the source's answer starts with (its fact accuracy, the bridge's ceiling); "stated": the question in the
+  target's own pretraining format, the fact sentence stating a count, `{count}` left to fill (the text relay
+  that writes the source's number into it).
+  """
+  name, fact = example["problem"][0], example["problem"][1]
+  item = re.search(rf"\b{name} has as many (\w+) as the lucky number of {name}\.", example["question"]).group(1)
+  table = fact_table(spec.table_seed, spec.max_operand)
+  others = sorted(n for n in LOOKUP_NAMES if table[n] != fact)
+  other = others[_bucket(example["question"], len(others))]
+  rename = lambda new: re.sub(rf"\b{name}\b", new, example["question"])
+  stated = example["question"].replace(f"{name} has as many {item} as the lucky number of {name}.",
+                                       f"{name} has {{count}} {item}.")
+  return {"name_swap": rename(other), "unknown_name": rename(UNKNOWN_NAME), "fact": str(fact), "stated": stated}
+
+
+def changes(example: dict, spec: TaskSpec) -> tuple:
+  """The problem without its first count (and person): what a question says without any private fact."""
+  return example["problem"][2:] if spec.lookup else example["problem"][1:]
+
+
+def data_row(example: dict, spec: TaskSpec) -> dict:
+  """One JSON-lines row: GSM8K's own field names (the real GSM8K loader reads the toy splits), the problem as the
+  question's cluster (its near-duplicates differ only in wording), the change without the first count as the
+  knowledge-free prior's key, and in the lookup world the controls' probes."""
+  row = {"question": example["question"], "answer": example["answer"], "cluster": json.dumps(example["problem"]),
+         "prior_key": json.dumps(changes(example, spec))}
+  if spec.lookup:
+    row["probes"] = lookup_probes(example, spec)
+  return row
+
+
+def write_jsonl(path: str, examples: Sequence[dict], spec: TaskSpec = TaskSpec()) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  outputs.write_jsonl(path, ({"question": e["question"], "answer": e["answer"]} for e in examples))
+  outputs.write_jsonl(path, (data_row(e, spec) for e in examples))

@@ -24,9 +24,10 @@ def _write_splits(directory: str, spec: toy_task.TaskSpec, num_train: int, num_t
   if not os.path.exists(info_path):
     train = toy_task.make_split("train", num_train, seed=seed, spec=spec)
     test = toy_task.make_split("test", num_test, seed=seed, spec=spec)
-    toy_task.write_jsonl(paths["train"], train)
-    toy_task.write_jsonl(paths["test"], test)
-    outputs.write_json(info_path, {**capacity.information(spec), **capacity.overlap(train, test)})
+    toy_task.write_jsonl(paths["train"], train, spec)
+    toy_task.write_jsonl(paths["test"], test, spec)
+    outputs.write_json(info_path, {**capacity.information(spec), **capacity.overlap(train, test),
+                                   **capacity.test_baselines(train, test, spec)})
   return paths
 
 
