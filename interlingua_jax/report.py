@@ -12,15 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 from interlingua_jax import compression, outputs  # noqa: E402
 
 
+def _interval(ci: list[float] | None, sign: str = "") -> str:
+  """`[lo, hi]`, or -- for an aggregate written before that interval existed."""
+  return f"[{ci[0]:{sign}.3f}, {ci[1]:{sign}.3f}]" if ci else "--"
+
+
 def methods_table(agg: dict) -> str:
-  """Markdown table of accuracy per method with its exact interval, KV bytes, latency and warm-up."""
-  lines = ["| method | accuracy | 95% CI (exact) | mean KV-cache bytes | latency p50 / p90 (s) | warm-up (s) |",
-           "|---|---|---|---|---|---|"]
+  """Markdown table of accuracy per method with its exact and cluster intervals, KV bytes, latency and warm-up."""
+  lines = ["| method | accuracy | 95% CI (exact) | 95% CI (cluster) | mean KV-cache bytes | latency p50 / p90 (s) "
+           "| warm-up (s) |", "|---|---|---|---|---|---|---|"]
   for name, m in agg["methods"].items():
-    lo, hi = m["ci95"]
     label = f"{name} (control)" if m.get("control") else name
-    lines.append(f"| {label} | {m['accuracy']:.3f} | [{lo:.3f}, {hi:.3f}] | {m['mean_kv_bytes']:,.0f} | "
-                 f"{m['latency_p50_s']:.4f} / {m['latency_p90_s']:.4f} | {m['warmup_s']:.2f} |")
+    lines.append(f"| {label} | {m['accuracy']:.3f} | {_interval(m['ci95'])} | {_interval(m.get('ci95_cluster'))} | "
+                 f"{m['mean_kv_bytes']:,.0f} | {m['latency_p50_s']:.4f} / {m['latency_p90_s']:.4f} | "
+                 f"{m['warmup_s']:.2f} |")
   return "\n".join(lines)
 
 
@@ -89,13 +94,15 @@ def write(workdir: str) -> str:
     plot_training(train_rows, eval_rows, os.path.join(workdir, "training_curves.png"))
   if agg:
     plot_methods(agg, os.path.join(workdir, "accuracy_by_method.png"))
-    lines += [f"## Results ({agg['dataset']}, {agg['num_questions']} test questions, "
+    clusters = f" in {agg['num_clusters']} clusters" if "num_clusters" in agg else ""
+    lines += [f"## Results ({agg['dataset']}, {agg['num_questions']} test questions{clusters}, "
               f"M = {agg['num_soft_tokens']} soft tokens)", "", methods_table(agg), "", *_splits_lines(agg), "",
               "![accuracy per method](accuracy_by_method.png)", "", "### Latent against each method (paired)", "",
-              "| comparison | difference | 95% CI | McNemar p | Holm-adjusted p |", "|---|---|---|---|---|"]
+              "| comparison | difference | 95% CI | 95% CI (cluster) | McNemar p | Holm-adjusted p |",
+              "|---|---|---|---|---|---|"]
     for name, c in agg["comparisons"].items():
-      lines.append(f"| {name} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | "
-                   f"{c['mcnemar_p']:.2g} | {c['mcnemar_p_holm']:.2g} |")
+      lines.append(f"| {name} | {c['diff']:+.3f} | {_interval(c['ci95'], '+')} | "
+                   f"{_interval(c.get('ci95_cluster'), '+')} | {c['mcnemar_p']:.2g} | {c['mcnemar_p_holm']:.2g} |")
     lines += ["", f"Scenario: **{agg['scenario']}**."]
     if agg.get("kv_saving"):
       k = agg["kv_saving"]

@@ -29,9 +29,11 @@ def _aggregate(m: int, latent: float) -> dict:
           "source_alone": _method(0.80, 0.72, 0.87, 120, 0.050),
           "target_alone": _method(0.75, 0.66, 0.83, 150, 0.060),
           "token_budget": _method(0.05, 0.01, 0.10, m, 0.020),
-          "latent": _method(latent, latent - 0.07, latent + 0.07, m + 6, 0.030),
+          "latent": {**_method(latent, latent - 0.07, latent + 0.07, m + 6, 0.030),
+                     "ci95_cluster": [latent - 0.15, latent + 0.12]},  # the others as old runs: no clusters
       },
       "comparisons": {"latent_vs_target_alone": {"diff": latent - 0.75, "ci95": [-0.2, -0.05],
+                                                 "ci95_cluster": [-0.3, 0.01],
                                                  "mcnemar_p": 0.0123, "mcnemar_p_holm": 0.0246}},
       "kv_saving": {"latent_mean_kv_bytes": (m + 6) * KV_PER_TOKEN,
                     "target_alone_mean_kv_bytes": 150 * KV_PER_TOKEN,
@@ -213,11 +215,13 @@ def test_main_results_and_comparisons_tables(analysed):
   assert header == ["Run", "Dataset", "M", r"source\_alone", r"target\_alone", r"token\_budget",
                     "latent"]
   assert _row(rows, r"toy\_stable\_8")[3:] == ["80.0 [72.0, 87.0]", "75.0 [66.0, 83.0]",
-                                              "5.0 [1.0, 10.0]", "62.0 [55.0, 69.0]"]
+                                              "5.0 [1.0, 10.0]", "62.0 [47.0, 74.0]"]  # latent's cluster interval
   assert _row(rows, r"toy\_stable\_4")[2] == "4"
+  assert "cluster-bootstrap intervals" in (root / "analysis" / "main_results.tex").read_text()
   _, header, rows = parse_booktabs((root / "analysis" / "comparisons.tex").read_text())
+  assert header[3:5] == [r"95\% CI", r"95\% CI (cluster)"]
   assert _row(rows, r"toy\_baseline\_8") == [r"toy\_baseline\_8", r"latent vs target\_alone",
-                                             "-55.0", "[-20.0, -5.0]", "0.0123", "0.0246"]
+                                             "-55.0", "[-20.0, -5.0]", "[-30.0, 1.0]", "0.0123", "0.0246"]
 
 
 def test_compression_and_cost_tables(analysed):

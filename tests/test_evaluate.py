@@ -209,9 +209,20 @@ def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_
 
 
 def test_scenarios():
-  assert results.scenario({"latent": .8, "source_alone": .7, "target_alone": .6}) == "latent above both single models"
-  assert results.scenario({"latent": .65, "source_alone": .7, "target_alone": .6}) == "latent above the target only"
-  assert results.scenario({"latent": .5, "source_alone": .7, "target_alone": .6}) == "latent below the source"
+  def scenario(source: tuple[float, float], target: tuple[float, float]) -> str:
+    """The label from the paired cluster intervals of latent - source and latent - target."""
+    return results.scenario({"latent_vs_source_alone": {"diff": sum(source) / 2, "ci95_cluster": list(source)},
+                             "latent_vs_target_alone": {"diff": sum(target) / 2, "ci95_cluster": list(target)}})
+  assert scenario((0.02, 0.2), (0.1, 0.3)) == "latent above both single models"
+  assert scenario((-0.3, -0.1), (-0.2, -0.01)) == "latent below both single models"
+  assert scenario((-0.1, 0.05), (0.02, 0.1)) == "latent on par with the source, above the target"
+  assert scenario((-0.3, -0.1), (0.02, 0.1)) == "latent below the source, above the target"
+  assert scenario((-0.3, -0.1), (-0.05, 0.0)) == "latent below the source, on par with the target"
+  assert scenario((0.01, 0.1), (-0.1, 0.1)) == "latent above the source, on par with the target"
+  # 2% vs 1%: the point difference is positive, its interval includes 0, so it is no finding either way.
+  assert scenario((-0.02, 0.04), (0.0, 0.1)) == "latent on par with both single models (intervals include 0)"
+  assert results.scenario({"latent_vs_target_alone": {"ci95_cluster": [0.1, 0.2]}}) == (
+      "incomplete: needs latent, source_alone and target_alone")
 
 
 def test_bad_inputs(system, tmp_path):
@@ -219,6 +230,6 @@ def test_bad_inputs(system, tmp_path):
   with pytest.raises(ValueError, match="unknown evaluation method 'oracle'"):
     evaluate.run_methods(ctx, ["oracle"], s.test[:1], None, progress=False)
   with pytest.raises(FileNotFoundError, match="no best checkpoint"):
-    runner.best_translator(cfg, s, str(tmp_path))
+    runner.translator_at(cfg, s, str(tmp_path), "best")
   with pytest.raises(ValueError, match="need a trained translator"):
     evaluate.run_methods(runner.context(cfg, s), ["latent"], s.test[:1], None, progress=False)

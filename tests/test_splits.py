@@ -47,14 +47,14 @@ def test_a_test_question_in_train_under_another_id_is_refused():
   splits.make(train + [same_text_other_context], test, num_shots=0, shot_seed=0, validation_size=2, seed=0)
 
 
-def test_validation_takes_whole_clusters():
-  """A validation question never shares its cluster (a toy problem, a SQuAD article) with a training one."""
-  train = [Example(f"train-{i}", f"train question {i}?", "#### 1", "1", cluster=f"c{i % 7}") for i in range(70)]
+def test_validation_takes_whole_passages():
+  """A validation question never shares its passage (a SQuAD paragraph) with a training question."""
+  train = [Example(f"train-{i}", f"train question {i}?", "x", "x", context=f"passage {i % 7}") for i in range(70)]
   sp = splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=15, seed=0)
-  held = {e.cluster for e in sp.validation}
-  assert held and not held & {e.cluster for e in sp.train}
+  held = {e.context for e in sp.validation}
+  assert held and not held & {e.context for e in sp.train}
   assert 15 <= len(sp.validation) < 15 + 10 and len(held) == len(sp.validation) // 10
-  with pytest.raises(ValueError, match="every one of the 7 training clusters"):
+  with pytest.raises(ValueError, match="every one of the 7 training passages"):
     splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=65, seed=0)
 
 

@@ -63,6 +63,72 @@ def test_paired_bootstrap_identical_and_dominating():
   assert stats.paired_bootstrap(np.ones(10), np.zeros(10)) == (1.0, 1.0, 1.0)
 
 
+def test_cluster_bootstrap_is_wider_for_clustered_data():
+  """10 problems asked 50 times each, every copy answered alike: 10 independent outcomes, not 500."""
+  outcomes = np.repeat(_binary(10, 0.5, seed=8), 50)
+  clusters = np.repeat([f"p{i}" for i in range(10)], 50)
+  lo, hi = stats.cluster_bootstrap_ci(outcomes, clusters, n=4000)
+  q_lo, q_hi = stats.bootstrap_ci(outcomes, n=4000)
+  assert lo <= outcomes.mean() <= hi
+  assert hi - lo > 4 * (q_hi - q_lo)  # sqrt(50) ~ 7 times wider in expectation
+  p = outcomes.mean()
+  assert hi - lo == pytest.approx(2 * 1.96 * math.sqrt(p * (1 - p) / 10), rel=0.3)
+
+
+def test_cluster_bootstrap_with_singleton_clusters_is_the_ordinary_bootstrap():
+  values = _binary(400, 0.3, seed=9)
+  ids = [str(i) for i in range(values.size)]
+  se = values.std() / math.sqrt(values.size)
+  for seed in (0, 1):
+    assert stats.cluster_bootstrap_ci(values, ids, n=10000, seed=seed) == pytest.approx(
+        stats.bootstrap_ci(values, n=10000, seed=seed), abs=0.2 * se)
+  a, b = values, _binary(400, 0.5, seed=10)
+  diff, lo, hi = stats.paired_cluster_bootstrap(a, b, ids, n=10000)
+  assert (diff, lo, hi) == pytest.approx(stats.paired_bootstrap(a, b, n=10000), abs=0.2 * (a - b).std() / 20)
+
+
+def test_cluster_bootstrap_ratio_estimator_against_a_reference_loop():
+  """Unequal clusters: each resample's statistic is the drawn questions' mean, not the mean of cluster means."""
+  values = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 0], np.float64)
+  clusters = np.array(["big"] * 6 + ["pair"] * 2 + ["x", "y"])
+  members = {c: values[clusters == c] for c in sorted(set(clusters))}  # sorted labels: the order resampled
+  rng = np.random.default_rng(5)
+  draws = rng.integers(0, len(members), size=(300, len(members)), dtype=np.int32)
+  labels = list(members)
+  reference = [np.concatenate([members[labels[j]] for j in row]).mean() for row in draws]
+  for alpha in (0.05, 0.5, 0.9):
+    expected = np.quantile(reference, [alpha / 2, 1 - alpha / 2])
+    assert stats.cluster_bootstrap_ci(values, clusters, n=300, seed=5, alpha=alpha) == pytest.approx(
+        tuple(expected), rel=1e-12)
+
+
+def test_cluster_bootstrap_ratio_estimator_analytic_case():
+  """One right question and a cluster of three wrong ones: a resample of two clusters is AA (1), BB (0) or,
+  half of the time, AB (1 right of 4 questions: 0.25, where a mean of cluster means would say 0.5). The
+  30% and 70% quantiles both fall in that middle half."""
+  values, clusters = [1, 0, 0, 0], ["A", "B", "B", "B"]
+  assert stats.cluster_bootstrap_ci(values, clusters, n=10000, alpha=0.6) == (0.25, 0.25)
+
+
+def test_paired_cluster_bootstrap_identical_and_seeded():
+  a = _binary(60, 0.6, seed=11)
+  clusters = [str(i // 6) for i in range(60)]
+  assert stats.paired_cluster_bootstrap(a, a, clusters) == (0.0, 0.0, 0.0)
+  b = _binary(60, 0.4, seed=12)
+  draw = lambda n, seed: stats.paired_cluster_bootstrap(a, b, clusters, n=n, seed=seed)
+  assert draw(10000, 3) == draw(10000, 3)
+  assert draw(200, 3) != draw(200, 4)
+
+
+def test_cluster_bootstrap_chunks_agree(monkeypatch):
+  values = np.repeat(_binary(30, 0.5, seed=13), 3)
+  clusters = np.repeat(np.arange(30), 3)
+  whole = stats.cluster_bootstrap_ci(values, clusters, n=4000)
+  monkeypatch.setattr(stats, "_MAX_RESAMPLE_ELEMENTS", 7 * 30 + 5)  # chunks of 7 resamples, the last one short
+  assert stats._resampled_ratios(np.ones(30), np.ones(30), 4000, seed=0).shape == (4000,)
+  assert stats.cluster_bootstrap_ci(values, clusters, n=4000) == pytest.approx(whole, abs=0.03)
+
+
 @pytest.mark.parametrize("only_a, only_b, expected", [
     (0, 0, 1.0),
     (10, 0, 2 / 1024),
@@ -117,6 +183,16 @@ def test_bad_input():
     stats.mcnemar_p([1, 0, 1], [1, 0])
   with pytest.raises(ValueError, match="correctness"):
     stats.mcnemar_p([0.5, 1], [1, 0])
+  with pytest.raises(ValueError, match="clusters must name one cluster per question: 2 labels for 3 values"):
+    stats.cluster_bootstrap_ci([1, 0, 1], ["a", "b"])
+  with pytest.raises(ValueError, match="values must be a non-empty 1-D sequence"):
+    stats.cluster_bootstrap_ci([], [])
+  with pytest.raises(ValueError, match="same questions: 3 vs 2"):
+    stats.paired_cluster_bootstrap([1, 0, 1], [1, 0], ["a", "b", "c"])
+  with pytest.raises(ValueError, match="clusters must name one cluster per question: 2 labels for 3 values"):
+    stats.paired_cluster_bootstrap([1, 0, 1], [1, 0, 0], ["a", "b"])
+  with pytest.raises(ValueError, match="resamples must be >= 1"):
+    stats.cluster_bootstrap_ci([1.0], ["a"], n=0)
 
 
 def test_exact_intervals_are_never_degenerate_at_the_boundaries():
@@ -172,6 +248,63 @@ def test_aggregate_has_exact_intervals_and_holm_adjusted_p():
   raw = {k: c["mcnemar_p"] for k, c in comps.items()}
   assert {k: c["mcnemar_p_holm"] for k, c in comps.items()} == stats.holm(raw)
   assert comps["latent_vs_target_alone"]["mcnemar_p_holm"] == pytest.approx(2 * raw["latent_vs_target_alone"])
+
+
+def _records(correct: dict[str, list[bool]], clusters: dict[str, list[str]] | None = None) -> list[dict]:
+  """Per-sample records of each method (`correct[method][i]` for question i); `clusters[method]`, if given,
+  is the `cluster` field of that method's records (methods left out have none, as an old run's)."""
+  rows = []
+  for method, outcomes in correct.items():
+    for i, ok in enumerate(outcomes):
+      r = {"id": f"q{i:03d}", "method": method, "correct": ok, "latency_s": 0.01, "warmup_s": 0.0,
+           "kv_cache_bytes": 10, "target_prompt_tokens": 3, "soft_tokens": 0, "source_prompt_tokens": 0,
+           "generated_tokens": 2}
+      if clusters and method in clusters:
+        r["cluster"] = clusters[method][i]
+      rows.append(r)
+  return rows
+
+
+def test_aggregate_cluster_intervals_and_scenario():
+  """12 toy problems asked 10 times each. Latent beats the target on 2 problems (20 questions): clear over
+  questions, but a resample of problems misses both of them (10/12)^12 = 11% of the time, so the cluster
+  interval reaches 0 and the scenario says on par (strict `>` on accuracies said "above the target")."""
+  from interlingua_jax import results
+  problems = [f"p{i // 10:02d}" for i in range(120)]
+  solved = lambda k: [int(p[1:]) < k for p in problems]  # the first k problems, every copy
+  rows = _records({"source_alone": solved(11), "latent": solved(9), "target_alone": solved(7)},
+                  clusters={"latent": problems, "target_alone": problems})  # source_alone's records lack it
+  agg = results.aggregate(rows, dataset="toy", num_soft_tokens=8, bootstrap_samples=2000, seed=0)
+  assert agg["num_questions"] == 120 and agg["num_clusters"] == 12
+  latent = agg["methods"]["latent"]
+  assert latent["num_clusters"] == 12 and agg["methods"]["source_alone"]["num_clusters"] == 12
+  assert latent["per_cluster"] == {f"p{k:02d}": [10 if k < 9 else 0, 10] for k in range(12)}
+  assert latent["ci95_cluster"] == list(stats.cluster_bootstrap_ci(solved(9), problems, n=2000, seed=0))
+  assert latent["ci95"] == list(stats.clopper_pearson(90, 120))  # the exact interval stays
+  assert latent["ci95_cluster"][1] - latent["ci95_cluster"][0] > 2 * (latent["ci95"][1] - latent["ci95"][0])
+  vs_target = agg["comparisons"]["latent_vs_target_alone"]
+  assert vs_target["diff"] == pytest.approx(20 / 120) and vs_target["ci95"][0] > 0
+  assert vs_target["ci95_cluster"] == list(stats.paired_cluster_bootstrap(solved(9), solved(7), problems, n=2000,
+                                                                          seed=0)[1:])
+  assert vs_target["ci95_cluster"][0] <= 0 < vs_target["ci95_cluster"][1]
+  assert agg["comparisons"]["latent_vs_source_alone"]["ci95_cluster"][1] >= 0
+  assert agg["scenario"] == "latent on par with both single models (intervals include 0)"
+
+
+def test_aggregate_without_clusters_falls_back_to_questions():
+  """An old run's records have no `cluster`: each question is its own. 2% vs 1% is on par, not above."""
+  from interlingua_jax import results
+  n = 100
+  rows = _records({"latent": [i < 2 for i in range(n)], "target_alone": [i < 1 for i in range(n)],
+                   "source_alone": [i < 60 for i in range(n)]})
+  agg = results.aggregate(rows, dataset="toy", num_soft_tokens=8, bootstrap_samples=1000, seed=0)
+  assert agg["num_clusters"] == n
+  latent = agg["methods"]["latent"]
+  assert latent["num_clusters"] == n and "per_cluster" not in latent
+  assert latent["ci95_cluster"] == list(stats.cluster_bootstrap_ci([i < 2 for i in range(n)],
+                                                                   [f"q{i:03d}" for i in range(n)], n=1000, seed=0))
+  assert agg["comparisons"]["latent_vs_target_alone"]["ci95_cluster"][0] <= 0
+  assert agg["scenario"] == "latent below the source, on par with the target"
 
 
 def test_mean_sd_interval_across_seeds():

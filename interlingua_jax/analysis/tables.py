@@ -22,13 +22,20 @@ def _pct(x: Any) -> str:
   return f"{100 * x:.1f}" if _is_num(x) else "--"
 
 
-def _acc_ci(m: dict | None) -> str:
+def _is_interval(ci: Any) -> bool:
+  return isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_num(v) for v in ci)
+
+
+def _interval(ci: Any) -> str:
+  return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if _is_interval(ci) else "--"
+
+
+def _acc_ci(m: dict | None, keys: tuple[str, ...] = ("ci95",)) -> str:
+  """Accuracy and the first of the intervals `keys` that `m` has."""
   if not m or not _is_num(m.get("accuracy")):
     return "--"
-  ci = m.get("ci95")
-  if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_num(v) for v in ci):
-    return f"{_pct(m['accuracy'])} [{_pct(ci[0])}, {_pct(ci[1])}]"
-  return _pct(m["accuracy"])
+  ci = next((m[k] for k in keys if _is_interval(m.get(k))), None)
+  return f"{_pct(m['accuracy'])} {_interval(ci)}" if ci else _pct(m["accuracy"])
 
 
 def _int(x: Any) -> str:
@@ -57,11 +64,13 @@ def main_results_table(results: list[dict]) -> Table | None:
   methods = methods_in(rows)
   return Table(
       "main_results",
-      "Accuracy (%) of every method on the same test questions, with exact (Clopper-Pearson) 95% intervals. "
-      "latent_shuffled, no_latent and chance are controls.",
+      "Accuracy (%) of every method on the same test questions, with 95% cluster-bootstrap intervals "
+      "(resampling problems / articles, as near-duplicate questions are not independent; runs evaluated before "
+      "clusters were recorded show exact Clopper-Pearson intervals). Exact per-question intervals are in "
+      "aggregate.json. latent_shuffled, no_latent and chance are controls.",
       "lll" + "r" * len(methods), ["Run", "Dataset", "M"] + methods,
       [[[r["name"], str(r["dataset"] or "--"), _int(r["num_soft_tokens"])]
-        + [_acc_ci(r["methods"].get(m)) for m in methods] for r in rows]])
+        + [_acc_ci(r["methods"].get(m), ("ci95_cluster", "ci95")) for m in methods] for r in rows]])
 
 
 def _groups(results: list[dict], key: str, rows_of) -> list[list[list[str]]]:
@@ -76,10 +85,9 @@ def comparisons_table(results: list[dict]) -> Table | None:
     for key, c in comps.items():
       if not isinstance(c, dict):
         continue
-      ci = c.get("ci95") if isinstance(c.get("ci95"), (list, tuple)) else (None, None)
       p, holm = c.get("mcnemar_p"), c.get("mcnemar_p_holm")
-      rows.append([r["name"], key.replace("_vs_", " vs "), _pct(c.get("diff")),
-                   f"[{_pct(ci[0])}, {_pct(ci[1])}]", f"{p:.3g}" if _is_num(p) else "--",
+      rows.append([r["name"], key.replace("_vs_", " vs "), _pct(c.get("diff")), _interval(c.get("ci95")),
+                   _interval(c.get("ci95_cluster")), f"{p:.3g}" if _is_num(p) else "--",
                    f"{holm:.3g}" if _is_num(holm) else "--"])
     return rows
 
@@ -89,9 +97,11 @@ def comparisons_table(results: list[dict]) -> Table | None:
   return Table(
       "comparisons",
       "Paired differences in accuracy (latent minus the other method, percentage points) "
-      "with paired-bootstrap 95% intervals, exact McNemar p-values and the same p-values Holm-adjusted "
-      "across the comparisons of the run.",
-      "llrrrr", ["Run", "Comparison", "Difference (pp)", "95% CI", "McNemar p", "Holm p"], groups)
+      "with paired-bootstrap 95% intervals over questions and over clusters (problems / articles: "
+      "near-duplicate questions resampled together), exact McNemar p-values and the same p-values "
+      "Holm-adjusted across the comparisons of the run.",
+      "llrrrrr", ["Run", "Comparison", "Difference (pp)", "95% CI", "95% CI (cluster)", "McNemar p", "Holm p"],
+      groups)
 
 
 def ablations_table(results: list[dict]) -> Table | None:

@@ -29,8 +29,8 @@ class Example:
   gold: str
   context: str | None = None
   golds: tuple[str, ...] = ()
-  # Near-duplicate group (a toy problem, a SQuAD article): intervals resample clusters, validation is carved by
-  # whole clusters. Defaults to the id (every question its own cluster).
+  # Near-duplicate group (a toy problem, a SQuAD article): the intervals resample whole clusters. Defaults to the
+  # id (every question its own cluster).
   cluster: str = ""
   # What the knowledge-free `prior` baseline may condition on (e.g. a toy question's change without its private
   # count): it answers with the most common training gold of the same key; None = the overall most common gold.

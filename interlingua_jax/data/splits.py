@@ -53,10 +53,10 @@ def make(train: Sequence[Example], test: Sequence[Example], *, num_shots: int, s
     raise ValueError(f"{len(seen_in_test)} train question(s) are test questions up to case, spacing and "
                      f"punctuation (e.g. train id {seen_in_test[0].id!r}): the test questions would be trained on; "
                      "remove them from the train file")
-  validation = _carve_clusters(pool, validation_size, seed)
+  validation = _carve_passages(pool, validation_size, seed)
   return Splits(exemplars=tuple(exemplars),
-                train=tuple(e for e in pool if e.cluster not in validation),
-                validation=tuple(e for e in pool if e.cluster in validation),
+                train=tuple(e for e in pool if _passage(e) not in validation),
+                validation=tuple(e for e in pool if _passage(e) in validation),
                 test=tuple(test))
 
 
@@ -65,20 +65,26 @@ def normalized_question(example: Example) -> str:
   return " ".join(re.sub(r"[^0-9a-z]+", " ", (example.context or "") + " " + example.question.lower()).split())
 
 
-def _carve_clusters(pool: Sequence[Example], size: int, seed: int) -> set[str]:
-  """Whole clusters, in a seeded order, until they hold `size` questions (so at least `size`): a validation
-  question never shares its cluster (a toy problem, a SQuAD article) with a training question."""
-  clusters = sorted({e.cluster for e in pool})
-  sizes = collections.Counter(e.cluster for e in pool)
+def _passage(example: Example) -> str:
+  """What validation is carved by: the passage, where questions share one (SQuAD), else the question itself."""
+  return "context:" + example.context if example.context else "id:" + example.id
+
+
+def _carve_passages(pool: Sequence[Example], size: int, seed: int) -> set[str]:
+  """Whole passages, in a seeded order, until they hold `size` questions (so at least `size`): a validation question
+  never shares its paragraph with a training question. Not whole clusters: a toy world's problem or a SQuAD
+  article holds so many questions that a validation split of a few hundred would cover one or two of them."""
+  passages = sorted({_passage(e) for e in pool})
+  sizes = collections.Counter(_passage(e) for e in pool)
   chosen, held = set(), 0
-  for cluster in random.Random(seed).sample(clusters, len(clusters)):
+  for passage in random.Random(seed).sample(passages, len(passages)):
     if held >= size:
       break
-    chosen.add(cluster)
-    held += sizes[cluster]
-  if len(chosen) == len(clusters):
-    raise ValueError(f"train.eval_num_samples={size}: carving whole clusters, validation would take every one of "
-                     f"the {len(clusters)} training clusters; lower train.eval_num_samples")
+    chosen.add(passage)
+    held += sizes[passage]
+  if len(chosen) == len(passages):
+    raise ValueError(f"train.eval_num_samples={size}: carving whole passages, validation would take every one of "
+                     f"the {len(passages)} training passages; lower train.eval_num_samples")
   return chosen
 
 
