@@ -83,6 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.translator.num_heads = 16
   c.translator.dropout = 0.1
   c.translator.calibrate_rms = True
+  c.translator.reads_source = True  # False: the prompt-tuning control (soft tokens that never see the question)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.infonce_weight = 0.05
@@ -128,6 +129,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.no_repeat_ngram_size = 0  # 3 was tried; off by default
   c.eval.length_buckets = (128, 256, 512, 1024, 2048)
   c.eval.latency_batch_sizes = (1, 4, 8)
+  c.eval.latency_samples = 8  # questions timed alone at batch 1 (time to first token, decoding); 0: none
   c.eval.bootstrap_samples = 10000
 
   c.compression = ml_collections.ConfigDict()

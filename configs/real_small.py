@@ -72,6 +72,7 @@ def get_config():
   c.eval.max_new_tokens = 64  # a 3-step rationale is up to 57 target tokens
   c.eval.length_buckets = (64, 128, 256, 512)
   c.eval.latency_batch_sizes = (1,)
+  c.eval.latency_samples = 4  # batch-1 latency: 4 questions per method, each timed twice (first token, whole)
   c.eval.bootstrap_samples = 2000
   c.compression.num_samples = 25
   c.mesh.data = 1

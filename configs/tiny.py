@@ -13,6 +13,7 @@ SHRINK = {
     "train.steps": 6, "train.batch_size": 4, "train.log_every": 2, "train.eval_every": 3,
     "train.eval_num_samples": 4, "eval.num_samples": 8, "eval.batch_size": 4, "eval.max_new_tokens": 8,
     "eval.latency_batch_sizes": (4,),  # the eval batch size: no extra compilation
+    "eval.latency_samples": 0,  # batch-1 latency compiles its own programs (tests/test_latency.py measures it)
     "eval.bootstrap_samples": 200, "compression.num_samples": 4,
 }
 

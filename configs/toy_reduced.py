@@ -1,6 +1,6 @@
 """toy_reduced: the easy toy world cut to fit the test suite — fewer pretraining and training
-steps, fewer questions — yet trained enough that the bridge clearly beats the token budget
-(tests/test_toy_world.py checks it). A real run, unlike configs/tiny.py.
+steps, fewer questions — yet trained enough that the bridge clearly beats its controls and the
+knowledge-free prior (tests/test_toy_world.py checks it). A real run, unlike configs/tiny.py.
 """
 from configs import toy
 
@@ -14,8 +14,9 @@ def get_config():
   c.train.steps = 400
   c.train.eval_every = 200
   c.train.eval_num_samples = 50
-  c.eval.methods = ("target_alone", "latent", "token_budget")
+  c.eval.methods = ("target_alone", "latent", "token_budget", "latent_shuffled", "prior")
   c.eval.num_samples = 100
   c.eval.latency_batch_sizes = (1,)
+  c.eval.latency_samples = 2
   c.eval.bootstrap_samples = 1000
   return c

@@ -62,12 +62,13 @@ def target_inputs(params, config: DecoderConfig, soft: jax.Array, token_ids: jax
 
 
 def make_translator(*, frozen: Frozen, num_soft_tokens: int, bottleneck: int, depth: int, num_heads: int,
-                    dropout: float, calibrate_rms: bool, seed: int) -> Translator:
+                    dropout: float, calibrate_rms: bool, seed: int, reads_source: bool = True) -> Translator:
   """A fresh translator sized for the two frozen models, calibrated to the target's embedding RMS."""
   rms = embedding_rms(frozen.target.params["embed"]) if calibrate_rms else None
   return Translator(source_dim=frozen.source.config.hidden_size, target_dim=frozen.target.config.hidden_size,
                     num_soft_tokens=num_soft_tokens, bottleneck=bottleneck, depth=depth, num_heads=num_heads,
-                    dropout=dropout, target_embed_rms=rms, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+                    dropout=dropout, target_embed_rms=rms, rngs=nnx.Rngs(params=seed, dropout=seed + 1),
+                    reads_source=reads_source)
 
 
 # --- the translator's dropout RNG, in one place ----------------------------------------------------

@@ -15,6 +15,9 @@ Built-in methods (`M` = translator.num_soft_tokens):
   token_budget_prompt  as token_budget, but the first M tokens of the zero-shot prompt (instruction included).
   token_budget_text    as token_budget, but the first M tokens of what the interlingua's encoder reads
                        (question, then context: `interlingua.batches.reading_text`): the latent kinds' budget.
+  token_budget_matched the target's own full prompt (instruction, exemplars, answer format, chat template if on)
+                       with the question cut to its first M target tokens: the budget in the text methods'
+                       format, so that under strict scoring it loses information, not the format.
   pca                  [BOS][M soft tokens][anchor] → target, the soft tokens a linear (PCA) compression of the
                        same text's token embeddings (latent kinds only: `interlingua/baselines.py`).
   text_relay           the source answers in text; the target reads the full prompt, the source's answer
@@ -160,6 +163,12 @@ def _budget(text: Callable[["Context", Example], str]) -> Callable:
   return ids
 
 
+def _matched_budget(ctx: "Context", q: Question) -> list[int]:
+  tok = ctx.frozen.target_tokenizer
+  head = tok.decode(pipeline.token_ids(tok, q.example.question)[:ctx.num_soft_tokens])
+  return ctx.builder.ids(tok, ctx.builder.source_prompt(dataclasses.replace(q.example, question=head)))
+
+
 def _relay(ctx: "Context", q: Question) -> list[int]:
   if q.relayed is None:
     raise ValueError("text_relay needs the source's prediction for each question.")
@@ -185,6 +194,7 @@ register(Method("latent", "target", _anchor, soft_from=lambda q: q.example))
 register(Method("token_budget", "target", _budget(lambda ctx, e: e.question)))
 register(Method("token_budget_prompt", "target", _budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
 register(Method("token_budget_text", "target", _budget(lambda ctx, e: batches.reading_text(e))))
+register(Method("token_budget_matched", "target", _matched_budget))
 register(Method("pca", "target", _anchor, soft_from=lambda q: q.example))
 register(Method("text_relay", "target", _relay, reads="source_alone"))
 register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))

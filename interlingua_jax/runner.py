@@ -141,7 +141,7 @@ def new_translator(cfg: ml_collections.ConfigDict, s: Setup):
   t = cfg.translator
   return bridge.make_translator(frozen=s.frozen, num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck,
                                 depth=t.depth, num_heads=t.num_heads, dropout=t.dropout,
-                                calibrate_rms=t.calibrate_rms, seed=cfg.seed)
+                                calibrate_rms=t.calibrate_rms, seed=cfg.seed, reads_source=t.reads_source)
 
 
 def training_data(cfg: ml_collections.ConfigDict, s: Setup,
@@ -306,11 +306,13 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   relayed = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}
   throughput = evaluate.measure_throughput(ctx, list(e.methods), examples, tuple(e.latency_batch_sizes),
                                            relayed=relayed)
+  latency = evaluate.measure_latency(ctx, list(e.methods), examples, e.latency_samples, relayed=relayed)
   summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
   split = dict(s.splits, evaluated=evaluated)
   agg = results.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
                           seed=cfg.seed, throughput=throughput, split=split)
+  agg["latency_batch1"] = latency
   agg["checkpoint"] = {"evaluated": which, "best_step": summary.get("best_step"),
                        "final_step": summary.get("final_step")}
   if jax.process_index() == 0:

@@ -107,7 +107,7 @@ class Translator(nnx.Module):
 
   def __init__(self, *, source_dim: int, target_dim: int, num_soft_tokens: int, bottleneck: int,
                depth: int, num_heads: int, dropout: float, target_embed_rms: float | None,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, reads_source: bool = True):
     if num_soft_tokens > bottleneck:
       raise ValueError(
           f"num_soft_tokens={num_soft_tokens} > bottleneck={bottleneck}: at most `bottleneck` query "
@@ -122,6 +122,9 @@ class Translator(nnx.Module):
                        f"got {target_embed_rms}.")
     self.source_dim = source_dim
     self.target_embed_rms = target_embed_rms
+    # False: the prompt-tuning control. The source states are replaced by zeros, so the M soft tokens are learned
+    # constants that never see the question, trained exactly as the bridge is: what training alone buys the target.
+    self.reads_source = reads_source
     # jax's orthogonal initialiser is the QR of a Gaussian; for M <= b the rows are orthonormal.
     self.queries = nnx.Param(
         jax.nn.initializers.orthogonal()(rngs.params(), (num_soft_tokens, bottleneck), jnp.float32))
@@ -141,6 +144,8 @@ class Translator(nnx.Module):
       raise ValueError(f"source_mask shape {source_mask.shape} must equal source_hidden's "
                        f"(batch, seq) {source_hidden.shape[:2]}.")
     source = self.source_norm(source_hidden.astype(jnp.float32))
+    if not self.reads_source:
+      source = jnp.zeros_like(source)
     x = jnp.broadcast_to(self.queries[...], (source.shape[0], *self.queries.shape))
     for block in self.blocks:
       x = block(x, source, source_mask, deterministic=deterministic)

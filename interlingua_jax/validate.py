@@ -85,6 +85,7 @@ RULES: dict[str, Rule] = {
     "translator.num_heads": at_least(1),
     "translator.dropout": within(0.0, 1.0),
     "translator.calibrate_rms": flag,
+    "translator.reads_source": flag,
     "loss.infonce_weight": at_least(0.0, integer=False),
     "loss.infonce_start_step": at_least(0),
     "loss.temperature": above(0.0),
@@ -108,6 +109,7 @@ RULES: dict[str, Rule] = {
     "eval.methods": each_of(methods.REGISTRY),  # the live registry: methods registered later count too
     "eval.control_seed": at_least(0),
     "eval.subset_seed": at_least(0),
+    "eval.latency_samples": at_least(0),
     "eval.num_samples": at_least(1),
     "eval.batch_size": at_least(1),
     "eval.max_new_tokens": at_least(1),

@@ -81,7 +81,7 @@ def describe(holder: str) -> str:
 # Config keys added after runs were saved without them, with the value those runs had: a saved config.json
 # is read as if it had them (`with_added_keys`), so an older run still resumes and compares equal.
 ADDED_KEYS = {"bridge.kind": "translator", "data.bridge_shots": -1, "train.cache_source_states": True,
-              "eval.subset_seed": 0}
+              "eval.subset_seed": 0, "eval.latency_samples": 8, "translator.reads_source": True}
 
 
 def with_added_keys(flat: dict) -> dict:

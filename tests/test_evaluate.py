@@ -233,3 +233,19 @@ def test_bad_inputs(system, tmp_path):
     runner.translator_at(cfg, s, str(tmp_path), "best")
   with pytest.raises(ValueError, match="need a trained translator"):
     evaluate.run_methods(runner.context(cfg, s), ["latent"], s.test[:1], None, progress=False)
+
+
+def test_format_matched_token_budget_is_the_target_prompt_with_the_question_cut_to_m_tokens(system):
+  """The same instruction, exemplars and answer format as target_alone; only the question is shortened."""
+  cfg, s, ctx = system
+  tok = s.frozen.target_tokenizer
+  for q in evaluate.questions(s.test[:3], seed=0):
+    p = evaluate.prepare(ctx, "token_budget_matched", q)
+    full = evaluate.prepare(ctx, "target_alone", q)
+    head = tok.decode(pipeline.token_ids(tok, q.example.question)[:ctx.num_soft_tokens])
+    assert head and head != q.example.question
+    cut = dataclasses.replace(q.example, question=head)
+    assert p.ids == ctx.builder.ids(tok, ctx.builder.source_prompt(cut)) != full.ids
+    prompt, full_prompt = ctx.builder.source_prompt(cut), ctx.builder.source_prompt(q.example)
+    # The instruction and the answer format of the text methods (exemplars as the long-prompt rule fits them).
+    assert prompt.split("\n")[0] == full_prompt.split("\n")[0] and prompt.endswith(f"Q: {head}\nA:")

@@ -20,7 +20,8 @@ REDUCE = {
     "translator.num_soft_tokens": 4, "translator.bottleneck": 32, "translator.depth": 1, "translator.num_heads": 2,
     "optim.warmup_steps": 1, "loss.infonce_start_step": 1, "train.steps": 3, "train.batch_size": 4,
     "train.log_every": 1, "train.eval_every": 3, "train.eval_num_samples": 4, "eval.num_samples": 6,
-    "eval.batch_size": 6, "eval.max_new_tokens": 4, "eval.latency_batch_sizes": (6,), "eval.bootstrap_samples": 100,
+    "eval.batch_size": 6, "eval.max_new_tokens": 4, "eval.latency_batch_sizes": (6,), "eval.latency_samples": 0,
+    "eval.bootstrap_samples": 100,
     "compression.num_samples": 2,
 }
 

@@ -10,10 +10,10 @@ from interlingua_jax.translator import Translator, embedding_rms
 SRC, TGT, M, B, DEPTH = 12, 20, 4, 16, 2
 
 
-def make(num_soft_tokens=M, bottleneck=B, target_embed_rms=0.5, dropout=0.1, seed=0, num_heads=2):
+def make(num_soft_tokens=M, bottleneck=B, target_embed_rms=0.5, dropout=0.1, seed=0, num_heads=2, reads_source=True):
   return Translator(source_dim=SRC, target_dim=TGT, num_soft_tokens=num_soft_tokens,
                     bottleneck=bottleneck, depth=DEPTH, num_heads=num_heads, dropout=dropout,
-                    target_embed_rms=target_embed_rms, rngs=nnx.Rngs(seed))
+                    target_embed_rms=target_embed_rms, rngs=nnx.Rngs(seed), reads_source=reads_source)
 
 
 def gates(model):
@@ -122,6 +122,28 @@ def test_bf16_source_is_computed_in_float32():
   out = model(src16, jnp.ones((3, 5)), deterministic=True)
   assert out.dtype == jnp.float32
   np.testing.assert_array_equal(out, model(src16.astype(jnp.float32), jnp.ones((3, 5)), deterministic=True))
+
+
+def test_every_parameter_is_a_float32_master_copy():
+  """The trainable weights stay float32 whatever the frozen models' dtype: the optimizer updates them in float32.
+  (The source cast alone proves nothing: float32 parameters promote a bf16 input anyway.)"""
+  leaves = jax.tree.leaves(nnx.state(make(), nnx.Param))
+  assert leaves and all(x.dtype == jnp.float32 for x in leaves)
+
+
+def test_the_prompt_tuning_control_never_sees_the_question():
+  """reads_source=False: the same soft tokens for any source and any length, with the same parameters and gates
+  as the bridge (so that training alone is what it measures)."""
+  blind, bridge = make(reads_source=False), make()
+  for model in (blind, bridge):
+    open_gates(model)
+  mask = jnp.ones((3, 5)).at[1, :2].set(0)
+  a, b = blind(source(1), mask, deterministic=True), blind(10 * source(2), jnp.ones((3, 5)), deterministic=True)
+  np.testing.assert_allclose(a, b, atol=1e-6)
+  np.testing.assert_allclose(a[0], a[2], atol=1e-6)
+  assert float(jnp.max(jnp.abs(bridge(source(1), mask, deterministic=True) - bridge(source(2), mask,
+                                                                                    deterministic=True)))) > 1e-3
+  assert jax.tree.structure(nnx.state(blind, nnx.Param)) == jax.tree.structure(nnx.state(bridge, nnx.Param))
 
 
 def test_dropout_only_in_training_mode():
