@@ -4,7 +4,8 @@ The original design's settings: a byte-level encoder (d_z = 256, 2 layers, 8 hea
 at most 512 UTF-8 bytes), M = 32 latent queries, an adapter (LayerNorm + Linear) per target, the first answer
 token's cross-entropy at weight 0.5 plus K = 4-token teacher forcing, batch 32, 3 epochs of the 87,599 SQuAD
 training questions. Evaluated per target against the text baseline (target_alone), the token budget of the
-same M (token_budget_text), and the controls.
+same M (token_budget_text), a linear compression of the same text to M vectors (pca: what needs no learned
+encoder), the knowledge-free prior, and the controls.
 """
 import math
 
@@ -47,7 +48,8 @@ def get_config():
   c.train.eval_num_samples = 200
   c.optim.warmup_steps = 500
 
-  c.eval.methods = ("target_alone", "latent", "token_budget_text", "latent_shuffled", "no_latent", "chance")
+  c.eval.methods = ("target_alone", "latent", "token_budget_text", "pca", "latent_shuffled", "no_latent", "chance",
+                    "prior")
   c.eval.num_samples = 1000
   c.eval.batch_size = 32
   c.eval.max_new_tokens = 24

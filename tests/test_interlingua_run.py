@@ -291,15 +291,18 @@ def test_latent_methods_are_refused_for_the_translator():
     validate.check(cfg)
 
 
-def test_sweep_suite_is_the_24_point_grid_and_its_reduced_form_two_corners():
+def test_sweep_suite_is_the_24_point_grid_three_calibrated_arms_and_its_reduced_form_two_corners():
   import itertools
 
   from configs.suites import interlingua_sweep
   from interlingua_jax import ablations
   full = ablations.parse_suite(interlingua_sweep.get_config())
-  points = {tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in full}
-  assert len(full) == 24 and points == set(itertools.product((32, 48, 64), (256, 512), (0.5, 1.0), (4, 8)))
-  assert {e.config.name for e in full} == {"interlingua_squad_32.py"} and len({e.name for e in full}) == 24
+  grid = [e for e in full if "interlingua.calibrate_rms" not in e.overrides]
+  calibrated = [e for e in full if e.overrides.get("interlingua.calibrate_rms") is True]
+  points = {tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in grid}
+  assert len(grid) == 24 and points == set(itertools.product((32, 48, 64), (256, 512), (0.5, 1.0), (4, 8)))
+  assert sorted(e.overrides["interlingua.num_latents"] for e in calibrated) == [32, 48, 64] and len(full) == 27
+  assert {e.config.name for e in full} == {"interlingua_squad_32.py"} and len({e.name for e in full}) == 27
   reduced = ablations.parse_suite(interlingua_sweep.get_config("reduced"))
   corners = [tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in reduced]
   assert all(a != b for a, b in zip(*corners))  # every axis takes both of its values

@@ -13,7 +13,8 @@ from interlingua_jax.analysis import figures, tables
 from interlingua_jax.analysis.runs import _dig
 
 AXES = (("encoder", "interlingua.encoder"), ("M", "interlingua.num_latents"), ("d_z", "interlingua.latent_dim"),
-        ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"), ("steps", "train.steps"))
+        ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"),
+        ("RMS calibrated", "interlingua.calibrate_rms"), ("steps", "train.steps"))
 BUDGET = "token_budget_text"
 
 
