@@ -22,18 +22,6 @@ def _as_vector(values, name: str) -> np.ndarray:
   return array
 
 
-def _resampled_means(values: np.ndarray, n: int, seed: int) -> np.ndarray:
-  """Means of `n` bootstrap resamples, drawn in as few chunks as memory allows."""
-  rng = np.random.default_rng(seed)
-  size = values.size
-  chunk = max(1, _MAX_RESAMPLE_ELEMENTS // size)
-  chunks = []
-  for start in range(0, n, chunk):
-    indices = rng.integers(0, size, size=(min(chunk, n - start), size), dtype=np.int32)
-    chunks.append(values[indices].mean(axis=1))
-  return np.concatenate(chunks)
-
-
 def _check_args(n: int, alpha: float) -> None:
   if n < 1:
     raise ValueError(f"the number of bootstrap resamples must be >= 1, got {n}")
@@ -44,7 +32,8 @@ def _check_args(n: int, alpha: float) -> None:
 def bootstrap_ci(values, n: int = 10000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
   """Percentile bootstrap (1 - alpha) interval for the mean of per-question values."""
   _check_args(n, alpha)
-  means = _resampled_means(_as_vector(values, "values"), n, seed)
+  values = _as_vector(values, "values")
+  means = _resampled_ratios(values, np.ones_like(values), n, seed)  # every question its own cluster
   lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
   return float(lo), float(hi)
 
@@ -75,7 +64,7 @@ def _resampled_ratios(sums: np.ndarray, counts: np.ndarray, n: int, seed: int) -
   """Ratio estimates sum(values) / count(questions) of `n` resamples of whole clusters.
 
   Dividing by the questions drawn, not by the clusters, keeps every question's weight equal when
-  clusters differ in size; with singleton clusters this is `_resampled_means`.
+  clusters differ in size; with singleton clusters (counts all 1) it is the ordinary bootstrap of the mean.
   """
   rng = np.random.default_rng(seed)
   size = sums.size

@@ -38,7 +38,7 @@ def test_bootstrap_chunks_agree(monkeypatch):
   values = _binary(300, 0.4, seed=5)
   whole = stats.bootstrap_ci(values, n=4000)
   monkeypatch.setattr(stats, "_MAX_RESAMPLE_ELEMENTS", 7 * 300 + 11)  # chunks of 7 resamples, the last one short
-  means = stats._resampled_means(values, 4000, seed=0)
+  means = stats._resampled_ratios(values, np.ones_like(values), 4000, seed=0)
   assert means.shape == (4000,)
   chunked = stats.bootstrap_ci(values, n=4000)
   assert chunked == pytest.approx(whole, abs=0.02)
