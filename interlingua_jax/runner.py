@@ -272,6 +272,11 @@ def evaluated_checkpoint(cfg: ml_collections.ConfigDict) -> str:
   return "best" if cfg.train.early_stopping else "final"
 
 
+def other_checkpoint(cfg: ml_collections.ConfigDict) -> str:
+  """The checkpoint the test split does not read, evaluated for `latent` alone (`latent_at_<it>`)."""
+  return "final" if evaluated_checkpoint(cfg) == "best" else "best"
+
+
 def restore(cfg: ml_collections.ConfigDict, workdir: str, module, mesh, which: str = "best") -> tuple:
   """(graphdef, params, rngs) of the "best" or "final" checkpoint of a bridge shaped like `module` (any kind)."""
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
@@ -300,7 +305,7 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   samples = os.path.join(workdir, outputs.SAMPLES)
   records = evaluate.run_methods(ctx, list(e.methods), examples, samples)
   if soft and "latent" in e.methods:
-    other = "final" if which == "best" else "best"
+    other = other_checkpoint(cfg)
     other_ctx = dataclasses.replace(ctx, translator=translator_at(cfg, s, workdir, other))
     records = evaluate.run_methods(other_ctx, [f"latent_at_{other}"], examples, samples)
   relayed = {r["id"]: r["prediction"] for r in records if r["method"] == "source_alone"}

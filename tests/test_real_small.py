@@ -32,7 +32,7 @@ def test_reduced_real_small_runs_every_method_on_the_same_questions(tmp_path):
   workdir = str(tmp_path)
   runner.run(cfg, workdir, ("train", "eval"))
   agg = outputs.read_json(os.path.join(workdir, outputs.AGGREGATE))
-  assert set(agg["methods"]) == set(cfg.eval.methods)
+  assert set(agg["methods"]) == set(cfg.eval.methods) | {f"latent_at_{runner.other_checkpoint(cfg)}"}
   assert {"latent_shuffled", "no_latent"} <= set(agg["methods"])
   with open(os.path.join(workdir, outputs.SAMPLES)) as f:
     records = [json.loads(line) for line in f]
