@@ -160,7 +160,7 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
   for name, table in agg["targets"].items():
     records = [json.loads(line) for line in open(os.path.join(workdir, "eval", name, "samples.jsonl"))]
     assert {r["target"] for r in records} == {name}
-    assert {r["method"] for r in records} == set(cfg.eval.methods)
+    assert {r["method"] for r in records} == set(cfg.eval.methods) | {f"latent_at_{runner.other_checkpoint(cfg)}"}
     ids = {m: sorted(r["id"] for r in records if r["method"] == m) for m in cfg.eval.methods}
     assert all(v == ids["latent"] for v in ids.values()) and len(ids["latent"]) == cfg.eval.num_samples
     assert table["methods"]["latent"]["n"] == cfg.eval.num_samples and "f1" in table["methods"]["latent"]

@@ -246,12 +246,19 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   """Every method on the first eval.num_samples test questions, for each target; one table per target."""
   e = cfg.eval
   module = evaluated_module(cfg, s, workdir)
+  other = runner.other_checkpoint(cfg)  # latent with it too, so that every run reports both checkpoints
+  other_module = runner.restore(cfg, workdir, new_module(cfg, s), s.mesh, other) if "latent" in e.methods else None
   examples, evaluated = splits.evaluation_subset(s.test, e.num_samples, e.subset_seed)
   split = dict(s.splits, evaluated=evaluated)
-  out = {"bridge": cfg.bridge.kind, "dataset": cfg.data.dataset, "targets": {}}
+  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
+  out = {"bridge": cfg.bridge.kind, "dataset": cfg.data.dataset, "targets": {},
+         "checkpoint": {"evaluated": runner.evaluated_checkpoint(cfg), "best_step": summary.get("best_step"),
+                        "final_step": summary.get("final_step")}}
   for name, t in s.targets.items():
     ctx, path = context(cfg, s, name, module), os.path.join(workdir, "eval", name, "samples.jsonl")
     records = evaluate.run_methods(ctx, [m for m in e.methods if m != "pca"], examples, path)
+    if other_module is not None:
+      records = evaluate.run_methods(context(cfg, s, name, other_module), [f"latent_at_{other}"], examples, path)
     if "pca" in e.methods:
       from interlingua_jax.interlingua import baselines  # needs interlingua/pca.py (the data side's module)
       source = baselines.fit_source(s.train[:cfg.interlingua.pca_fit_texts], t.tokenizer, t.lm.params["embed"],
