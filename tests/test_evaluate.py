@@ -39,21 +39,26 @@ def test_batched_decoding_equals_one_at_a_time(system):
 
 
 def test_one_bos_and_no_gold_in_any_input(system):
-  """docs/DESIGN.md §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation)."""
+  """docs/DESIGN.md §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation), for every built-in method
+  a model answers, on several questions; each side decoded with its own tokenizer."""
   cfg, s, ctx = system
-  tok = s.frozen.target_tokenizer
-  q = evaluate.questions(s.test[:2], seed=0)[0]
-  ex = q.example
-  for method in ("target_alone", "token_budget", "latent", "latent_shuffled", "no_latent"):
-    p = evaluate.prepare(ctx, method, q)
-    ids = p.ids if p.source_ids is None else p.source_ids
-    bos = tok.bos_token_id
-    assert ids.count(bos) == 1
-    assert ids[0] == bos
-    text = tok.decode(p.ids) + (tok.decode(p.source_ids) if p.source_ids else "")
-    assert ex.answer not in text and f"#### {ex.gold}" not in text
-  latent = evaluate.prepare(ctx, "latent", q)
-  assert bos not in latent.ids  # the layout adds the single BOS before the soft tokens
+  src, tgt = s.frozen.source_tokenizer, s.frozen.target_tokenizer
+  relayed = {e.id: " 1 + 1 = 2" for e in s.test[:4]}  # a relay carries the source's text, never the gold
+  names = [m for m in BUILT_IN + ("token_budget_matched", "latent_at_best", "latent_at_final")
+           if methods.get(m).model is not None]
+  for q in evaluate.questions(s.test[:4], seed=0, relayed=relayed):
+    ex = q.example
+    for method in names:
+      p = evaluate.prepare(ctx, method, q)
+      model_tok = src if p.method.model == "source" else tgt
+      texts = [model_tok.decode(p.ids)] + ([src.decode(p.source_ids)] if p.source_ids else [])
+      for text in texts:
+        assert ex.answer not in text and f"#### {ex.gold}" not in text, (method, text)
+      if p.source_ids is None:
+        assert p.ids.count(model_tok.bos_token_id) == 1 and p.ids[0] == model_tok.bos_token_id, method
+      else:  # soft-token methods: the source prompt has one BOS; the layout adds the target's before the soft
+        assert p.source_ids.count(src.bos_token_id) == 1 and p.source_ids[0] == src.bos_token_id, method
+        assert tgt.bos_token_id not in p.ids, method
 
 
 def test_token_budget_is_the_first_m_tokens_of_the_question_text(system):
