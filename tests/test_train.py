@@ -188,6 +188,7 @@ def test_without_early_stopping_the_test_split_reads_the_final_checkpoint(setup,
   assert same(read[("latent_at_best",)], snapshots[2])
   assert agg["checkpoint"] == {"evaluated": "final", "best_step": 2, "final_step": 6}
   assert {"latent", "latent_at_best"} <= agg["methods"].keys() and "latent_vs_latent_at_best" in agg["comparisons"]
+  assert "ci95_cluster" in agg["methods"]["latent"] and "ci95_cluster" in agg["comparisons"]["latent_vs_latent_at_best"]
   evaluated = agg["split"]["evaluated"]
   assert evaluated["ids"] == [e.id for e in splits.evaluation_subset(s.test, 3, cfg.eval.subset_seed)[0]]
   assert evaluated["ids"] != [e.id for e in s.test[:3]] and evaluated["size"] == 3
