@@ -13,7 +13,7 @@ from flax import nnx
 
 from interlingua_jax import bridge, bridges, errors, models, runner, train, validate
 from interlingua_jax.analysis import cli as analysis_cli
-from interlingua_jax.data import pipeline
+from interlingua_jax.data import pipeline, splits
 from interlingua_jax.interlingua import batches, stage, training
 from interlingua_jax.interlingua.states_encoder import StatesEncoder
 from tiny_system import write_splits
@@ -184,8 +184,21 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     table = np.asarray(s.targets[name].lm.params["embed"], np.float64)
     assert r["table_rms"] == pytest.approx(np.sqrt(np.mean(table ** 2)), rel=1e-5)
     assert -1 <= r["nearest_cos_median"] <= 1 and len(r["nearest_tokens"]) >= 1
-    assert set(r["latent"]) == {"as_trained", "rms_rescaled"}
+    assert set(r["latent"]) == {"as_trained", "rms_rescaled", "batch_normalized"}
     assert r["first_token_accuracy_last"] is not None
+  with open(os.path.join(out, "diagnostics.json")) as f:
+    saved = json.load(f)
+  examples = splits.evaluation_subset(s.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
+  text_bytes = np.mean([len(batches.reading_text(e).encode()) for e in examples])
+  z16 = cfg.interlingua.num_latents * cfg.interlingua.latent_dim * 2
+  assert saved["compression"]["text_bytes_mean"] == pytest.approx(text_bytes)
+  assert saved["compression"]["ratio_float16"] == pytest.approx(text_bytes / z16)
+  # Batch normalisation maps the soft tokens' per-dimension statistics onto the text embeddings'.
+  rng = np.random.default_rng(0)
+  soft, text = 50 * rng.normal(3.0, 2.0, (64, 8)), rng.normal(0.1, 0.02, (200, 8))
+  normed = stage.diagnostics.batch_normalized(soft.mean(0), soft.std(0), text.mean(0), text.std(0))(soft)
+  np.testing.assert_allclose(normed.mean(0), text.mean(0), atol=1e-9)
+  np.testing.assert_allclose(normed.std(0), text.std(0), rtol=1e-9)
 
 
 def test_the_states_encoder_reads_the_frozen_source_and_trains_evaluates_one_z(system, tiny_mistral_dir, tmp_path):

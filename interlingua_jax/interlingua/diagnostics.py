@@ -5,7 +5,11 @@ The first implementation's failures had three signatures, each measured here per
   scale         adapter outputs ~100x off the target's embedding scale: per-vector RMS of the soft tokens
                 next to the RMS of the target's own embeddings of the same texts;
   alignment     soft tokens far from any token embedding: cosine to the nearest vocabulary entry, and which;
-and one ablation: `latent` scored as trained and with every soft token rescaled to the embedding RMS.
+and two ablations of the trained adapters' outputs at evaluation: `latent` scored as trained, with every soft token
+rescaled to the embedding RMS, and batch-normalised (each dimension standardised over the evaluated soft tokens, then
+given the mean and spread of the target's embeddings of the same texts). Beside them the compression ratio: the
+UTF-8 bytes of what the encoder reads against the bytes of the shared Z (M × d_z, float16 and float32). Training
+*with* calibration is a separate run (`interlingua.calibrate_rms=True`; the sweep's calibrated arms).
 Figures (PDF + PNG) and `diagnostics.json` go to `<workdir>/diagnostics/`.
 """
 import collections
@@ -51,6 +55,20 @@ def rescaled(target_rms: float):
   return lambda s: s * (target_rms / np.maximum(rms_per_vector(s)[..., None], 1e-12))
 
 
+def batch_normalized(soft_mean: np.ndarray, soft_std: np.ndarray, text_mean: np.ndarray, text_std: np.ndarray):
+  """A `Context.soft_transform`: each dimension standardised with the soft tokens' statistics, then mapped to the
+  text embeddings' (per-dimension mean and standard deviation, each (d,))."""
+  return lambda s: (s - soft_mean) / np.maximum(soft_std, 1e-12) * text_std + text_mean
+
+
+def compression(examples: list, num_latents: int, latent_dim: int) -> dict:
+  """What the shared Z saves against sending the text it encodes: mean UTF-8 bytes of the reading text over Z's."""
+  text_bytes = float(np.mean([len(batches.reading_text(e).encode("utf-8")) for e in examples]))
+  z = {f"latent_bytes_{name}": num_latents * latent_dim * size for name, size in (("float16", 2), ("float32", 4))}
+  return {"text_bytes_mean": text_bytes, **z, "ratio_float16": text_bytes / z["latent_bytes_float16"],
+          "ratio_float32": text_bytes / z["latent_bytes_float32"]}
+
+
 def measure(ctx: evaluate.Context, examples: list) -> dict:
   """Scale and alignment of one target's soft tokens on `examples`, next to its embeddings of their texts."""
   tok, params = ctx.frozen.target_tokenizer, ctx.frozen.target.params
@@ -60,7 +78,9 @@ def measure(ctx: evaluate.Context, examples: list) -> dict:
   soft_rms, text_rms = rms_per_vector(soft).ravel(), rms_per_vector(table[text_ids])
   cos, nearest = nearest_tokens(soft.reshape(-1, soft.shape[-1]), table)
   common = collections.Counter(nearest.tolist()).most_common(10)
+  flat, text = soft.reshape(-1, soft.shape[-1]).astype(np.float64), table[text_ids].astype(np.float64)
   return {"soft_rms": soft_rms, "text_rms": text_rms, "nearest_cos": cos,
+          "dim_stats": (flat.mean(0), flat.std(0), text.mean(0), text.std(0)),
           "summary": {"soft_rms_median": float(np.median(soft_rms)), "text_rms_median": float(np.median(text_rms)),
                       "rms_ratio": float(np.median(soft_rms) / np.median(text_rms)),
                       "table_rms": float(np.sqrt(np.mean(np.square(table)))),
@@ -118,7 +138,8 @@ def run(cfg, s, workdir: str) -> dict:
     measured[name] = measure(ctx, examples[:DIAGNOSTIC_SAMPLES])
     table_rms = measured[name]["summary"]["table_rms"]
     scores[name] = {}
-    for label, transform in (("as_trained", None), ("rms_rescaled", rescaled(table_rms))):
+    for label, transform in (("as_trained", None), ("rms_rescaled", rescaled(table_rms)),
+                             ("batch_normalized", batch_normalized(*measured[name]["dim_stats"]))):
       records = evaluate.run_methods(dataclasses.replace(ctx, soft_transform=transform), ["latent"], examples,
                                      samples_path=None, progress=False)
       scores[name][label] = {"score": stage.score(records),
@@ -130,6 +151,7 @@ def run(cfg, s, workdir: str) -> dict:
   result = {name: {**measured[name]["summary"], "latent": scores[name],
                    "first_token_accuracy_last": curves[name][-1][1] if curves[name] else None}
             for name in s.targets}
-  outputs.write_json(out_dir / "diagnostics.json", {"targets": result, "figures": files,
-                                                    "num_questions": len(examples)})
+  outputs.write_json(out_dir / "diagnostics.json", {
+      "targets": result, "figures": files, "num_questions": len(examples),
+      "compression": compression(examples, cfg.interlingua.num_latents, cfg.interlingua.latent_dim)})
   return result
