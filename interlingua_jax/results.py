@@ -71,6 +71,8 @@ def _method_entry(rows: list[dict], clusters: list[str], dataset: str, bootstrap
     values = np.array([r[metric] for r in rows], np.float64)
     entry[metric] = float(values.mean())
     entry[f"{metric}_ci95"] = list(stats.bootstrap_ci(values, n=bootstrap_samples, seed=seed))
+    entry[f"{metric}_ci95_cluster"] = list(stats.cluster_bootstrap_ci(values, clusters, n=bootstrap_samples,
+                                                                     seed=seed))
   return entry
 
 

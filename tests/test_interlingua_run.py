@@ -168,6 +168,11 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     lat = np.mean([r["f1"] for r in records if r["method"] == "latent"])
     budget = np.mean([r["f1"] for r in records if r["method"] == "token_budget_text"])
     assert f1["diff"] == pytest.approx(lat - budget) and f1["ci95"][0] <= f1["diff"] <= f1["ci95"][1]
+    # HotpotQA questions are their own clusters (each has its own paragraphs): the records say so.
+    assert all(r["cluster"] == r["id"] for r in records)
+    assert table["num_clusters"] == len({r["cluster"] for r in records if r["method"] == "latent"})
+    assert f1["ci95_cluster"][0] <= f1["diff"] <= f1["ci95_cluster"][1]
+    assert "f1_ci95_cluster" in table["methods"]["latent"]
     assert 0 < table["pca"]["explained_variance"] <= 1 and "latent_vs_pca" in table["f1_comparisons"]
   assert "## target qwen" in capsys.readouterr().out
   assert "| token_budget_text |" in open(stage.report_stage(workdir)).read()

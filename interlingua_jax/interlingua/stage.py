@@ -239,7 +239,9 @@ def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: 
     return None
   a, b = (np.array([by[m][i]["f1"] for i in ids], np.float64) for m in ("latent", other))
   diff, lo, hi = stats.paired_bootstrap(a, b, n=bootstrap_samples, seed=seed)
-  return {"diff": diff, "ci95": [lo, hi], "n": len(ids)}
+  clusters = [by["latent"][i].get("cluster", i) for i in ids]  # SQuAD: the article; records of old runs: the id
+  _, cluster_lo, cluster_hi = stats.paired_cluster_bootstrap(a, b, clusters, n=bootstrap_samples, seed=seed)
+  return {"diff": diff, "ci95": [lo, hi], "ci95_cluster": [cluster_lo, cluster_hi], "n": len(ids)}
 
 
 def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
