@@ -13,7 +13,7 @@ import jax
 import ml_collections
 
 from interlingua_jax import bridge, inputs, methods
-from interlingua_jax.data import pipeline, splits
+from interlingua_jax.data import kinds, pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.models import DecoderConfig
 from interlingua_jax.models.decoder import ATTENTION_IMPLS
@@ -85,7 +85,8 @@ def check_data(cfg: ml_collections.ConfigDict, source: Model, target: Model):
                      "or use the toy complementary world (configs/toy_complementary.py)")
   train = load(d.train_split, d.train_path)
   sp = splits.make(train, test, num_shots=d.num_shots, shot_seed=d.shot_seed,
-                   validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
+                   validation_size=cfg.train.eval_num_samples, seed=d.validation_seed,
+                   by_passage=kinds.get(d.dataset).shared_passages)
   builder = pipeline.PromptBuilder(d.dataset, sp.exemplars, source.tokenizer, target.tokenizer,
                                    d.max_source_len, d.chat_template,
                                    bridge_shots=None if d.bridge_shots < 0 else d.bridge_shots)

@@ -50,12 +50,15 @@ def test_a_test_question_in_train_under_another_id_is_refused():
 def test_validation_takes_whole_passages():
   """A validation question never shares its passage (a SQuAD paragraph) with a training question."""
   train = [Example(f"train-{i}", f"train question {i}?", "x", "x", context=f"passage {i % 7}") for i in range(70)]
-  sp = splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=15, seed=0)
+  sp = splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=15, seed=0,
+                   by_passage=True)
   held = {e.context for e in sp.validation}
   assert held and not held & {e.context for e in sp.train}
   assert 15 <= len(sp.validation) < 15 + 10 and len(held) == len(sp.validation) // 10
   with pytest.raises(ValueError, match="every one of the 7 training passages"):
-    splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=65, seed=0)
+    splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=65, seed=0, by_passage=True)
+  by_question = splits.make(train, _examples("test", 3), num_shots=0, shot_seed=0, validation_size=15, seed=0)
+  assert len(by_question.validation) == 15  # datasets without shared passages carve question by question
 
 
 def test_the_evaluated_subset_is_seeded_not_the_first_rows():

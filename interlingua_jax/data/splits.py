@@ -36,7 +36,7 @@ def ids_hash(examples: Sequence[Example]) -> str:
 
 
 def make(train: Sequence[Example], test: Sequence[Example], *, num_shots: int, shot_seed: int,
-         validation_size: int, seed: int) -> Splits:
+         validation_size: int, seed: int, by_passage: bool = False) -> Splits:
   """Exemplars drawn as the reference drew them, then `validation_size` seeded questions of the rest."""
   exemplars = prompts.select_exemplars(train, num_shots, shot_seed) if num_shots else []
   pool = prompts.training_pool(train, [e.id for e in exemplars])
@@ -53,10 +53,11 @@ def make(train: Sequence[Example], test: Sequence[Example], *, num_shots: int, s
     raise ValueError(f"{len(seen_in_test)} train question(s) are test questions up to case, spacing and "
                      f"punctuation (e.g. train id {seen_in_test[0].id!r}): the test questions would be trained on; "
                      "remove them from the train file")
-  validation = _carve_passages(pool, validation_size, seed)
+  unit = _passage if by_passage else (lambda e: "id:" + e.id)
+  validation = _carve(pool, validation_size, seed, unit)
   return Splits(exemplars=tuple(exemplars),
-                train=tuple(e for e in pool if _passage(e) not in validation),
-                validation=tuple(e for e in pool if _passage(e) in validation),
+                train=tuple(e for e in pool if unit(e) not in validation),
+                validation=tuple(e for e in pool if unit(e) in validation),
                 test=tuple(test))
 
 
@@ -66,25 +67,26 @@ def normalized_question(example: Example) -> str:
 
 
 def _passage(example: Example) -> str:
-  """What validation is carved by: the passage, where questions share one (SQuAD), else the question itself."""
-  return "context:" + example.context if example.context else "id:" + example.id
+  """The unit validation is carved by for datasets whose questions share passages (SQuAD): the passage."""
+  return "context:" + (example.context or "") if example.context else "id:" + example.id
 
 
-def _carve_passages(pool: Sequence[Example], size: int, seed: int) -> set[str]:
-  """Whole passages, in a seeded order, until they hold `size` questions (so at least `size`): a validation question
-  never shares its paragraph with a training question. Not whole clusters: a toy world's problem or a SQuAD
-  article holds so many questions that a validation split of a few hundred would cover one or two of them."""
-  passages = sorted({_passage(e) for e in pool})
-  sizes = collections.Counter(_passage(e) for e in pool)
+def _carve(pool: Sequence[Example], size: int, seed: int, unit) -> set[str]:
+  """Whole units (a question, or a passage with all its questions), in a seeded order, until they hold `size`
+  questions (so at least `size`): a validation question never shares its paragraph with a training question. Not
+  whole clusters: a toy world's problem or a SQuAD article holds so many questions that a validation split of a
+  few hundred would cover one or two of them."""
+  units = sorted({unit(e) for e in pool})
+  sizes = collections.Counter(unit(e) for e in pool)
   chosen, held = set(), 0
-  for passage in random.Random(seed).sample(passages, len(passages)):
+  for u in random.Random(seed).sample(units, len(units)):
     if held >= size:
       break
-    chosen.add(passage)
-    held += sizes[passage]
-  if len(chosen) == len(passages):
+    chosen.add(u)
+    held += sizes[u]
+  if len(chosen) == len(units):
     raise ValueError(f"train.eval_num_samples={size}: carving whole passages, validation would take every one of "
-                     f"the {len(passages)} training passages; lower train.eval_num_samples")
+                     f"the {len(units)} training passages; lower train.eval_num_samples")
   return chosen
 
 

@@ -52,4 +52,4 @@ def _whole(example: Example, exemplars: Sequence[Example]) -> Iterator[tuple[Exa
 
 DATASET = kinds.register(kinds.Dataset(
     "squad", example=example, prompt=builtin.context_prompt("squad"), shorter=_whole, score=builtin.span_score,
-    metrics=("em", "f1"), unnest=unnest, hub_splits="rajpurkar/squad: train, validation"))
+    metrics=("em", "f1"), unnest=unnest, hub_splits="rajpurkar/squad: train, validation", shared_passages=True))

@@ -20,7 +20,7 @@ from flax import nnx
 
 from interlingua_jax import (bridge, bridges, errors, evaluate, inputs, methods, outputs, report, results, runner,
                              stats, train)
-from interlingua_jax.data import pipeline, splits
+from interlingua_jax.data import kinds, pipeline, splits
 from interlingua_jax.data.records import load_split
 from interlingua_jax.interlingua import batches, diagnostics, training
 from interlingua_jax.interlingua.encoder import ByteEncoder
@@ -89,7 +89,8 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     d = cfg.data
     load = lambda split, path: load_split(d.dataset, split, path=path, hf_name=d.hf_name, hf_config=d.hf_config)
     sp = splits.make(load(d.train_split, d.train_path), load(d.test_split, d.test_path), num_shots=0,
-                     shot_seed=d.shot_seed, validation_size=cfg.train.eval_num_samples, seed=d.validation_seed)
+                     shot_seed=d.shot_seed, validation_size=cfg.train.eval_num_samples, seed=d.validation_seed,
+                     by_passage=kinds.get(d.dataset).shared_passages)
   fits = lambda e: all(t.builder.source_prompt(e) is not None for t in targets.values())
   kept = {name: [e for e in getattr(sp, name) if fits(e)] for name in ("train", "validation", "test")}
   skipped = {name: len(getattr(sp, name)) - len(v) for name, v in kept.items()}
