@@ -117,10 +117,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   # Registered in interlingua_jax/methods.py; the last two are controls (a real bridge is far above them).
-  # token_budget_matched: the budget in the text methods' own format, so that strict `####` scoring does not
-  # fail it for the format alone.
-  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "token_budget_matched", "text_relay",
-                    "latent_shuffled", "no_latent")
+  c.eval.methods = ("source_alone", "target_alone", "latent", "token_budget", "text_relay", "latent_shuffled",
+                    "no_latent")
   c.eval.control_seed = 0  # the derangement that gives latent_shuffled each question another's soft tokens
   c.eval.num_samples = 500
   c.eval.subset_seed = 0  # which test questions are evaluated when the split holds more than eval.num_samples

@@ -5,6 +5,7 @@ from configs import base
 def get_config():
   c = base.get_config()
   c.name = "stable_32"
+  c.eval.methods = (*c.eval.methods, "token_budget_matched")  # the budget in the text methods' format
   c.translator.num_soft_tokens = 32
   c.translator.bottleneck = 768
   c.translator.depth = 4

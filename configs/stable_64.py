@@ -3,4 +3,6 @@ from configs import base
 
 
 def get_config():
-  return base.get_config()
+  c = base.get_config()
+  c.eval.methods = (*c.eval.methods, "token_budget_matched")  # the budget in the text methods' format
+  return c
