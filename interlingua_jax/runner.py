@@ -277,6 +277,13 @@ def other_checkpoint(cfg: ml_collections.ConfigDict) -> str:
   return "final" if evaluated_checkpoint(cfg) == "best" else "best"
 
 
+def checkpoint_record(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
+  """The aggregate's note of which checkpoint the test split read, and the steps of both."""
+  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
+  return {"evaluated": evaluated_checkpoint(cfg), "best_step": summary.get("best_step"),
+          "final_step": summary.get("final_step")}
+
+
 def restore(cfg: ml_collections.ConfigDict, workdir: str, module, mesh, which: str = "best") -> tuple:
   """(graphdef, params, rngs) of the "best" or "final" checkpoint of a bridge shaped like `module` (any kind)."""
   tx, _ = train.make_optimizer(cfg, cfg.train.steps)
@@ -312,14 +319,12 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   throughput = evaluate.measure_throughput(ctx, list(e.methods), examples, tuple(e.latency_batch_sizes),
                                            relayed=relayed)
   latency = evaluate.measure_latency(ctx, list(e.methods), examples, e.latency_samples, relayed=relayed)
-  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
   split = dict(s.splits, evaluated=evaluated)
   agg = results.aggregate([r for r in records if r["id"] in {x.id for x in examples}], dataset=cfg.data.dataset,
                           num_soft_tokens=cfg.translator.num_soft_tokens, bootstrap_samples=e.bootstrap_samples,
                           seed=cfg.seed, throughput=throughput, split=split)
   agg["latency_batch1"] = latency
-  agg["checkpoint"] = {"evaluated": which, "best_step": summary.get("best_step"),
-                       "final_step": summary.get("final_step")}
+  agg["checkpoint"] = checkpoint_record(cfg, workdir)
   if jax.process_index() == 0:
     outputs.write_json(os.path.join(workdir, outputs.AGGREGATE), agg)
   print(report.methods_table(agg))
@@ -329,7 +334,8 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
 def compression_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   c = cfg.compression
   ctx = dataclasses.replace(context(cfg, s), translator=translator_at(cfg, s, workdir, evaluated_checkpoint(cfg)))
-  result = compression.analyse(ctx, splits.evaluation_subset(s.test, c.num_samples, cfg.eval.subset_seed)[0], formats=tuple(c.formats), group_size=c.group_size,
+  examples = splits.evaluation_subset(s.test, c.num_samples, cfg.eval.subset_seed)[0]
+  result = compression.analyse(ctx, examples, formats=tuple(c.formats), group_size=c.group_size,
                                out_dir=os.path.join(workdir, "compression"))
   print(compression.table(result))
   return result

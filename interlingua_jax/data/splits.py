@@ -68,7 +68,7 @@ def normalized_question(example: Example) -> str:
 
 def _passage(example: Example) -> str:
   """The unit validation is carved by for datasets whose questions share passages (SQuAD): the passage."""
-  return "context:" + (example.context or "") if example.context else "id:" + example.id
+  return "context:" + example.context if example.context else "id:" + example.id
 
 
 def _carve(pool: Sequence[Example], size: int, seed: int, unit) -> set[str]:
@@ -85,8 +85,8 @@ def _carve(pool: Sequence[Example], size: int, seed: int, unit) -> set[str]:
     chosen.add(u)
     held += sizes[u]
   if len(chosen) == len(units):
-    raise ValueError(f"train.eval_num_samples={size}: carving whole passages, validation would take every one of "
-                     f"the {len(units)} training passages; lower train.eval_num_samples")
+    raise ValueError(f"train.eval_num_samples={size}: validation would take every one of the {len(units)} training "
+                     "passages (or questions); lower train.eval_num_samples")
   return chosen
 
 

@@ -253,10 +253,8 @@ def eval_stage(cfg: ml_collections.ConfigDict, s: Setup, workdir: str) -> dict:
   other_module = runner.restore(cfg, workdir, new_module(cfg, s), s.mesh, other) if "latent" in e.methods else None
   examples, evaluated = splits.evaluation_subset(s.test, e.num_samples, e.subset_seed)
   split = dict(s.splits, evaluated=evaluated)
-  summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY)) or {}
   out = {"bridge": cfg.bridge.kind, "dataset": cfg.data.dataset, "targets": {},
-         "checkpoint": {"evaluated": runner.evaluated_checkpoint(cfg), "best_step": summary.get("best_step"),
-                        "final_step": summary.get("final_step")}}
+         "checkpoint": runner.checkpoint_record(cfg, workdir)}
   for name, t in s.targets.items():
     ctx, path = context(cfg, s, name, module), os.path.join(workdir, "eval", name, "samples.jsonl")
     records = evaluate.run_methods(ctx, [m for m in e.methods if m != "pca"], examples, path)
