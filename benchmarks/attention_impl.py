@@ -24,10 +24,11 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 from forward import LLAMA_31_8B  # noqa: E402
 from train_step import MISTRAL_7B_V03, SMOKE_MODEL, SMOKE_TRANSLATOR, steps_runner, synthetic_batch  # noqa: E402
 
-from interlingua_jax import bridge, train  # noqa: E402
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, generate, init_params  # noqa: E402
-from interlingua_jax.sharding import make_mesh  # noqa: E402
+from interlingua_jax.models.sharding import make_mesh  # noqa: E402
 
 
 

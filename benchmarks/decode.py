@@ -27,7 +27,9 @@ import numpy as np
 
 import timing
 from shapes import LLAMA_31_8B, SMALL, small_models
-from interlingua_jax import cli, flops, models
+from interlingua_jax import models
+from interlingua_jax.core import cli
+from interlingua_jax.models import flops
 
 
 def random_prompts(config, batch: int, length: int) -> np.ndarray:

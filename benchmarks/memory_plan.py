@@ -57,13 +57,14 @@ from flax import nnx  # noqa: E402
 from forward import LLAMA_31_8B  # noqa: E402
 from train_step import MISTRAL_7B_V03  # noqa: E402
 
-from interlingua_jax import bridge, train  # noqa: E402
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, init_params  # noqa: E402
 from interlingua_jax.models.generate import _advance, _start  # noqa: E402
 from interlingua_jax.models.loading import read_config  # noqa: E402
-from interlingua_jax.sharding import batch_sharding, make_mesh, param_shardings  # noqa: E402
-from interlingua_jax.translator import Translator  # noqa: E402
+from interlingua_jax.models.sharding import batch_sharding, make_mesh, param_shardings  # noqa: E402
+from interlingua_jax.bridges.translator.module import Translator  # noqa: E402
 
 REAL = {"mistralai/Mistral-7B-Instruct-v0.3": MISTRAL_7B_V03, "meta-llama/Llama-3.1-8B-Instruct": LLAMA_31_8B}
 ANCHOR_TOKENS = 3  # "Answer:" in the Llama-3 tokenizer, a token more for safety

@@ -32,10 +32,13 @@ from conftest import build_tiny_tokenizer, save_tiny_hf_model  # noqa: E402  (it
 from tiny_system import jax_step  # noqa: E402
 from train_step import synthetic_batch  # noqa: E402
 
-from interlingua_jax import bridge, cli, runner, source_cache, train  # noqa: E402
+from interlingua_jax.bridges.translator import bridge, source_cache
+from interlingua_jax.core import cli
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models.loading import load_model  # noqa: E402
-from interlingua_jax.sharding import make_mesh  # noqa: E402
+from interlingua_jax.models.sharding import make_mesh  # noqa: E402
 
 TOY_SHAPE = dict(vocab_size=8192, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
                  num_key_value_heads=4, head_dim=32, max_position_embeddings=4096, initializer_range=0.02)

@@ -42,10 +42,15 @@ import timing  # noqa: E402
 from shapes import LLAMA_31_8B, MISTRAL_7B_V03  # noqa: E402
 from tiny_system import fixed_batch, jax_step, tiny_config, write_data  # noqa: E402
 
-from interlingua_jax import bridge, cli, flops, layout, runner, train  # noqa: E402
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.core import cli
+from interlingua_jax.data import layout
+from interlingua_jax.models import flops
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline  # noqa: E402
 from interlingua_jax.models import CausalLM, init_params  # noqa: E402
-from interlingua_jax.sharding import make_mesh  # noqa: E402
+from interlingua_jax.models.sharding import make_mesh  # noqa: E402
 
 SMOKE_MODEL = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
                    head_dim=16)

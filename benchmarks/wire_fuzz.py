@@ -19,7 +19,8 @@ import zlib
 
 import numpy as np
 
-from interlingua_jax import cli, wire
+from interlingua_jax.core import cli
+from interlingua_jax.evaluation import wire
 
 # (offset, struct code) of each header field after the magic; docs/wire_format.md.
 FIELDS = {"version": (4, "<H"), "format": (6, "<B"), "scale_dtype": (7, "<B"),

@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 import timing
-from interlingua_jax import cli, wire
+from interlingua_jax.core import cli
+from interlingua_jax.evaluation import wire
 
 
 def npy_fp16_round_trip(x: np.ndarray) -> np.ndarray:

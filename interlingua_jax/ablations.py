@@ -32,7 +32,7 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-from interlingua_jax import cli, outputs
+from interlingua_jax.core import cli, outputs
 
 FLAGS = flags.FLAGS
 

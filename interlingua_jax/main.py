@@ -25,8 +25,8 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from interlingua_jax import cli, workdir as workdir_lib
-from interlingua_jax.errors import ConfigError
+from interlingua_jax.core import cli, workdir as workdir_lib
+from interlingua_jax.core.errors import ConfigError
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Config files import `configs.base`: make the folder that holds `configs/` importable from anywhere.
@@ -121,7 +121,7 @@ def _run(fv: flags.FlagValues, workdir: str) -> int:
   cfg = effective_config(fv, workdir)
   import jax
   initialize_distributed()
-  from interlingua_jax import runner
+  from interlingua_jax.run import runner
   modes = MODES_OF_ALL if mode == "all" else (mode,)
   result = runner.run(cfg, workdir, modes)
   if mode == "all" and jax.process_index() == 0:

@@ -4,7 +4,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from interlingua_jax import costs, models
+from interlingua_jax import models
+from interlingua_jax.core import costs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from interlingua_jax import results, scoring, validate
+from interlingua_jax.data import scoring
+from interlingua_jax.evaluation import results
+from interlingua_jax.run import validate
 from interlingua_jax.data import builtin, kinds, prompts, records
 
 SQUAD_NESTED = {"version": "1.1", "data": [

@@ -69,7 +69,7 @@ def test_two_processes_train_like_one(tiny_mistral_dir, tiny_llama_dir, tmp_path
 _SAVE_BEST_AND_LATEST = """
 import sys
 import jax, numpy as np
-from interlingua_jax.checkpoints import Checkpoints
+from interlingua_jax.training.checkpoints import Checkpoints
 from interlingua_jax.main import initialize_distributed
 initialize_distributed()
 sharding = jax.sharding.NamedSharding(jax.make_mesh((2,), ("data",)), jax.sharding.PartitionSpec("data"))

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from interlingua_jax import evaluate, methods, results, runner, train
+from interlingua_jax.evaluation import harness as evaluate, methods, results
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline
 from tiny_system import tiny_config, write_data
 

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import evaluate, main, preflight, runner
+from interlingua_jax import main
+from interlingua_jax.evaluation import harness as evaluate
+from interlingua_jax.run import preflight, runner
 from interlingua_jax.data import pipeline
 from interlingua_jax.models import CausalLM, DecoderConfig, generate, init_params, loading
 

@@ -1,8 +1,9 @@
-"""FLOP and byte counts of `interlingua_jax.flops` against hand arithmetic and published parameter counts."""
+"""FLOP and byte counts of `interlingua_jax.models.flops` against hand arithmetic and published parameter counts."""
 import jax
 import pytest
 
-from interlingua_jax import flops, models
+from interlingua_jax import models
+from interlingua_jax.models import flops
 
 SHAPE_8B = dict(hidden_size=4096, intermediate_size=14336, num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128)
 LLAMA_31_8B = models.DecoderConfig(model_type="llama", vocab_size=128256, **SHAPE_8B)

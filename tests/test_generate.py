@@ -171,7 +171,7 @@ def test_bad_generate_inputs_raise_clearly(pair):
 
 def test_generate_on_a_model_sharded_over_four_devices(tiny_llama_dir, pair):
   """Data- and tensor-parallel decoding gives the single-device tokens."""
-  from interlingua_jax import sharding
+  from interlingua_jax.models import sharding
   _, single = pair("llama")
   mesh = sharding.make_mesh(data=2, model=2)
   sharded, _ = models.from_pretrained(tiny_llama_dir, dtype=jnp.float32, mesh=mesh)

@@ -16,7 +16,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from interlingua_jax import models, preflight
+from interlingua_jax import models
+from interlingua_jax.run import preflight
 from interlingua_jax.models import CheckpointError, gguf, loading, zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

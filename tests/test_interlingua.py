@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax import layout, models
-from interlingua_jax.interlingua import (Adapter, ByteEncoder, SharedInterlingua, StatesEncoder, encode_bytes,
+from interlingua_jax import models
+from interlingua_jax.data import layout
+from interlingua_jax.bridges.interlingua import (Adapter, ByteEncoder, SharedInterlingua, StatesEncoder, encode_bytes,
                                          first_k_mask, interlingua_loss, sinusoidal_positions, target_loss)
 from interlingua_jax.models.config import ParamSpec, param_layout
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from interlingua_jax.interlingua import pca
+from interlingua_jax.bridges.interlingua import pca
 
 T_MAX, D = 6, 5
 

@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax import bridge, bridges, errors, models, runner, train, validate
+from interlingua_jax import models
+from interlingua_jax.bridges import kind as bridges
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.core import errors
+from interlingua_jax.run import runner, validate
+from interlingua_jax.training import train
 from interlingua_jax.analysis import cli as analysis_cli
 from interlingua_jax.data import pipeline, splits
-from interlingua_jax.interlingua import batches, stage, training
-from interlingua_jax.interlingua.states_encoder import StatesEncoder
+from interlingua_jax.bridges.interlingua import batches, stage, training
+from interlingua_jax.bridges.interlingua.states_encoder import StatesEncoder
 from tiny_system import write_splits
 
 COLOURS = ["red", "blue", "green", "black", "white", "brown"]

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from interlingua_jax import evaluate, methods
+from interlingua_jax.evaluation import harness as evaluate, methods
 from interlingua_jax.data.records import Example
 from test_evaluate import system  # noqa: F401  (the tiny bridged system, a module fixture)
 
@@ -64,7 +64,7 @@ def test_probe_methods_read_the_probe_and_refuse_without_one(system):
 
 
 def test_probe_methods_on_data_without_probes_fail_before_any_weight(tiny_mistral_dir, tiny_llama_dir, tmp_path):
-  from interlingua_jax import preflight
+  from interlingua_jax.run import preflight
   from tiny_system import tiny_config, write_data
   cfg = tiny_config(tiny_mistral_dir, tiny_llama_dir, write_data(str(tmp_path)))
   cfg.eval.methods = ("latent", "latent_name_swap")

@@ -1,7 +1,7 @@
 """Batch-1 latency, per sample: time to first token and decoding apart, the relay's source generation counted."""
 import numpy as np
 
-from interlingua_jax import evaluate
+from interlingua_jax.evaluation import harness as evaluate
 from test_evaluate import system  # noqa: F401  (the tiny bridged system, a module fixture)
 
 

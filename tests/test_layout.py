@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlingua_jax.layout import bridged_batch, place_soft_tokens, text_batch
+from interlingua_jax.data.layout import bridged_batch, place_soft_tokens, text_batch
 
 PAD, BOS, EOS = 0, 1, 2
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax.layout import bridged_batch
-from interlingua_jax.losses import answer_accuracy, answer_cross_entropy, info_nce, mean_pool
-from interlingua_jax.translator import Translator
+from interlingua_jax.data.layout import bridged_batch
+from interlingua_jax.nn.losses import answer_accuracy, answer_cross_entropy, info_nce, mean_pool
+from interlingua_jax.bridges.translator.module import Translator
 
 V = 11
 

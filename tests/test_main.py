@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from interlingua_jax import compression, runner, train, wire
+from interlingua_jax.evaluation import compression, wire
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from tiny_system import tiny_config, write_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

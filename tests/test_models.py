@@ -249,7 +249,7 @@ def test_config_reads_both_rope_layouts_and_round_trips():
 
 def test_qwen2_biases_shard_by_head_like_their_projections():
   """The family's extra tensors follow the partition rules (the sharded forward itself is test_sharding's)."""
-  from interlingua_jax import sharding
+  from interlingua_jax.models import sharding
   config = DecoderConfig(model_type="qwen2", vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=2,
                          num_heads=4, num_kv_heads=2, head_dim=8)
   specs = jax.tree.map(lambda s: s.spec, sharding.param_shardings(config, sharding.make_mesh(data=2, model=2)))

@@ -6,8 +6,8 @@ import optax
 import pytest
 from flax import nnx
 
-from interlingua_jax.optim import make_optimizer, make_schedule, param_label, param_labels
-from interlingua_jax.translator import Translator
+from interlingua_jax.training.optim import make_optimizer, make_schedule, param_label, param_labels
+from interlingua_jax.bridges.translator.module import Translator
 
 LR, WD = 1e-2, 0.01
 HPARAMS = dict(learning_rate=LR, warmup_steps=0, total_steps=10, b1=0.9, b2=0.98, eps=1e-8,

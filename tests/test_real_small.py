@@ -9,7 +9,8 @@ import json
 import os
 
 from configs import real_small
-from interlingua_jax import outputs, runner
+from interlingua_jax.core import outputs
+from interlingua_jax.run import runner
 
 REDUCE = {
     "source.path": "zoo:smollm2-135m-instruct", "target.path": "zoo:smollm2-135m-instruct",

@@ -19,9 +19,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from interlingua_jax import cli, inputs, main, outputs, runner, train, workdir as workdir_lib
+from interlingua_jax import main
+from interlingua_jax.core import cli, outputs, workdir as workdir_lib
+from interlingua_jax.models import inputs
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline
-from interlingua_jax.errors import ConfigError, InputError, WorkdirError
+from interlingua_jax.core.errors import ConfigError, InputError, WorkdirError
 from interlingua_jax.models import CheckpointError
 from tiny_system import write_data
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from interlingua_jax import scoring
+from interlingua_jax.data import scoring
 from interlingua_jax.data import prompts, records
 
 

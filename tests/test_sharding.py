@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from interlingua_jax import models, sharding
+from interlingua_jax import models
+from interlingua_jax.models import sharding
 from interlingua_jax.models.config import DecoderConfig
 
 

@@ -8,7 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from interlingua_jax import runner, source_cache, train
+from interlingua_jax.bridges.translator import source_cache
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline
 from tiny_system import jax_step, tiny_config, write_splits
 
@@ -73,7 +75,7 @@ def test_a_rerun_and_a_resume_reuse_the_cache(system, tmp_path, monkeypatch):
   cfg, s, _, _ = system
   cfg = cfg.copy_and_resolve_references()
   cfg.train.steps, cfg.train.eval_every = 3, 3
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda ctx, examples: 0.5)
+  monkeypatch.setattr("interlingua_jax.evaluation.harness.bridged_accuracy", lambda ctx, examples: 0.5)
   widths = []
 
   def recording_step(**kwargs):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from interlingua_jax import stats
+from interlingua_jax.core import stats
 
 
 def _binary(n, p, seed):
@@ -231,7 +231,7 @@ def test_holm_adjustment():
 
 
 def test_aggregate_has_exact_intervals_and_holm_adjusted_p():
-  from interlingua_jax import results
+  from interlingua_jax.evaluation import results
   n = 500
   rows = []
   for i in range(n):
@@ -269,7 +269,7 @@ def test_aggregate_cluster_intervals_and_scenario():
   """12 toy problems asked 10 times each. Latent beats the target on 2 problems (20 questions): clear over
   questions, but a resample of problems misses both of them (10/12)^12 = 11% of the time, so the cluster
   interval reaches 0 and the scenario says on par (strict `>` on accuracies said "above the target")."""
-  from interlingua_jax import results
+  from interlingua_jax.evaluation import results
   problems = [f"p{i // 10:02d}" for i in range(120)]
   solved = lambda k: [int(p[1:]) < k for p in problems]  # the first k problems, every copy
   rows = _records({"source_alone": solved(11), "latent": solved(9), "target_alone": solved(7)},
@@ -293,7 +293,7 @@ def test_aggregate_cluster_intervals_and_scenario():
 
 def test_aggregate_without_clusters_falls_back_to_questions():
   """An old run's records have no `cluster`: each question is its own. 2% vs 1% is on par, not above."""
-  from interlingua_jax import results
+  from interlingua_jax.evaluation import results
   n = 100
   rows = _records({"latent": [i < 2 for i in range(n)], "target_alone": [i < 1 for i in range(n)],
                    "source_alone": [i < 60 for i in range(n)]})
@@ -316,7 +316,7 @@ def test_mean_sd_interval_across_seeds():
 
 
 def test_aggregate_f1_has_a_bootstrap_interval():
-  from interlingua_jax import results
+  from interlingua_jax.evaluation import results
   f1s = [1.0, 0.5, 0.0, 0.8] * 25
   rows = [{"id": str(i), "method": "latent", "correct": f == 1.0, "em": float(f == 1.0), "f1": f, "latency_s": 0.0,
            "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 0,

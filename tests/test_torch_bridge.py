@@ -16,7 +16,9 @@ import pytest
 from flax import nnx
 
 import torch_bridge
-from interlingua_jax import bridge, runner, train
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from tiny_system import fixed_batch, open_gates, tiny_config, write_data
 
 LOSS_RTOL = 1e-5

@@ -123,8 +123,9 @@ def test_the_states_rehearsal_reads_a_toy_model_as_its_frozen_source(toy_extract
   import ml_collections
 
   from configs import interlingua_toy, interlingua_toy_states
-  from interlingua_jax import errors, validate
-  from interlingua_jax.interlingua import stage
+  from interlingua_jax.core import errors
+  from interlingua_jax.run import validate
+  from interlingua_jax.bridges.interlingua import stage
   cfg = interlingua_toy_states.get_config()
   cfg.toy.extractive = ml_collections.ConfigDict(extractive.REDUCED)
   cfg.toy.cache_dir = os.path.dirname(os.path.dirname(toy_extractive_world["info"]))

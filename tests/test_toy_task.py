@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from interlingua_jax import scoring
+from interlingua_jax.data import scoring
 from interlingua_jax.data import prompts, records
 from interlingua_jax.toy import capacity, task
 from interlingua_jax.toy import tokenizer as toy_tokenizer

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from configs import tiny, toy_complementary, toy_hard, toy_reduced
-from interlingua_jax import runner
+from interlingua_jax.run import runner
 from interlingua_jax.toy import capacity, task
 
 

@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import bridge, losses, runner, train
+from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.nn import losses
+from interlingua_jax.run import runner
+from interlingua_jax.training import train
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models import embed
 from tiny_system import fixed_batch, jax_step, open_gates, tiny_config
@@ -141,7 +144,7 @@ def test_best_checkpoint_is_a_real_copy(setup, tmp_path, monkeypatch):
     evaluated.update(e.id for e in examples)
     return next(scripted)
 
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
+  monkeypatch.setattr("interlingua_jax.evaluation.harness.bridged_accuracy", fake_accuracy)
   summary = runner.train_stage(cfg, s, str(tmp_path))
   assert summary["best_step"] == 2 and summary["final_step"] == 6 and summary["stopped_early"]
   # Every decision of training (best checkpoint, early stopping) saw validation questions only.
@@ -171,7 +174,7 @@ def test_without_early_stopping_the_test_split_reads_the_final_checkpoint(setup,
     snapshots[len(snapshots) * 2] = jax.tree.map(np.array, ctx.translator[1])
     return next(scripted)
 
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", fake_accuracy)
+  monkeypatch.setattr("interlingua_jax.evaluation.harness.bridged_accuracy", fake_accuracy)
   summary = runner.train_stage(cfg, s, str(tmp_path))
   assert (summary["best_step"], summary["final_step"], summary["stopped_early"]) == (2, 6, False)
   read = {}
@@ -198,7 +201,7 @@ def test_resume_reproduces_an_uninterrupted_run(setup, tmp_path, monkeypatch):
   cfg, s = setup
   cfg = cfg.copy_and_resolve_references()
   cfg.train.steps, cfg.train.eval_every = 6, 3
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda h, ex: 0.5)
+  monkeypatch.setattr("interlingua_jax.evaluation.harness.bridged_accuracy", lambda h, ex: 0.5)
   runner.train_stage(cfg, s, str(tmp_path / "straight"))
 
   real = train.make_train_step
@@ -249,7 +252,7 @@ def test_profiler_trace_for_the_requested_steps(setup, tmp_path, monkeypatch):
   cfg = cfg.copy_and_resolve_references()
   cfg.train.steps, cfg.train.eval_every = 4, 100
   cfg.profile.start_step, cfg.profile.num_steps = 1, 2
-  monkeypatch.setattr("interlingua_jax.evaluate.bridged_accuracy", lambda h, ex: 0.5)
+  monkeypatch.setattr("interlingua_jax.evaluation.harness.bridged_accuracy", lambda h, ex: 0.5)
   runner.train_stage(cfg, s, str(tmp_path))
   traces = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "profile") for f in files
             if f.endswith(".xplane.pb")]

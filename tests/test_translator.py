@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax.translator import Translator, embedding_rms
+from interlingua_jax.bridges.translator.module import Translator
+from interlingua_jax.nn.blocks import embedding_rms
 
 SRC, TGT, M, B, DEPTH = 12, 20, 4, 16, 2
 

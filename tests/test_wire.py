@@ -1,7 +1,7 @@
 """Tests for the soft-token wire packet (docs/wire_format.md).
 
 The expected sizes, byte layout, CRC and error bounds are computed here from the numbers
-in the doc, independently of interlingua_jax.wire's own helpers.
+in the doc, independently of interlingua_jax.evaluation.wire's own helpers.
 """
 import math
 import struct
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interlingua_jax import wire
+from interlingua_jax.evaluation import wire
 
 FORMATS = ("fp16", "bf16", "int8", "int6", "int4")
 INT_FORMATS = ("int8", "int6", "int4")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from interlingua_jax import scoring
+from interlingua_jax.data import scoring
 from interlingua_jax.data import word_problems
 from interlingua_jax.data.records import load_split
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from interlingua_jax import runner
+from interlingua_jax.run import runner
 
 QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
 

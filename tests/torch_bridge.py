@@ -3,7 +3,7 @@
 `tests/test_torch_bridge.py` compares the loss and every translator gradient of one step with
 the JAX step's; `benchmarks/train_step.py` times the whole step (with AdamW) against it. The
 frozen models are transformers' own (`AutoModelForCausalLM`); the translator is
-`interlingua_jax.translator.Translator` written again in torch with the same parameter names
+`interlingua_jax.bridges.translator.module.Translator` written again in torch with the same parameter names
 (`param_name`), so parameters and gradients can be matched one to one. Only packages are
 imported here (no test helpers), so the benchmark can import this file as `tests.torch_bridge`.
 """
@@ -13,13 +13,13 @@ from flax import nnx
 from torch import nn
 from torch.nn import functional as F
 
-from interlingua_jax import optim
-from interlingua_jax.translator import embedding_rms
+from interlingua_jax.training import optim
+from interlingua_jax.nn.blocks import embedding_rms
 
 
 def translator(*, source_dim: int, target_dim: int, num_soft_tokens: int, bottleneck: int, depth: int,
                num_heads: int, dropout: float, target_embed_rms: float | None) -> nn.Module:
-  """`interlingua_jax.translator.Translator` in torch (Linear weights are the transposed kernels)."""
+  """`interlingua_jax.bridges.translator.module.Translator` in torch (Linear weights are the transposed kernels)."""
 
   class Attention(nn.Module):
     def __init__(self, dim: int, kv_dim: int):
@@ -123,7 +123,7 @@ def frozen_models(source_path: str, target_path: str) -> tuple[nn.Module, nn.Mod
 def loss(source: nn.Module, target: nn.Module, module: nn.Module, batch: dict[str, np.ndarray], *, source_layer: int,
          answer_window: int, infonce_weight: float, infonce_on: bool,
          temperature: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-  """`interlingua_jax.train.loss_fn` in torch, on a batch of the pipeline's rows (`pipeline.encode_example`)."""
+  """`interlingua_jax.training.train.loss_fn` in torch, on a batch of the pipeline's rows (`pipeline.encode_example`)."""
   t = {k: torch.from_numpy(np.asarray(v)).long() for k, v in batch.items()}
   positions = (t["source_mask"].cumsum(-1) - 1).clamp(min=0)
   with torch.no_grad():
@@ -149,7 +149,7 @@ def loss(source: nn.Module, target: nn.Module, module: nn.Module, batch: dict[st
 
 def optimizer(module: nn.Module, *, learning_rate: float, b1: float, b2: float, eps: float, weight_decay: float,
               gate_lr_multiplier: float, schedule_values: np.ndarray):
-  """AdamW with the groups of `interlingua_jax.optim` (the same labelling function) and the same schedule."""
+  """AdamW with the groups of `interlingua_jax.training.optim` (the same labelling function) and the same schedule."""
   groups = {"decay": [], "no_decay": [], "gates": []}
   for name, p in module.named_parameters():
     groups[optim.param_label(name.replace(".", "/"))].append(p)
@@ -164,7 +164,7 @@ def optimizer(module: nn.Module, *, learning_rate: float, b1: float, b2: float, 
 def make_step(cfg, source: nn.Module, target: nn.Module, module: nn.Module, batch: dict[str, np.ndarray], *,
               source_layer: int, answer_window: int, schedule_values: np.ndarray):
   """step() runs one train step on `batch` (loss, backward, global-norm clipping, AdamW, schedule) as
-  `interlingua_jax.train.train_step` does, and returns the step's float losses."""
+  `interlingua_jax.training.train.train_step` does, and returns the step's float losses."""
   o, l = cfg.optim, cfg.loss
   opt, schedule = optimizer(module, learning_rate=o.learning_rate, b1=o.b1, b2=o.b2, eps=o.eps,
                             weight_decay=o.weight_decay, gate_lr_multiplier=o.gate_lr_multiplier,

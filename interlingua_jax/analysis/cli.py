@@ -12,7 +12,7 @@ from absl import flags
 from absl import logging
 import matplotlib.pyplot as plt
 
-from interlingua_jax import cli as one_line_errors
+from interlingua_jax.core import cli as one_line_errors
 from interlingua_jax.analysis import figures, interlingua, runs as runs_lib, tables
 from interlingua_jax.analysis.tables import Table
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from interlingua_jax import outputs
+from interlingua_jax.core import outputs
 from interlingua_jax.analysis import figures, tables
 from interlingua_jax.analysis.runs import _dig
 

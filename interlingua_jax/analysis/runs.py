@@ -1,4 +1,4 @@
-"""The runs of a suite, loaded from their saved outputs (through `interlingua_jax.outputs`) and summarised.
+"""The runs of a suite, loaded from their saved outputs (through `interlingua_jax.core.outputs`) and summarised.
 
 A missing or unreadable piece is named in the run's `problems` and skipped, never fatal. Runs of
 one suite entry trained with several seeds (`<name>_s<seed>`, see `ablations`) form a group whose
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from interlingua_jax import outputs, stats
+from interlingua_jax.core import outputs, stats
 
 _RUN_MARKERS = (outputs.CONFIG, outputs.METRICS, outputs.TRAIN_SUMMARY, "run.log", outputs.DONE, "eval")
 

@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Any
 
-from interlingua_jax.outputs import is_number as _is_num
+from interlingua_jax.core.outputs import is_number as _is_num
 
 METHOD_ORDER = ("source_alone", "target_alone", "text_relay", "token_budget", "token_budget_prompt", "latent",
                 "latent_shuffled", "no_latent", "chance")

@@ -5,7 +5,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from interlingua_jax import scoring
+from interlingua_jax.data import scoring
 from interlingua_jax.data import kinds, prompts
 from interlingua_jax.data.records import CONTEXT_SEPARATOR, Example, Row
 

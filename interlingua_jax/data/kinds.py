@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from interlingua_jax import registry
+from interlingua_jax.core import registry
 
 _BUILTIN_MODULES = ("interlingua_jax.data.builtin", "interlingua_jax.data.squad")
 

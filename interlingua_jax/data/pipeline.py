@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import grain
 import numpy as np
 
-from interlingua_jax import layout
+from interlingua_jax.data import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
 

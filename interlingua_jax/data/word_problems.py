@@ -18,7 +18,7 @@ import json
 import os
 import random
 
-from interlingua_jax import outputs
+from interlingua_jax.core import outputs
 
 VERSION = 1  # bump when the generator changes: cached splits are then rebuilt
 MAX_NUMBER = 99  # every number in a question, rationale and answer is below 100

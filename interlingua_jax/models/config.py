@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Any
 
-from interlingua_jax.errors import UserError
+from interlingua_jax.core.errors import UserError
 from interlingua_jax.models.families import FAMILIES, Family
 
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)

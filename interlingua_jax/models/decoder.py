@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from interlingua_jax import sharding
+from interlingua_jax.models import sharding
 from interlingua_jax.models.config import DecoderConfig, ParamSpec, param_layout
 from interlingua_jax.models.rope import apply_rope, rope_tables
 

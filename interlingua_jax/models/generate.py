@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from interlingua_jax import sharding
+from interlingua_jax.models import sharding
 from interlingua_jax.models.config import DecoderConfig
 from interlingua_jax.models.decoder import (CausalLM, Params, default_positions, input_embeddings, lm_head,
                                             make_attention_mask, rms_norm, run_layers)

@@ -21,7 +21,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
-from interlingua_jax import inputs
+from interlingua_jax.models import inputs
 from interlingua_jax.models.config import CheckpointError, DecoderConfig
 
 ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> family (families.py)

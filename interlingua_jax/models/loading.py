@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from interlingua_jax import inputs, sharding
+from interlingua_jax.models import inputs, sharding
 from interlingua_jax.models import gguf, zoo
 from interlingua_jax.models.config import CheckpointError, DecoderConfig, ParamSpec, param_layout
 from interlingua_jax.models.decoder import CausalLM, Params

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interlingua_jax import outputs
+from interlingua_jax.core import outputs
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
 from interlingua_jax.toy import pretrain

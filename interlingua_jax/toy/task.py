@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from interlingua_jax import outputs
+from interlingua_jax.core import outputs
 
 NAMES = ("Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Leo")
 # The complementary world's people: its fact table covers these too, and questions about the

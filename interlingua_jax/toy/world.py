@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from interlingua_jax import outputs
+from interlingua_jax.core import outputs
 from interlingua_jax.toy import capacity, pretrain
 from interlingua_jax.toy import task as toy_task
 
