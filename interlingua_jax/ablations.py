@@ -73,17 +73,6 @@ class RunResult:
   log: Path
 
 
-def flatten(mapping: Mapping[str, Any] | ml_collections.ConfigDict,
-            prefix: str = "") -> dict[str, Any]:
-  """Dotted keys for nested mappings, so overrides may be written either way."""
-  out = {}
-  for key, value in mapping.items():
-    dotted = f"{prefix}{key}"
-    if isinstance(value, (Mapping, ml_collections.ConfigDict)):
-      out.update(flatten(value, dotted + "."))
-    else:
-      out[dotted] = value
-  return out
 
 
 def parse_suite(suite: ml_collections.ConfigDict) -> list[Experiment]:
@@ -91,7 +80,7 @@ def parse_suite(suite: ml_collections.ConfigDict) -> list[Experiment]:
   if "experiments" not in suite or not suite.experiments:
     raise ValueError("the suite has no `experiments`: get_config() must set c.experiments to a "
                      "list of dict(name=..., config='configs/x.py', overrides={...})")
-  common = flatten(suite.get("overrides") or {})
+  common = outputs.flatten(suite.get("overrides") or {})
   experiments, seen = [], set()
   for i, entry in enumerate(suite.experiments):
     if not isinstance(entry, Mapping) or "name" not in entry or "config" not in entry:
@@ -112,7 +101,7 @@ def parse_suite(suite: ml_collections.ConfigDict) -> list[Experiment]:
       raise ValueError(f"suite experiment {name!r}: config file {entry['config']!r} not found "
                        f"(looked in {config}); config paths are relative to the working "
                        "directory, so run from the repository root")
-    overrides = {**common, **flatten(entry.get("overrides") or {})}
+    overrides = {**common, **outputs.flatten(entry.get("overrides") or {})}
     seeds = entry.get("seeds")
     if seeds is None:
       experiments.append(Experiment(name=name, config=config, overrides=overrides, group=name))

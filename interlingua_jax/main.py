@@ -1,14 +1,14 @@
 """Entry point: `python -m interlingua_jax.main --config=configs/stable_64.py --workdir=DIR [--mode=...]`.
 
 Modes: train, eval, compression, report, or all (train → eval → compression → report, then
-`<workdir>/DONE`); diagnostics (latent bridge kinds: embedding diagnostics of the best checkpoint). With no --config the embedded default is the offline toy world
+`<workdir>/DONE`); or a stage of the bridge kind (the interlingua's diagnostics). With no --config the embedded default is the offline toy world
 (`configs/toy.py`), which first pretrains its two tiny LMs (cached in the workdir).
 
 A workdir that already holds a run's `config.json` needs no --config: that saved config is the base
 and `--config.KEY=VALUE` overrides apply to it, so `--mode=eval --workdir=DIR` evaluates a trained
 run with exactly its training settings. Only evaluation keys may then differ from the saved config
 (the difference is logged), except `train.steps`, which may be raised to extend a run (see
-`runner.check_config` for the schedule rule).
+`run.config.check_config` for the schedule rule).
 
 Before anything is loaded: the workdir is checked and locked (a second run on it exits at once,
 naming the holder), and every config value is validated. Errors the user can fix print one
@@ -61,30 +61,13 @@ def overridden_keys(fv: flags.FlagValues) -> list[str]:
   return [name[len("config."):] for name in fv if name.startswith("config.") and fv[name].present]
 
 
-def config_from_json(saved: dict) -> ml_collections.ConfigDict:
-  """A ConfigDict from a saved config.json (lists back to tuples, as the config files write them), with the keys
-  added since it was saved (`workdir.ADDED_KEYS`) at the values its run had."""
-  tuples = lambda x: {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else \
-      tuple(x) if isinstance(x, list) else x
-  cfg = ml_collections.ConfigDict(tuples(saved))
-  for key, value in workdir_lib.ADDED_KEYS.items():
-    *parents, leaf = key.split(".")
-    node = cfg
-    for part in parents:
-      if part not in node:
-        node[part] = ml_collections.ConfigDict()
-      node = node[part]
-    if leaf not in node:
-      node[leaf] = value
-  return cfg
-
-
 def effective_config(fv: flags.FlagValues, workdir: str) -> ml_collections.ConfigDict:
   """The --config file with its overrides or, with no --config and a saved run, the saved config with them."""
   saved = workdir_lib.saved_config(workdir)
   if fv["config"].present or saved is None:
     return fv["config"].value
-  cfg = config_from_json(saved)
+  from interlingua_jax.run import config as config_lib  # the package (and jax) load after the flags are read
+  cfg = config_lib.from_json(saved)
   for key in overridden_keys(fv):
     *parents, leaf = key.split(".")
     node = cfg
@@ -121,14 +104,32 @@ def _run(fv: flags.FlagValues, workdir: str) -> int:
   cfg = effective_config(fv, workdir)
   import jax
   initialize_distributed()
-  from interlingua_jax.run import runner
+  from interlingua_jax.analysis import report
+  from interlingua_jax.run import pipeline
   modes = MODES_OF_ALL if mode == "all" else (mode,)
-  result = runner.run(cfg, workdir, modes)
+  out = pipeline.run(cfg, workdir, modes)
+  if "eval" in out:
+    views = out["eval"].get("targets", {None: out["eval"]})
+    for label, agg in views.items():
+      print(("" if label is None else f"\n## target {label}\n") + report.methods_table(agg))
+  for label, result in out.get("compression", {}).items():
+    print(report.wire_table(result))
+  if "report" in modes and jax.process_index() == 0:
+    out["report"] = report.write(workdir)
   if mode == "all" and jax.process_index() == 0:
     with open(os.path.join(workdir, "DONE"), "w") as f:
-      json.dump(result, f)
-  print(f"\nDone. Outputs in {workdir}" + (f"; report: {result['report']}" if result.get("report") else ""))
+      json.dump(done_record(out), f)
+  print(f"\nDone. Outputs in {workdir}" + (f"; report: {out['report']}" if out.get("report") else ""))
   return 0
+
+
+def done_record(out: dict) -> dict:
+  """What `<workdir>/DONE` says of a finished run: the training summary, each view's latent score and the
+  scenario, the report's path."""
+  views = out["eval"].get("targets", {None: out["eval"]})
+  latent = {str(label): agg["methods"].get("latent", {}).get("accuracy") for label, agg in views.items()}
+  return {"train": out.get("train"), "latent_accuracy": latent,
+          "scenario": {str(label): agg.get("scenario") for label, agg in views.items()}, "report": out.get("report")}
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,19 +10,14 @@ from matplotlib.ticker import FuncFormatter  # pylint: disable=g-import-not-at-t
 
 from interlingua_jax.analysis.runs import Run, fixes_label as _fixes_label  # noqa: E402
 from interlingua_jax.analysis.tables import methods_in as _methods  # noqa: E402
+from interlingua_jax.core import outputs  # noqa: E402
 from interlingua_jax.core.outputs import is_number as _is_num  # noqa: E402
 
 STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 9,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "axes.grid": True, "grid.alpha": 0.3}
 
 
-def save(fig: plt.Figure, out_dir: Path, stem: str) -> list[str]:
-  files = []
-  for ext in ("pdf", "png"):
-    fig.savefig(out_dir / f"{stem}.{ext}", dpi=150, bbox_inches="tight")
-    files.append(f"{stem}.{ext}")
-  plt.close(fig)
-  return files
+save = outputs.save_figure
 
 
 def _steps(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list, list]:

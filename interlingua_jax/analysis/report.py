@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from interlingua_jax.core import outputs
-from interlingua_jax.evaluation import compression
 
 
 def _interval(ci: list[float] | None, sign: str = "") -> str:
@@ -79,10 +78,50 @@ def plot_methods(agg: dict, path: str) -> None:
   plt.close(fig)
 
 
+def wire_table(result: dict) -> str:
+  """A plain-text table; every level larger than the text it replaces is flagged as such."""
+  text = result["text_bytes_mean"]
+  lines = [f"Wire: {result['num_samples']} questions; text prompt {text:.0f} B UTF-8, "
+           f"{result['text_tokens_mean']:.1f} tokens; latent {result['num_soft_tokens']} soft tokens "
+           f"({result['soft_shape'][0]} x {result['soft_shape'][1]} numbers)",
+           f"{'level':>8} {'packet B':>10} {'text/packet':>12} {'accuracy':>9}  verdict"]
+  for fmt, v in result["levels"].items():
+    verdict = (f"packet is {v['packet_bytes'] / text:.1f}x LARGER than the text" if v["packet_bytes"] > text
+               else f"packet is {text / v['packet_bytes']:.1f}x smaller than the text")
+    lines.append(f"{fmt:>8} {v['packet_bytes']:>10,} {v['bytes_ratio_vs_text']:>12.4f} {v['accuracy']:>9.3f}  {verdict}")
+  tokens_saved = result["text_tokens_mean"] - result["num_soft_tokens"]
+  lines.append(f"KV-cache view: the target holds {result['num_soft_tokens']} soft tokens instead of "
+               f"{result['text_tokens_mean']:.1f} prompt tokens ({tokens_saved:+.1f} tokens saved per question).")
+  return "\n".join(lines)
+
+
+def views_report(agg: dict) -> list[str]:
+  """An aggregate with one table per view (`targets`: the interlingua's targets): each view's methods table, F1
+  and latent's paired F1 differences."""
+  lines = [f"# {agg['bridge']} on {agg['dataset']}\n"]
+  for name, table in agg["targets"].items():
+    lines += [f"## Target {name} ({table['num_questions']} test questions)\n", methods_table(table), "",
+              "| method | F1 | 95% CI |", "|---|---|---|"]
+    lines += [f"| {m} | {v['f1']:.3f} | [{v['f1_ci95'][0]:.3f}, {v['f1_ci95'][1]:.3f}] |"
+              for m, v in table["methods"].items() if "f1" in v]
+    if "pca" in table:
+      lines.append(f"\nPCA: explained variance {table['pca']['explained_variance']:.4f} "
+                   f"({table['pca']['fit_texts']} training texts, <= {table['pca']['max_len']} tokens)")
+    lines += ["", "| latent vs | F1 difference | 95% paired interval |", "|---|---|---|"]
+    lines += [f"| {k[len('latent_vs_'):]} | {c['diff']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |"
+              for k, c in table.get("f1_comparisons", {}).items()] + [""]
+  return lines
+
+
 def write(workdir: str) -> str:
   """Writes report.md (and its PNGs) into `workdir`; returns the report's path."""
-  train_rows, eval_rows, _ = outputs.read_metrics(workdir)
   agg = outputs.read_json(os.path.join(workdir, outputs.AGGREGATE))
+  if agg is not None and "targets" in agg:
+    path = os.path.join(workdir, "report.md")
+    with open(path, "w") as f:
+      f.write("\n".join(views_report(agg)))
+    return path
+  train_rows, eval_rows, _ = outputs.read_metrics(workdir)
   comp = outputs.read_json(os.path.join(workdir, outputs.COMPRESSION))
   summary = outputs.read_json(os.path.join(workdir, outputs.TRAIN_SUMMARY))
   lines = [f"# Run report: {os.path.basename(os.path.abspath(workdir))}", ""]
@@ -110,7 +149,7 @@ def write(workdir: str) -> str:
       lines += ["", f"KV cache held by the target: latent {k['latent_mean_kv_bytes']:,.0f} B vs target_alone "
                     f"{k['target_alone_mean_kv_bytes']:,.0f} B per question (saving {100 * k['saving_fraction']:.1f}%)."]
   if comp:
-    lines += ["", "## Wire", "", "```", compression.table(comp), "```"]
+    lines += ["", "## Wire", "", "```", wire_table(comp), "```"]
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")

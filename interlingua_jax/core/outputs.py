@@ -100,3 +100,26 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict], int]:
   train = [r for r in stepped if is_number(r.get("loss"))]
   evals = [r for r in stepped if is_number(r.get("bridged_accuracy"))]
   return _last_per_step(train), _last_per_step(evals), bad + len(rows) - len(stepped)
+
+
+def flatten(mapping, prefix: str = "") -> dict:
+  """Dotted keys for nested mappings (dicts, ConfigDicts), so overrides may be written either way."""
+  out = {}
+  for key, value in mapping.items():
+    dotted = f"{prefix}{key}"
+    if hasattr(value, "items") and hasattr(value, "keys"):
+      out.update(flatten(value, dotted + "."))
+    else:
+      out[dotted] = value
+  return out
+
+
+def save_figure(fig, out_dir, stem: str) -> list[str]:
+  """`fig` as `<stem>.pdf` and `<stem>.png` in `out_dir`, then closed; the file names."""
+  import matplotlib.pyplot as plt  # loaded only where figures are drawn
+  files = []
+  for ext in ("pdf", "png"):
+    fig.savefig(os.path.join(out_dir, f"{stem}.{ext}"), dpi=150, bbox_inches="tight")
+    files.append(f"{stem}.{ext}")
+  plt.close(fig)
+  return files

@@ -78,17 +78,6 @@ def describe(holder: str) -> str:
   return f"pid {pid} on {host}, since {since}"
 
 
-# Config keys added after runs were saved without them, with the value those runs had: a saved config.json
-# is read as if it had them (`with_added_keys`), so an older run still resumes and compares equal.
-ADDED_KEYS = {"bridge.kind": "translator", "data.bridge_shots": -1, "train.cache_source_states": True,
-              "eval.subset_seed": 0, "eval.latency_samples": 8, "translator.reads_source": True}
-
-
-def with_added_keys(flat: dict) -> dict:
-  """A flattened config with every key of ADDED_KEYS it lacks set to its value from before the key existed."""
-  return {**ADDED_KEYS, **flat}
-
-
 def saved_config(workdir: str) -> dict | None:
   """The config a run recorded in `<workdir>/config.json` (JSON types: tuples come back as lists), or None."""
   path = os.path.join(workdir, CONFIG_FILE)

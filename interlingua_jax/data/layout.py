@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from interlingua_jax.models import DecoderConfig, embed
+
 
 class BridgedBatch(NamedTuple):
   """All (B, S) int32 numpy arrays.
@@ -115,3 +117,9 @@ def place_soft_tokens(token_embeds: jax.Array, soft: jax.Array, soft_index: jax.
     return token_embeds
   gathered = jnp.take_along_axis(soft, jnp.maximum(soft_index, 0)[..., None], axis=1)
   return jnp.where(soft_index[..., None] >= 0, gathered.astype(token_embeds.dtype), token_embeds)
+
+
+def target_inputs(params, config: DecoderConfig, soft: jax.Array, token_ids: jax.Array,
+                  soft_index: jax.Array) -> jax.Array:
+  """The target's input embeddings: its own token embeddings with the soft tokens placed in their slots."""
+  return place_soft_tokens(embed(params, config, token_ids), soft, soft_index)

@@ -1,13 +1,11 @@
-"""Tokenised training batches through grain, padded to length buckets, with a checkpointable iterator.
+"""Prompts, and tokenised training batches through grain, padded to length buckets, with a checkpointable iterator.
 
-Every example becomes the arrays of one bridged training row (`layout.bridged_batch`) plus
-the source prompt and the target-tokenised question (the InfoNCE positive), padded to the
-pool's longest. Each global batch is then cut to the smallest of `length_buckets` that holds
-its longest source prompt and target row (each a `PaddedPart`; the cut drops pad columns only;
-the interlingua's rows name their own part, the encoder's input): short batches cost short
-compute, and the jitted train step compiles once per bucket pair, a bounded number of shapes
+A bridge kind encodes every example as arrays padded to the pool's longest and names their `PaddedPart`s (its
+source prompt, its target row, an encoder's input). Each global batch is then cut to the smallest of
+`length_buckets` that holds its longest row of each part (the cut drops pad columns only): short batches cost
+short compute, and the jitted train step compiles once per bucket pair, a bounded number of shapes
 that the run logs. Each process takes its own rows of every global batch, so a global batch
-is the same set of examples whatever the number of hosts. With cached source states (`source_cache`),
+is the same set of examples whatever the number of hosts. With cached source states,
 each process's rows then get their frozen-source states, left-padded exactly as `source_ids`.
 """
 import dataclasses
@@ -18,7 +16,6 @@ from collections.abc import Mapping, Sequence
 import grain
 import numpy as np
 
-from interlingua_jax.data import layout
 from interlingua_jax.data import prompts
 from interlingua_jax.data.records import Example
 
@@ -33,15 +30,8 @@ class PaddedPart:
   left: bool
 
 
-# The translator's rows: the source prompt and the bridged target row, both left-padded.
-TRANSLATOR_PARTS = {
-    "source": PaddedPart("source_mask", ("source_ids", "source_mask"), left=True),
-    "target": PaddedPart("target_attention_mask", ("target_token_ids", "target_soft_index", "target_attention_mask",
-                                                   "target_positions", "target_labels", "target_loss_mask"), left=True)}
-
-
 SOURCE_INDEX = "source_index"  # an example's row of the source cache, added by `train_dataset`
-SOURCE_STATES = "source_states"  # (B, S, d) cached source states; `train.loss_fn` then skips the source forward
+SOURCE_STATES = "source_states"  # (B, S, d) cached source states: the loss then skips the source forward
 
 
 def token_ids(tokenizer, text: str) -> list[int]:
@@ -90,15 +80,6 @@ def bucket(length: int, buckets: Sequence[int]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class Lengths:
-  """The static shapes of a run: source prompt, bridged target row, target question, answer."""
-  source: int
-  target: int
-  question: int
-  answer: int
-
-
-@dataclasses.dataclass(frozen=True)
 class PromptBuilder:
   """Builds the prompt every text method and the source read, identically in training and evaluation.
 
@@ -142,43 +123,8 @@ class PromptBuilder:
         example)
 
 
-def encode_example(example: Example, *, builder: PromptBuilder, target_tokenizer, anchor: str,
-                   num_soft_tokens: int, lengths: Lengths) -> dict[str, np.ndarray]:
-  """One training row: the source prompt (left-padded), the bridged target row, the question."""
-  src = builder.ids(builder.source_tokenizer, builder.bridge_prompt(example))
-  answer = answer_ids(target_tokenizer, anchor, example.answer)[:lengths.answer]
-  question = token_ids(target_tokenizer, example.question)[:lengths.question]
-  row = layout.bridged_batch([anchor_ids(target_tokenizer, anchor)], [answer], num_soft_tokens=num_soft_tokens,
-                             seq_len=lengths.target, bos_id=target_tokenizer.bos_token_id,
-                             pad_id=target_tokenizer.pad_token_id, eos_id=target_tokenizer.eos_token_id)
-  source_pad = lengths.source - len(src)
-  out = {f"target_{k}": v[0] for k, v in row._asdict().items()}
-  out["source_ids"] = np.array([builder.source_tokenizer.pad_token_id] * source_pad + src, np.int32)
-  out["source_mask"] = np.array([0] * source_pad + [1] * len(src), np.int32)
-  out["question_ids"] = np.array(question + [target_tokenizer.pad_token_id] * (lengths.question - len(question)),
-                                 np.int32)
-  out["question_mask"] = np.array([1] * len(question) + [0] * (lengths.question - len(question)), np.int32)
-  return out
-
-
-def measure_lengths(examples: Sequence[Example], *, builder: PromptBuilder, target_tokenizer, anchor: str,
-                    num_soft_tokens: int, max_answer_len: int) -> Lengths:
-  """The static shapes that fit every example (answers longer than max_answer_len are cut, and logged)."""
-  src = max(len(builder.ids(builder.source_tokenizer, builder.bridge_prompt(e))) for e in examples)
-  answers = [len(answer_ids(target_tokenizer, anchor, e.answer)) for e in examples]
-  cut = sum(a > max_answer_len for a in answers)
-  if cut:
-    logging.warning("%d of %d answers exceed data.max_answer_len=%d target tokens and are cut", cut,
-                    len(examples), max_answer_len)
-  answer = min(max(answers), max_answer_len)
-  question = max(len(token_ids(target_tokenizer, e.question)) for e in examples)
-  bos = 0 if target_tokenizer.bos_token_id is None else 1
-  target = bos + num_soft_tokens + len(anchor_ids(target_tokenizer, anchor)) + answer + 1
-  return Lengths(source=src, target=target, question=question, answer=answer)
-
-
 def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size: int, seed: int,
-                  length_buckets: Sequence[int] = (), parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS,
+                  parts: Mapping[str, PaddedPart], length_buckets: Sequence[int] = (),
                   process_index: int = 0, process_count: int = 1,
                   source_states: Sequence[np.ndarray] | None = None) -> grain.IterDataset:
   """Seeded shuffle of the whole pool every epoch, global batches' `parts` cut to `length_buckets`, this
@@ -222,7 +168,7 @@ def add_source_states(batch: dict[str, np.ndarray], source_states: Sequence[np.n
 
 
 def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...],
-                   parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS) -> dict[str, np.ndarray]:
+                   parts: Mapping[str, PaddedPart]) -> dict[str, np.ndarray]:
   """Drops the all-pad columns of each part's fields, down to the batch's length bucket."""
   if not buckets:
     return batch
@@ -237,7 +183,7 @@ def cut_to_buckets(batch: dict[str, np.ndarray], buckets: tuple[int, ...],
 
 
 def compiled_shapes(encoded: Sequence[dict[str, np.ndarray]], buckets: Sequence[int],
-                    parts: Mapping[str, PaddedPart] = TRANSLATOR_PARTS) -> dict[str, list[int]]:
+                    parts: Mapping[str, PaddedPart]) -> dict[str, list[int]]:
   """The padded lengths training batches can take, per part: at most their product of shapes compile."""
   out = {}
   for name, part in parts.items():

@@ -16,8 +16,9 @@ import jax
 import numpy as np
 
 from interlingua_jax.core import outputs, stats
-from interlingua_jax.evaluation import harness as evaluate, wire
-from interlingua_jax.data import pipeline
+from interlingua_jax.evaluation import wire
+from interlingua_jax.evaluation.context import Context
+from interlingua_jax.evaluation.harness import run_methods
 
 
 def _round_trip(soft: np.ndarray, *, fmt: str, group_size: int, sizes: list[int]) -> np.ndarray:
@@ -27,12 +28,12 @@ def _round_trip(soft: np.ndarray, *, fmt: str, group_size: int, sizes: list[int]
   return wire.decode(packet)
 
 
-def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str], group_size: int,
+def analyse(ctx: Context, examples: Sequence, *, formats: Sequence[str], group_size: int,
             out_dir: str) -> dict:
   """Runs the latent method once per precision (plus float32, no wire) and writes compression.json."""
-  prompts = [ctx.builder.bridge_prompt(e) for e in examples]  # the text the soft tokens stand in for
-  text_bytes = np.array([len(p.encode("utf-8")) for p in prompts], np.float64)
-  text_tokens = np.array([len(pipeline.token_ids(ctx.frozen.source_tokenizer, p)) + 1 for p in prompts], np.float64)
+  texts = [ctx.soft_source.text(e) for e in examples]  # the text the soft tokens stand in for
+  text_bytes = np.array([len(t.encode("utf-8")) for t in texts], np.float64)
+  text_tokens = np.array([len(ctx.soft_source.ids(e)) for e in examples], np.float64)  # what the bridge reads
   shape = (ctx.num_soft_tokens, ctx.frozen.target.config.hidden_size)
   levels = {}
   for fmt in ("float32", *formats):
@@ -43,7 +44,7 @@ def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str]
       transform = functools.partial(_round_trip, fmt=fmt, group_size=group_size, sizes=sizes)
       bytes_ = wire.packet_size(shape, fmt, group_size)
     level_ctx = dataclasses.replace(ctx, soft_transform=transform, warm_up=False)
-    records = evaluate.run_methods(level_ctx, ["latent"], examples, samples_path=None, progress=False)
+    records = run_methods(level_ctx, ["latent"], examples, samples_path=None, progress=False)
     correct = np.array([r["correct"] for r in records], np.float64)
     if any(s != bytes_ for s in sizes):
       raise AssertionError(f"{fmt}: measured packet sizes {set(sizes)} differ from the formula {bytes_}")
@@ -57,20 +58,3 @@ def analyse(ctx: evaluate.Context, examples: Sequence, *, formats: Sequence[str]
     os.makedirs(out_dir, exist_ok=True)
     outputs.write_json(os.path.join(out_dir, "compression.json"), result)
   return result
-
-
-def table(result: dict) -> str:
-  """A plain-text table; every level larger than the text it replaces is flagged as such."""
-  text = result["text_bytes_mean"]
-  lines = [f"Wire: {result['num_samples']} questions; text prompt {text:.0f} B UTF-8, "
-           f"{result['text_tokens_mean']:.1f} tokens; latent {result['num_soft_tokens']} soft tokens "
-           f"({result['soft_shape'][0]} x {result['soft_shape'][1]} numbers)",
-           f"{'level':>8} {'packet B':>10} {'text/packet':>12} {'accuracy':>9}  verdict"]
-  for fmt, v in result["levels"].items():
-    verdict = (f"packet is {v['packet_bytes'] / text:.1f}x LARGER than the text" if v["packet_bytes"] > text
-               else f"packet is {text / v['packet_bytes']:.1f}x smaller than the text")
-    lines.append(f"{fmt:>8} {v['packet_bytes']:>10,} {v['bytes_ratio_vs_text']:>12.4f} {v['accuracy']:>9.3f}  {verdict}")
-  tokens_saved = result["text_tokens_mean"] - result["num_soft_tokens"]
-  lines.append(f"KV-cache view: the target holds {result['num_soft_tokens']} soft tokens instead of "
-               f"{result['text_tokens_mean']:.1f} prompt tokens ({tokens_saved:+.1f} tokens saved per question).")
-  return "\n".join(lines)

@@ -2,8 +2,7 @@
 
 Every method is scored from its generated text alone (prompt stripped), with the strict
 extractor of its dataset and the gold of the test record itself (docs/DESIGN.md §3.2, §3.3, §3.11).
-What every method needs travels in one immutable `Context`, passed explicitly; a variant
-(another translator, batch size or soft-token transform) is a `dataclasses.replace` of it.
+What every method needs travels in one immutable `Context` (context.py), passed explicitly.
 Records are appended to `eval/samples.jsonl` as they are produced; a rerun skips the
 (id, method) pairs already there, so a crash loses nothing that was written.
 
@@ -15,64 +14,20 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from interlingua_jax.bridges.translator import bridge
 from interlingua_jax.core import costs, outputs
-from interlingua_jax.data import layout, scoring
-from interlingua_jax.evaluation import methods
-from interlingua_jax.data import pipeline
+from interlingua_jax.data import layout, pipeline, scoring
 from interlingua_jax.data.records import Example
+from interlingua_jax.evaluation import methods
+from interlingua_jax.evaluation.context import Context
 from interlingua_jax.models import generate
 from interlingua_jax.models.generate import to_host as _to_host
-
-
-@dataclasses.dataclass(frozen=True)
-class Decoding:
-  max_new_tokens: int
-  stop_strings: tuple[str, ...]
-  batch_size: int
-  length_buckets: tuple[int, ...]
-  repetition_penalty: float = 1.0
-  no_repeat_ngram_size: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-  """What every method needs: the frozen models, the translator (soft-token methods), prompts, decoding."""
-  frozen: bridge.Frozen
-  builder: pipeline.PromptBuilder
-  anchor: str
-  num_soft_tokens: int
-  decoding: Decoding
-  mesh: Mesh
-  translator: tuple | None = None  # (graphdef, params, rngs) of the translator being evaluated
-  soft_source: "SoftSource | None" = None  # another bridge kind's soft tokens, instead of the translator's
-  soft_transform: Callable[[np.ndarray], np.ndarray] | None = None  # e.g. a wire round trip (compression)
-  control_seed: int = 0  # the controls' derangement of the questions
-  warm_up: bool = True  # run each new batch shape once untimed first (off where latency is not read)
-  labels: tuple[tuple[str, str], ...] = ()  # extra (key, value) fields of every record, e.g. ("target", name)
-  prior: Mapping[str | None, str] = dataclasses.field(default_factory=dict)  # `methods.prior_answers` of training
-
-  @property
-  def dataset(self) -> str:
-    return self.builder.dataset
-
-
-class SoftSource(Protocol):
-  """Where a latent bridge kind's soft tokens come from (the translator's when `Context.soft_source` is None)."""
-
-  def ids(self, example: Example) -> list[int]:
-    """What the bridge reads for one question (soft-token methods' `Prepared.source_ids`)."""
-
-  def soft(self, rows: list[list[int]]) -> jax.Array:
-    """(B, M, d_target) soft tokens of a batch of `ids` rows."""
 
 
 bucket = pipeline.bucket  # beyond the largest bucket, doubling it: text_relay's long prompts compile a few times
@@ -107,7 +62,7 @@ def _pad_rows(rows: list, size: int) -> list:
   return rows + [rows[-1]] * (size - len(rows))
 
 
-def _peak_memory() -> int | None:
+def peak_memory() -> int | None:
   stats_ = jax.local_devices()[0].memory_stats()
   return None if not stats_ else int(stats_.get("peak_bytes_in_use", 0)) or None
 
@@ -137,11 +92,10 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
   if method.model is None:
     return Prepared(q.example, method, [], answer=method.answer(ctx, q))
   source_ids = None
-  if method.soft_from is not None and ctx.soft_source is not None:
+  if method.soft_from is not None:
+    if ctx.soft_source is None:
+      raise ValueError(f"method {method.name} reads soft tokens, but no trained bridge was given.")
     source_ids = ctx.soft_source.ids(method.soft_from(q))
-  elif method.soft_from is not None:
-    tok = ctx.frozen.source_tokenizer
-    source_ids = ctx.builder.ids(tok, ctx.builder.bridge_prompt(method.soft_from(q)))
   return Prepared(q.example, method, method.ids(ctx, q), source_ids)
 
 
@@ -149,7 +103,7 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
 # Batched generation: the one place evaluation calls `generate`
 
 
-def _left_pad(rows: list[list[int]], length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def left_pad(rows: list[list[int]], length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
   ids = np.full((len(rows), length), pad_id, np.int32)
   mask = np.zeros((len(rows), length), np.int32)
   for i, r in enumerate(rows):
@@ -158,11 +112,11 @@ def _left_pad(rows: list[list[int]], length: int, pad_id: int) -> tuple[np.ndarr
   return ids, mask
 
 
-def _on_mesh(ctx: Context, *arrays):
+def on_mesh(mesh: Mesh, *arrays):
   """Batch rows over "data" on one host. With several processes every process decodes the whole
   (replicated) batch, so every process reads the same generated tokens and computes the same score."""
-  split = jax.process_count() == 1 and arrays[0].shape[0] % ctx.mesh.shape["data"] == 0
-  sharding = NamedSharding(ctx.mesh, P("data") if split else P())
+  split = jax.process_count() == 1 and arrays[0].shape[0] % mesh.shape["data"] == 0
+  sharding = NamedSharding(mesh, P("data") if split else P())
   return [jax.device_put(a, sharding) for a in arrays]
 
 
@@ -189,9 +143,9 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
                 no_repeat_ngram_size=d.no_repeat_ngram_size, stop=stop_predicate(tok, d.stop_strings))
   start = time.perf_counter()
   if rows[0].source_ids is None:
-    ids, mask = _left_pad([r.ids for r in rows], bucket(max(len(r.ids) for r in rows), d.length_buckets),
+    ids, mask = left_pad([r.ids for r in rows], bucket(max(len(r.ids) for r in rows), d.length_buckets),
                           tok.pad_token_id)
-    ids, mask = _on_mesh(ctx, ids, mask)
+    ids, mask = on_mesh(ctx.mesh, ids, mask)
     out = generate(lm, input_ids=ids, attention_mask=mask, **kwargs)
   else:
     inputs, mask = soft_inputs(ctx, rows)
@@ -202,29 +156,19 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
 
 
 def soft_inputs(ctx: Context, rows: list[Prepared]):
-  """Soft tokens from the source prompts → the target's left-padded input embeddings and mask."""
+  """The bridge's soft tokens of the rows' inputs → the target's left-padded input embeddings and mask."""
   tgt_tok = ctx.frozen.target_tokenizer
-  soft = ctx.soft_source.soft([r.source_ids for r in rows]) if ctx.soft_source else translator_soft(ctx, rows)
+  soft = ctx.soft_source.soft([r.source_ids for r in rows])
   if ctx.soft_transform is not None:
     soft = jnp.asarray(np.stack([ctx.soft_transform(s) for s in _to_host(soft)]))
   row = layout.bridged_batch([r.ids for r in rows], None, num_soft_tokens=ctx.num_soft_tokens, seq_len=None,
                              bos_id=tgt_tok.bos_token_id, pad_id=tgt_tok.pad_token_id)
-  token_ids, soft_index, mask = _on_mesh(ctx, row.token_ids, row.soft_index, row.attention_mask)
+  token_ids, soft_index, mask = on_mesh(ctx.mesh, row.token_ids, row.soft_index, row.attention_mask)
   inputs = _place(ctx.frozen.target.params, ctx.frozen.target.config, soft, token_ids, soft_index)
   return inputs, mask
 
 
-def translator_soft(ctx: Context, rows: list[Prepared]) -> jax.Array:
-  src_tok = ctx.frozen.source_tokenizer
-  src_len = bucket(max(len(r.source_ids) for r in rows), ctx.decoding.length_buckets)
-  src_ids, src_mask = _left_pad([r.source_ids for r in rows], src_len, src_tok.pad_token_id)
-  graphdef, params, rngs = ctx.translator
-  src_ids, src_mask = _on_mesh(ctx, src_ids, src_mask)
-  return bridge.soft_tokens_jit(graphdef, params, rngs, ctx.frozen.source.params, ctx.frozen.source.config, src_ids,
-                                src_mask, ctx.frozen.source_layer, ctx.frozen.source.attention_impl)
-
-
-_place = jax.jit(bridge.target_inputs, static_argnames=("config",))
+_place = jax.jit(layout.target_inputs, static_argnames=("config",))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,7 +195,7 @@ def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, la
       "correct": bool(scored["correct"]),
       **({"em": scored["em"], "f1": scored["f1"]} if "em" in scored else {}),
       "latency_s": latency_s, "warmup_s": warmup_s, "kv_model": model, "kv_cache_bytes": kv_bytes,
-      "peak_memory_bytes": _peak_memory() if model else None, **dict(ctx.labels),
+      "peak_memory_bytes": peak_memory() if model else None, **dict(ctx.labels),
   }
 
 
@@ -271,7 +215,7 @@ def _answer(ctx: Context, batch: list[Prepared], warm: set) -> list[dict]:
           for i, (p, (t, n)) in enumerate(zip(batch, outputs_))]
 
 
-def _with_dependencies(names: Sequence[str]) -> list[methods.Method]:
+def with_dependencies(names: Sequence[str]) -> list[methods.Method]:
   """The methods asked for, each after the method it reads (text_relay after source_alone)."""
   ordered: list[methods.Method] = []
   def add(name: str) -> None:
@@ -289,10 +233,10 @@ def run_methods(ctx: Context, names: Sequence[str], examples: Sequence[Example],
                 progress: bool = True) -> list[dict]:
   """Runs each method over `examples`, appending records as batches finish; returns all records."""
   from tqdm import tqdm
-  chosen = _with_dependencies(names)
+  chosen = with_dependencies(names)
   soft = [m.name for m in chosen if m.soft_from is not None]
-  if soft and ctx.translator is None and ctx.soft_source is None:
-    raise ValueError(f"method(s) {', '.join(soft)} need a trained translator: no checkpoint was given.")
+  if soft and ctx.soft_source is None:
+    raise ValueError(f"method(s) {', '.join(soft)} need a trained bridge: no checkpoint was given.")
   done = outputs.read_jsonl(samples_path) if samples_path else []
   if samples_path:
     os.makedirs(os.path.dirname(samples_path), exist_ok=True)
@@ -316,76 +260,3 @@ def run_methods(ctx: Context, names: Sequence[str], examples: Sequence[Example],
       bar.update(len(batch))
     bar.close()
   return records
-
-
-def bridged_accuracy(ctx: Context, examples: Sequence[Example]) -> float:
-  """The training loop's metric: latent accuracy on `examples` (identical on every process)."""
-  records = run_methods(dataclasses.replace(ctx, warm_up=False), ["latent"], examples, samples_path=None,
-                        progress=False)
-  return float(np.mean([r["correct"] for r in records]))
-
-
-def measure_throughput(ctx: Context, names: Sequence[str], examples: Sequence[Example],
-                       batch_sizes: Sequence[int], num_batches: int = 2,
-                       relayed: dict[str, str] | None = None) -> dict:
-  """Latency per batch and samples/s at each batch size (after one untimed warm-up batch).
-
-  Model-free methods (chance) have no throughput and are left out.
-  """
-  out = {}
-  qs = questions(examples, ctx.control_seed, relayed)
-  for name in names:
-    method = methods.get(name)
-    if method.model is None:
-      continue
-    out[name] = {}
-    for bs in batch_sizes:
-      sized = dataclasses.replace(ctx, decoding=dataclasses.replace(ctx.decoding, batch_size=bs))
-      prepared = [prepare(sized, method, q) for q in qs[:bs]]
-      if not prepared:
-        continue
-      generate_batch(sized, prepared)  # compile + warm up
-      times = [generate_batch(sized, prepared)[1] for _ in range(num_batches)]
-      latency = float(np.median(times))
-      out[name][str(bs)] = {"latency_s": latency, "samples_per_s": len(prepared) / latency,
-                            "peak_memory_bytes": _peak_memory()}
-  return out
-
-
-def measure_latency(ctx: Context, names: Sequence[str], examples: Sequence[Example], num_samples: int,
-                    relayed: dict[str, str] | None = None) -> dict:
-  """Batch-1 latency of each question alone, as a user waits for it: time to first token (for soft-token methods
-  the source's forward and the translator included) and the decoding after it, per sample, after an untimed run
-  of each program. A method that reads another's text (text_relay) also gets `end_to_end_s`: the time of the
-  method it reads, on the same question, plus its own.
-
-  Per method: medians over the first `num_samples` questions and the per-sample seconds; model-free methods are
-  left out. Batch time ÷ batch size (the records' `latency_s`) is throughput, not this.
-  """
-  one = dataclasses.replace(ctx, decoding=dataclasses.replace(ctx.decoding, batch_size=1))
-  first = dataclasses.replace(one, decoding=dataclasses.replace(one.decoding, max_new_tokens=1))
-  qs = questions(examples, ctx.control_seed, relayed)[:num_samples]
-  totals: dict[str, list[float]] = {}
-  out = {}
-  for method in _with_dependencies(names):
-    if method.model is None:
-      continue
-    ttft, total, tokens, warm = [], [], [], set()
-    for q in qs:
-      row = [prepare(one, method, q)]
-      if shape_key(one, row) not in warm:  # compile and warm both programs of this shape up, untimed
-        generate_batch(first, row), generate_batch(one, row)
-        warm.add(shape_key(one, row))
-      ttft.append(generate_batch(first, row)[1])
-      generated, seconds = generate_batch(one, row)
-      total.append(seconds)
-      tokens.append(generated[0][1])
-    totals[method.name] = total
-    decode = [max(t - f, 0.0) for t, f in zip(total, ttft)]
-    entry = {"samples": len(qs), "ttft_s": float(np.median(ttft)), "decode_s": float(np.median(decode)),
-             "total_s": float(np.median(total)), "generated_tokens": float(np.median(tokens)),
-             "per_sample": {"ttft_s": ttft, "total_s": total, "generated_tokens": tokens}}
-    if method.reads:
-      entry["end_to_end_s"] = float(np.median([a + b for a, b in zip(totals[method.reads], total)]))
-    out[method.name] = entry
-  return {name: out[name] for name in out if name in names}

@@ -1,25 +1,22 @@
 """The evaluation methods: a registry of small frozen objects, in the spirit of big_vision's evaluators.
 
 A method declares which model answers and how that model's input is built from a question;
-methods that read soft tokens also declare whose source prompt the translator reads. The
-harness (`evaluate`) does the rest identically for every method: batching, generation, scoring
+methods that read soft tokens also declare which question the bridge reads. The
+harness does the rest identically for every method: batching, generation, scoring
 from the generated text alone, records. A new method is one `register(Method(...))` and one
 entry in `eval.methods`.
 
-Built-in methods (`M` = translator.num_soft_tokens):
+Built-in methods (`M` = the bridge's number of soft tokens; a bridge kind registers the methods only it can
+run in its own package):
   source_alone         the source LM answers the full prompt.
   target_alone         the target LM answers the full prompt.
   latent               [BOS][M soft tokens of this question][anchor] → target.
   token_budget         [BOS][first M target tokens of the question text][anchor] → target: the bridge's
                        budget spent on plain text (instruction and exemplars excluded).
   token_budget_prompt  as token_budget, but the first M tokens of the zero-shot prompt (instruction included).
-  token_budget_text    as token_budget, but the first M tokens of what the interlingua's encoder reads
-                       (question, then context: `interlingua.batches.reading_text`): the latent kinds' budget.
   token_budget_matched the target's own full prompt (instruction, exemplars, answer format, chat template if on)
                        with the question cut to its first M target tokens: the budget in the text methods'
                        format, so that under strict scoring it loses information, not the format.
-  pca                  [BOS][M soft tokens][anchor] → target, the soft tokens a linear (PCA) compression of the
-                       same text's token embeddings (latent kinds only: `interlingua/baselines.py`).
   text_relay           the source answers in text; the target reads the full prompt, the source's answer
                        and the question again: `{prompt} {source answer}\\n\\n{zero-shot prompt}`.
 Controls (on by default; a real bridge is far above them):
@@ -34,9 +31,9 @@ Controls (on by default; a real bridge is far above them):
 The toy complementary world's probes (`Example.probe`, written by `toy.task.lookup_probes`):
   source_fact          the source answers the full prompt, scored on whether its first number is the
                        question's private fact: the bridge's ceiling (what the source knows).
-  latent_name_swap     latent, the translator reading the question about another known person whose
+  latent_name_swap     latent, the bridge reading the question about another known person whose
                        fact differs: a bridge that carries the fact now carries the wrong one.
-  latent_unknown_name  latent, the translator reading the question about a person no LM ever read.
+  latent_unknown_name  latent, the bridge reading the question about a person no LM ever read.
   text_relay_stated    the source answers; its first number is written into the question as the fact
                        sentence of the target's own pretraining format ("Sam has 5 pens."), and the
                        target answers that: the text channel at its best.
@@ -46,15 +43,11 @@ import dataclasses
 import random
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from interlingua_jax.core import registry
 from interlingua_jax.data import pipeline, prompts
 from interlingua_jax.data.records import Example
-from interlingua_jax.bridges.interlingua import batches
-
-if TYPE_CHECKING:
-  from interlingua_jax.evaluation.harness import Context
+from interlingua_jax.evaluation.context import Context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +65,7 @@ class Method:
   model: which LM answers ("source" or "target"), or None for an answer built without a model.
   ids: the answering model's text input ids; BOS included, except for soft-token methods, whose row
     is [BOS][soft][ids] with the BOS placed by the layout.
-  soft_from: for soft-token methods, the question whose source prompt the translator reads.
+  soft_from: for soft-token methods, the question the bridge reads.
   answer: for model-free methods, the prediction text itself.
   reads: the method whose predictions this one reads (into `Question.relayed`).
   control: a control, not a contender (shown beside the methods, never the headline).
@@ -81,9 +74,9 @@ class Method:
   """
   name: str
   model: str | None
-  ids: Callable[["Context", Question], list[int]] | None = None
+  ids: Callable[[Context, Question], list[int]] | None = None
   soft_from: Callable[[Question], Example] | None = None
-  answer: Callable[["Context", Question], str] | None = None
+  answer: Callable[[Context, Question], str] | None = None
   reads: str | None = None
   control: bool = False
   score: Callable[[Example, str], dict] | None = None
@@ -145,7 +138,7 @@ def first_number(text: str) -> str | None:
 # Built-in methods
 
 
-def _tokenizer(ctx: "Context", model: str):
+def _tokenizer(ctx: Context, model: str):
   return ctx.frozen.source_tokenizer if model == "source" else ctx.frozen.target_tokenizer
 
 
@@ -154,22 +147,22 @@ def _full_prompt(model: str) -> Callable:
   return lambda ctx, q: ctx.builder.ids(_tokenizer(ctx, model), ctx.builder.source_prompt(q.example))
 
 
-def _budget(text: Callable[["Context", Example], str]) -> Callable:
+def budget(text: Callable[[Context, Example], str]) -> Callable:
   """The first M target tokens of `text`, then the anchor: the bridge's layout with text for soft tokens."""
-  def ids(ctx: "Context", q: Question) -> list[int]:
+  def ids(ctx: Context, q: Question) -> list[int]:
     tok = ctx.frozen.target_tokenizer
     head = pipeline.token_ids(tok, text(ctx, q.example))[:ctx.num_soft_tokens]
     return pipeline.with_bos(tok, head + pipeline.anchor_ids(tok, ctx.anchor))
   return ids
 
 
-def _matched_budget(ctx: "Context", q: Question) -> list[int]:
+def _matched_budget(ctx: Context, q: Question) -> list[int]:
   tok = ctx.frozen.target_tokenizer
   head = tok.decode(pipeline.token_ids(tok, q.example.question)[:ctx.num_soft_tokens])
   return ctx.builder.ids(tok, ctx.builder.source_prompt(dataclasses.replace(q.example, question=head)))
 
 
-def _relay(ctx: "Context", q: Question) -> list[int]:
+def _relay(ctx: Context, q: Question) -> list[int]:
   if q.relayed is None:
     raise ValueError("text_relay needs the source's prediction for each question.")
   zero_shot = prompts.build_prompt(ctx.dataset, q.example)
@@ -183,34 +176,32 @@ def _donor(q: Question) -> Example:
   return q.donor
 
 
-def _anchor(ctx: "Context", q: Question) -> list[int]:
+def anchor(ctx: Context, q: Question) -> list[int]:
   """The target's text after the soft tokens (the layout puts the BOS in front of them)."""
   return pipeline.anchor_ids(ctx.frozen.target_tokenizer, ctx.anchor)
 
 
 register(Method("source_alone", "source", _full_prompt("source")))
 register(Method("target_alone", "target", _full_prompt("target")))
-register(Method("latent", "target", _anchor, soft_from=lambda q: q.example))
-register(Method("token_budget", "target", _budget(lambda ctx, e: e.question)))
-register(Method("token_budget_prompt", "target", _budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
-register(Method("token_budget_text", "target", _budget(lambda ctx, e: batches.reading_text(e))))
+register(Method("latent", "target", anchor, soft_from=lambda q: q.example))
+register(Method("token_budget", "target", budget(lambda ctx, e: e.question)))
+register(Method("token_budget_prompt", "target", budget(lambda ctx, e: prompts.build_prompt(ctx.dataset, e))))
 register(Method("token_budget_matched", "target", _matched_budget))
-register(Method("pca", "target", _anchor, soft_from=lambda q: q.example))
 register(Method("text_relay", "target", _relay, reads="source_alone"))
-register(Method("latent_shuffled", "target", _anchor, soft_from=_donor, control=True))
-register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, _anchor(ctx, q)),
+register(Method("latent_shuffled", "target", anchor, soft_from=_donor, control=True))
+register(Method("no_latent", "target", lambda ctx, q: pipeline.with_bos(ctx.frozen.target_tokenizer, anchor(ctx, q)),
                 control=True))
 register(Method("chance", None, answer=lambda ctx, q: _donor(q).answer, control=True))
 
 
-def _prior(ctx: "Context", q: Question) -> str:
+def _prior(ctx: Context, q: Question) -> str:
   if not ctx.prior:
-    raise ValueError("the prior baseline needs the training answers (evaluate.Context.prior): none were given.")
+    raise ValueError("the prior baseline needs the training answers (Context.prior): none were given.")
   return ctx.prior.get(q.example.prior_key, ctx.prior[None])
 
 
 def _probed(name: str) -> Callable[[Question], Example]:
-  """The question with its text replaced by one of its probes (what the translator reads instead)."""
+  """The question with its text replaced by one of its probes (what the bridge reads instead)."""
   return lambda q: dataclasses.replace(q.example, question=q.example.probe(name))
 
 
@@ -219,7 +210,7 @@ def _fact_score(example: Example, prediction: str) -> dict:
   return {"correct": said == fact, "extracted": said, "gold": fact}
 
 
-def _stated_relay(ctx: "Context", q: Question) -> list[int]:
+def _stated_relay(ctx: Context, q: Question) -> list[int]:
   if q.relayed is None:
     raise ValueError("text_relay_stated needs the source's prediction for each question.")
   count = first_number(q.relayed) or q.relayed.strip()  # no number: the relay passes on what it has
@@ -229,11 +220,11 @@ def _stated_relay(ctx: "Context", q: Question) -> list[int]:
 
 register(Method("prior", None, answer=_prior, control=True))
 register(Method("source_fact", "source", _full_prompt("source"), control=True, score=_fact_score))
-register(Method("latent_name_swap", "target", _anchor, soft_from=_probed("name_swap"), control=True))
-register(Method("latent_unknown_name", "target", _anchor, soft_from=_probed("unknown_name"), control=True))
+register(Method("latent_name_swap", "target", anchor, soft_from=_probed("name_swap"), control=True))
+register(Method("latent_unknown_name", "target", anchor, soft_from=_probed("unknown_name"), control=True))
 register(Method("text_relay_stated", "target", _stated_relay, reads="source_alone"))
-# `latent` with the checkpoint the test split does not read (`runner.evaluated_checkpoint`): the eval stage adds one
-register(Method("latent_at_best", "target", _anchor, soft_from=lambda q: q.example, control=True))
-register(Method("latent_at_final", "target", _anchor, soft_from=lambda q: q.example, control=True))
+# `latent` with the checkpoint the test split does not read (`run.stages.evaluated_checkpoint`): the eval stage adds one
+register(Method("latent_at_best", "target", anchor, soft_from=lambda q: q.example, control=True))
+register(Method("latent_at_final", "target", anchor, soft_from=lambda q: q.example, control=True))
 CHECKPOINT_METHODS = ("latent_at_best", "latent_at_final")
 PROBES = ("source_fact", "latent_name_swap", "latent_unknown_name", "text_relay_stated")  # need Example.probe

@@ -110,3 +110,17 @@ def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bo
   return {"dataset": dataset, "num_questions": len(ids), "num_clusters": len(set(clusters)),
           "num_soft_tokens": num_soft_tokens, "methods": table, "comparisons": dict(sorted(comparisons.items())),
           "kv_saving": kv_saving, "throughput": throughput or {}, "split": split, "scenario": scenario(comparisons)}
+
+
+def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: int) -> dict | None:
+  """latent − `other` in mean F1 on the questions both answered: the difference and its paired 95% intervals,
+  per question and per cluster; None where the dataset scores no F1."""
+  by = {m: {r["id"]: r for r in records if r["method"] == m} for m in ("latent", other)}
+  ids = sorted(by["latent"].keys() & by[other].keys())
+  if not ids or "f1" not in by["latent"][ids[0]]:
+    return None
+  a, b = (np.array([by[m][i]["f1"] for i in ids], np.float64) for m in ("latent", other))
+  diff, lo, hi = stats.paired_bootstrap(a, b, n=bootstrap_samples, seed=seed)
+  clusters = [by["latent"][i].get("cluster", i) for i in ids]  # SQuAD: the article; records of old runs: the id
+  _, cluster_lo, cluster_hi = stats.paired_cluster_bootstrap(a, b, clusters, n=bootstrap_samples, seed=seed)
+  return {"diff": diff, "ci95": [lo, hi], "ci95_cluster": [cluster_lo, cluster_hi], "n": len(ids)}

@@ -72,3 +72,11 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int, total_steps: int,
           "no_decay": adamw(schedule, 0.0),
           "gates": adamw(lambda step: gate_lr_multiplier * schedule(step), 0.0),
       }, param_labels))
+
+
+def from_config(o, total_steps: int):
+  """(optimizer, schedule) of a config's `optim` section for a run of `total_steps`."""
+  tx = make_optimizer(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps, total_steps=total_steps,
+                      b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+                      gate_lr_multiplier=o.gate_lr_multiplier, clip_norm=o.clip_norm)
+  return tx, make_schedule(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps, total_steps=total_steps)

@@ -17,11 +17,20 @@ from interlingua_jax.bridges.interlingua import batches, pca
 
 @dataclasses.dataclass(frozen=True)
 class PcaSource:
-  """`evaluate.SoftSource` of a fitted projection: target token ids of the text in, M projected vectors out."""
+  """`SoftSource` of a fitted projection: target token ids of the text in, M projected vectors out."""
   projection: pca.Projection
   table: np.ndarray  # the target's (vocab, d_model) embedding table
   tokenizer: object
   target_rms: float
+  fit_texts: int  # how many training texts the projection was fitted on
+
+  def text(self, example) -> str:
+    return batches.reading_text(example)
+
+  def summary(self) -> dict:
+    """What the aggregate records of the projection (under the method's name)."""
+    return {"explained_variance": float(self.projection.explained_variance_ratio.sum()),
+            "max_len": self.projection.max_len, "fit_texts": self.fit_texts}
 
   def ids(self, example) -> list[int]:
     return pipeline.token_ids(self.tokenizer, batches.reading_text(example))[:self.projection.max_len]
@@ -40,4 +49,4 @@ def fit_source(examples: list, tokenizer, embed_table, *, num_components: int, m
   projection = pca.fit((table[r] for r in rows), num_components, width)
   logging.info("PCA fitted on %d texts (<= %d tokens): explained variance %.4f", len(rows), width,
                float(projection.explained_variance_ratio.sum()))
-  return PcaSource(projection, table, tokenizer, target_rms)
+  return PcaSource(projection, table, tokenizer, target_rms, len(rows))

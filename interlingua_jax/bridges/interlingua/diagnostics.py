@@ -1,7 +1,8 @@
 """Why a shared interlingua fails, measured: collapse, scale, alignment, calibration (`--mode=diagnostics`).
 
 The first implementation's failures had three signatures, each measured here per target:
-  collapse      every question answered alike ("the"): `collapse_alarm`, logged at each validation pass;
+  collapse      every question answered alike ("the"): `evaluation.validation.collapse_alarm`, logged at each
+                validation pass;
   scale         adapter outputs ~100x off the target's embedding scale: per-vector RMS of the soft tokens
                 next to the RMS of the target's own embeddings of the same texts;
   alignment     soft tokens far from any token embedding: cosine to the nearest vocabulary entry, and which;
@@ -18,26 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from interlingua_jax.core import outputs
-from interlingua_jax.evaluation import harness as evaluate
-from interlingua_jax.data import pipeline, splits
 from interlingua_jax.bridges.interlingua import batches
-from interlingua_jax.data.scoring import normalize_answer
+from interlingua_jax.core import outputs
+from interlingua_jax.core.context import Run
+from interlingua_jax.data import pipeline, splits
+from interlingua_jax.evaluation.context import Context
+from interlingua_jax.evaluation.harness import run_methods
+from interlingua_jax.evaluation.validation import collapse_alarm, score
 
-ALARM_SHARE = 0.5  # over half the questions answered alike, or starting with the same token: collapse
 DIAGNOSTIC_SAMPLES = 64  # questions whose soft tokens are measured (the scores use eval.num_samples)
-
-
-def collapse_alarm(predictions: list[str], tokenizer) -> dict:
-  """Share of the most common (normalised) prediction, the most common first token and its share, and
-  whether either is over `ALARM_SHARE`."""
-  n = max(len(predictions), 1)
-  same = collections.Counter(normalize_answer(p) for p in predictions).most_common(1)
-  firsts = collections.Counter(tokenizer.decode(pipeline.token_ids(tokenizer, p.strip())[:1]) for p in predictions)
-  top, count = firsts.most_common(1)[0] if firsts else ("", 0)
-  identical = same[0][1] / n if same else 0.0
-  return {"identical_share": identical, "top_first_token": top, "top_first_token_share": count / n,
-          "alarm": bool(identical > ALARM_SHARE or count / n > ALARM_SHARE)}
 
 
 def rms_per_vector(x: np.ndarray) -> np.ndarray:
@@ -70,7 +60,7 @@ def compression(examples: list, num_latents: int, latent_dim: int) -> dict:
           "ratio_float32": text_bytes / z["latent_bytes_float32"]}
 
 
-def measure(ctx: evaluate.Context, examples: list) -> dict:
+def measure(ctx: Context, examples: list) -> dict:
   """Scale and alignment of one target's soft tokens on `examples`, next to its embeddings of their texts."""
   tok, params = ctx.frozen.target_tokenizer, ctx.frozen.target.params
   soft = np.asarray(ctx.soft_source.soft([ctx.soft_source.ids(e) for e in examples]), np.float32)
@@ -96,11 +86,11 @@ def first_token_curves(workdir: str, names: list[str]) -> dict[str, list[tuple[i
 
 
 def figures(measured: dict[str, dict], curves: dict, out_dir: Path) -> list[str]:
-  import matplotlib
+  import matplotlib  # matplotlib loads only when figures are drawn
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  from interlingua_jax.analysis.figures import save
+  save = outputs.save_figure
   files, names = [], list(measured)
   fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
   for ax, name in zip(axes[0], names):
@@ -128,30 +118,29 @@ def figures(measured: dict[str, dict], curves: dict, out_dir: Path) -> list[str]
   return files
 
 
-def run(cfg, s, workdir: str) -> dict:
-  """Every diagnostic of the best checkpoint, for each target."""
-  from interlingua_jax.bridges.interlingua import stage
-  module = stage.evaluated_module(cfg, s, workdir)
-  examples = splits.evaluation_subset(s.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
+def run(run: Run, setup, contexts: dict[str, Context]) -> dict:
+  """Every diagnostic of the evaluated checkpoint (`contexts`: one per target), for each target."""
+  cfg = run.cfg
+  examples = splits.evaluation_subset(setup.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
   measured, scores = {}, {}
-  for name in s.targets:
-    ctx = dataclasses.replace(stage.context(cfg, s, name, module), warm_up=False)
+  for name, target_ctx in contexts.items():
+    ctx = dataclasses.replace(target_ctx, warm_up=False)
     measured[name] = measure(ctx, examples[:DIAGNOSTIC_SAMPLES])
     table_rms = measured[name]["summary"]["table_rms"]
     scores[name] = {}
     for label, transform in (("as_trained", None), ("rms_rescaled", rescaled(table_rms)),
                              ("batch_normalized", batch_normalized(*measured[name]["dim_stats"]))):
-      records = evaluate.run_methods(dataclasses.replace(ctx, soft_transform=transform), ["latent"], examples,
-                                     samples_path=None, progress=False)
-      scores[name][label] = {"score": stage.score(records),
+      records = run_methods(dataclasses.replace(ctx, soft_transform=transform), ["latent"], examples,
+                            samples_path=None, progress=False)
+      scores[name][label] = {"score": score(records),
                              **collapse_alarm([r["prediction"] for r in records], ctx.frozen.target_tokenizer)}
-  out_dir = Path(workdir) / "diagnostics"
+  out_dir = Path(run.workdir) / "diagnostics"
   out_dir.mkdir(parents=True, exist_ok=True)
-  curves = first_token_curves(workdir, list(s.targets))
+  curves = first_token_curves(run.workdir, list(contexts))
   files = figures(measured, curves, out_dir)
   result = {name: {**measured[name]["summary"], "latent": scores[name],
                    "first_token_accuracy_last": curves[name][-1][1] if curves[name] else None}
-            for name in s.targets}
+            for name in contexts}
   outputs.write_json(out_dir / "diagnostics.json", {
       "targets": result, "figures": files, "num_questions": len(examples),
       "compression": compression(examples, cfg.interlingua.num_latents, cfg.interlingua.latent_dim)})

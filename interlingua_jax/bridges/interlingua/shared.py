@@ -9,15 +9,15 @@ import dataclasses
 import jax
 from flax import nnx
 
-from interlingua_jax.bridges.translator import bridge
-from interlingua_jax.data import layout
 from interlingua_jax.bridges.interlingua.adapter import Adapter
 from interlingua_jax.bridges.interlingua.encoder import ByteEncoder
 from interlingua_jax.bridges.interlingua.losses import first_k_mask, interlingua_loss
-from interlingua_jax.nn.losses import answer_accuracy
 from interlingua_jax.bridges.interlingua.pooler import LatentPooler
 from interlingua_jax.bridges.interlingua.states_encoder import StatesEncoder
+from interlingua_jax.data import layout
 from interlingua_jax.models import DecoderConfig, forward
+from interlingua_jax.models.frozen import source_states
+from interlingua_jax.nn.losses import answer_accuracy
 
 
 class SharedInterlingua(nnx.Module):
@@ -60,10 +60,10 @@ class FrozenSource:
 
 def encoder_inputs(source: FrozenSource | None, source_params, ids: jax.Array, mask: jax.Array) -> jax.Array:
   """What the encoder reads of right-padded ids: the ids themselves (bytes), or the frozen source's hidden
-  states of `source.layer` (outside the gradient), the translator's source path."""
+  states of `source.layer` (outside the gradient)."""
   if source is None:
     return ids
-  return bridge.source_states(source_params, source.config, ids, mask, source.layer, source.attention_impl)
+  return source_states(source_params, source.config, ids, mask, source.layer, source.attention_impl)
 
 
 def target_loss(soft: jax.Array, params, config: DecoderConfig, batch: layout.BridgedBatch, *, k: int,
@@ -71,7 +71,7 @@ def target_loss(soft: jax.Array, params, config: DecoderConfig, batch: layout.Br
                 attention_impl: str | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """`interlingua_loss` of one frozen target reading `soft` (B, M, d_model) in the batch's soft slots,
   with the first answer token's accuracy among the terms (a metric: the first sign of a collapsed Z)."""
-  embeds = bridge.target_inputs(params, config, soft, batch.token_ids, batch.soft_index)
+  embeds = layout.target_inputs(params, config, soft, batch.token_ids, batch.soft_index)
   logits = forward(params, config, inputs_embeds=embeds, attention_mask=batch.attention_mask,
                    positions=batch.positions, output_hidden_states=False, remat=remat,
                    attention_impl=attention_impl).logits

@@ -3,7 +3,7 @@
 The source LM never changes, so the states of layer L it gives a training example are a pure function of
 (its weights, L, dtype, attention impl, the example's tokenised prompt). Recomputing them every step is the
 source forward of every step (on GPUs the whole 7B forward); this module computes them once for the whole
-pool, in length buckets with `bridge.source_states` on the run's mesh, and stores them under
+pool, in length buckets with `models.frozen.source_states` on the run's mesh, and stores them under
 `<workdir>/source_cache/<key>/`:
 
   states.bin   every example's states at its real tokens only (ragged), concatenated: (tokens, d), raw dtype
@@ -36,12 +36,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from orbax.checkpoint import multihost
 
-from interlingua_jax.bridges.translator import bridge
+from interlingua_jax.models.frozen import source_states
 from interlingua_jax.core import outputs
 from interlingua_jax.data import pipeline
 from interlingua_jax.models import DecoderConfig
 from interlingua_jax.models.loading import resolve_checkpoint_dir
-from interlingua_jax.training.train import same_on_all_processes
+from interlingua_jax.training.loop import same_on_all_processes
 
 CACHE_DIR = "source_cache"
 VERSION = 1  # of the layout above; a new one never reads an old cache
@@ -141,8 +141,8 @@ def load_or_build(root: str, encoded: Sequence[dict[str, np.ndarray]], *, model_
 
 @functools.lru_cache(maxsize=None)  # one compilation per bucket width for every build of a run (or a test session)
 def _forward(mesh: Mesh, config: DecoderConfig, layer: int, attention_impl: str | None):
-  """`bridge.source_states` jitted with its result replicated: every process gets every row, process 0 writes."""
-  return jax.jit(lambda params, ids, mask: bridge.source_states(params, config, ids, mask, layer, attention_impl),
+  """`models.frozen.source_states` jitted with its result replicated: every process gets every row, process 0 writes."""
+  return jax.jit(lambda params, ids, mask: source_states(params, config, ids, mask, layer, attention_impl),
                  out_shardings=NamedSharding(mesh, P()))
 
 
