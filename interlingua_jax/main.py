@@ -105,9 +105,9 @@ def _run(fv: flags.FlagValues, workdir: str) -> int:
   import jax
   initialize_distributed()
   from interlingua_jax.analysis import report
-  from interlingua_jax.run import pipeline
+  from interlingua_jax.run import experiment
   modes = MODES_OF_ALL if mode == "all" else (mode,)
-  out = pipeline.run(cfg, workdir, modes)
+  out = experiment.run(cfg, workdir, modes)
   if "eval" in out:
     views = out["eval"].get("targets", {None: out["eval"]})
     for label, agg in views.items():

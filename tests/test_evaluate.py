@@ -7,10 +7,10 @@ import time
 import pytest
 
 from interlingua_jax.evaluation import harness as evaluate, methods, results
-from interlingua_jax.run import runner
-from interlingua_jax.training import train
+from interlingua_jax.run import stages
+from interlingua_jax.training.state import split_module
 from interlingua_jax.data import pipeline
-from tiny_system import tiny_config, write_data
+from tiny_system import system as make_system, tiny_config, write_data
 
 BUILT_IN = ("source_alone", "target_alone", "latent", "token_budget", "token_budget_prompt", "text_relay",
             "latent_shuffled", "no_latent", "chance")
@@ -20,10 +20,9 @@ BUILT_IN = ("source_alone", "target_alone", "latent", "token_budget", "token_bud
 def system(tiny_mistral_dir, tiny_llama_dir, tmp_path_factory):
   data = write_data(str(tmp_path_factory.mktemp("data")))
   cfg = tiny_config(tiny_mistral_dir, tiny_llama_dir, data)
-  s = runner.setup(cfg, str(tmp_path_factory.mktemp("work")))
-  ctx = dataclasses.replace(runner.context(cfg, s),
-                            translator=train.bridge.split_translator(runner.new_translator(cfg, s)))
-  return cfg, s, ctx
+  run, kind, s = make_system(cfg, tmp_path_factory.mktemp("work"))
+  ctx = kind.contexts(run, s, split_module(kind.new_module(run, s)))[None]  # an untrained translator's view
+  return run, kind, s, ctx
 
 
 def _sized(ctx, batch_size: int):
@@ -31,7 +30,8 @@ def _sized(ctx, batch_size: int):
 
 
 def test_batched_decoding_equals_one_at_a_time(system):
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   examples = s.test[:5]
   for method in ("target_alone", "latent"):
     batched = evaluate.run_methods(_sized(ctx, 4), [method], examples, None, progress=False)
@@ -43,8 +43,9 @@ def test_batched_decoding_equals_one_at_a_time(system):
 def test_one_bos_and_no_gold_in_any_input(system):
   """docs/DESIGN.md §3.1 (gold leaked into the input) and §3.5 (double BOS at evaluation), for every built-in method
   a model answers, on several questions; each side decoded with its own tokenizer."""
-  cfg, s, ctx = system
-  src, tgt = s.frozen.source_tokenizer, s.frozen.target_tokenizer
+  run, kind, s, ctx = system
+  cfg = run.cfg
+  src, tgt = ctx.frozen.source_tokenizer, ctx.frozen.target_tokenizer
   relayed = {e.id: " 1 + 1 = 2" for e in s.test[:4]}  # a relay carries the source's text, never the gold
   names = [m for m in BUILT_IN + ("token_budget_matched", "latent_at_best", "latent_at_final")
            if methods.get(m).model is not None]
@@ -65,8 +66,9 @@ def test_one_bos_and_no_gold_in_any_input(system):
 
 def test_token_budget_is_the_first_m_tokens_of_the_question_text(system):
   """Not of the prompt: on GSM8K the prompt's first M tokens are the instruction line."""
-  cfg, s, ctx = system
-  tok = s.frozen.target_tokenizer
+  run, kind, s, ctx = system
+  cfg = run.cfg
+  tok = ctx.frozen.target_tokenizer
   anchor = pipeline.token_ids(tok, ctx.anchor)
   for q in evaluate.questions(s.test[:3], seed=0):
     p = evaluate.prepare(ctx, "token_budget", q)
@@ -88,7 +90,8 @@ def test_length_buckets_bound_recompilation():
 
 
 def test_samples_resume_after_a_crash(system, tmp_path):
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   h = dataclasses.replace(ctx, warm_up=False)  # one generation per batch: the count below is exact
   path = str(tmp_path / "eval" / "samples.jsonl")
   first = evaluate.run_methods(h, ["target_alone"], s.test[:3], path, progress=False)
@@ -111,7 +114,8 @@ def test_samples_resume_after_a_crash(system, tmp_path):
 
 
 def test_record_and_aggregate_schemas(system):
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   records = evaluate.run_methods(ctx, list(BUILT_IN), s.test[:4], None, progress=False)
   assert {r["method"] for r in records} == set(BUILT_IN)
   for r in records:
@@ -120,10 +124,10 @@ def test_record_and_aggregate_schemas(system):
             "peak_memory_bytes"} <= r.keys()
     assert r["gold"] == next(e.gold for e in s.test if e.id == r["id"])
   latent = next(r for r in records if r["method"] == "latent")
-  c = s.frozen.target.config
+  c = ctx.frozen.target.config
   per_token = 2 * c.num_layers * c.num_kv_heads * c.head_dim * 4  # float32 tiny target
   assert latent["kv_cache_bytes"] == per_token * (1 + ctx.num_soft_tokens + len(pipeline.token_ids(
-      s.frozen.target_tokenizer, ctx.anchor)) + latent["generated_tokens"])
+      ctx.frozen.target_tokenizer, ctx.anchor)) + latent["generated_tokens"])
   agg = results.aggregate(records, dataset="gsm8k", num_soft_tokens=ctx.num_soft_tokens, bootstrap_samples=200,
                           seed=0)
   assert set(agg["methods"]) == set(BUILT_IN) and agg["num_questions"] == 4
@@ -141,13 +145,14 @@ def test_record_and_aggregate_schemas(system):
 def test_controls_read_another_question(system):
   """latent_shuffled: the soft tokens of the donor (a seeded derangement, no question its own donor);
   no_latent: BOS + anchor; chance: the donor's answer, scored like any prediction."""
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   examples = s.test[:6]
   order = methods.derangement(len(examples), seed=3)
   assert all(i != j for i, j in enumerate(order)) and sorted(order) == list(range(6))
   assert order == methods.derangement(6, seed=3) and order != methods.derangement(6, seed=4)
   qs = evaluate.questions(examples, seed=3)
-  tok = s.frozen.target_tokenizer
+  tok = ctx.frozen.target_tokenizer
   for q, j in zip(qs, order):
     assert q.donor is examples[j]
     shuffled, own = evaluate.prepare(ctx, "latent_shuffled", q), evaluate.prepare(ctx, "latent", q)
@@ -167,7 +172,8 @@ def test_latency_excludes_compilation_whether_compiled_before_or_not(system, mon
 
   Compilation is simulated by a one-second pause on the first call of each input shape, so the test is
   exact whatever the machine's speed; on the old harness the first batch's latency held that second."""
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   real, seen = evaluate.generate, set()
 
   def slow_first_call(lm, **kwargs):
@@ -192,7 +198,8 @@ def test_latency_excludes_compilation_whether_compiled_before_or_not(system, mon
 
 def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_path, monkeypatch):
   """Registers a toy method (the target reads the bare question, no instruction) and runs the eval stage."""
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))  # the registration ends with the test
   def question_only(c, q):
     tok = c.frozen.target_tokenizer
@@ -201,11 +208,11 @@ def test_a_new_method_is_one_registered_object_and_one_config_entry(system, tmp_
   methods.register(methods.Method("question_only", "target", question_only))
   cfg = cfg.copy_and_resolve_references()
   cfg.eval.methods, cfg.eval.num_samples = ("target_alone", "question_only"), cfg.eval.batch_size
-  agg = runner.eval_stage(cfg, s, str(tmp_path))
+  agg = stages.eval_stage(dataclasses.replace(run, cfg=cfg, workdir=str(tmp_path)), kind, s)
   assert set(agg["methods"]) == {"target_alone", "question_only"} and agg["num_questions"] == 4
   assert agg["methods"]["question_only"]["control"] is False
   rows = [json.loads(line) for line in open(tmp_path / "eval" / "samples.jsonl")]
-  tok = s.frozen.target_tokenizer
+  tok = ctx.frozen.target_tokenizer
   assert {r["target_prompt_tokens"] for r in rows if r["method"] == "question_only"} == {
       1 + len(pipeline.token_ids(tok, f"{e.question} {ctx.anchor}")) for e in s.test[:4]}
   assert set(agg["split"]) == {"exemplars", "train", "validation", "test", "evaluated"}
@@ -233,19 +240,21 @@ def test_scenarios():
 
 
 def test_bad_inputs(system, tmp_path):
-  cfg, s, ctx = system
+  run, kind, s, ctx = system
+  cfg = run.cfg
   with pytest.raises(ValueError, match="unknown evaluation method 'oracle'"):
     evaluate.run_methods(ctx, ["oracle"], s.test[:1], None, progress=False)
   with pytest.raises(FileNotFoundError, match="no best checkpoint"):
-    runner.translator_at(cfg, s, str(tmp_path), "best")
-  with pytest.raises(ValueError, match="need a trained translator"):
-    evaluate.run_methods(runner.context(cfg, s), ["latent"], s.test[:1], None, progress=False)
+    stages.restore(dataclasses.replace(run, workdir=str(tmp_path)), kind, s, "best")
+  with pytest.raises(ValueError, match="need a trained bridge"):
+    evaluate.run_methods(kind.contexts(run, s, None)[None], ["latent"], s.test[:1], None, progress=False)
 
 
 def test_format_matched_token_budget_is_the_target_prompt_with_the_question_cut_to_m_tokens(system):
   """The same instruction, exemplars and answer format as target_alone; only the question is shortened."""
-  cfg, s, ctx = system
-  tok = s.frozen.target_tokenizer
+  run, kind, s, ctx = system
+  cfg = run.cfg
+  tok = ctx.frozen.target_tokenizer
   for q in evaluate.questions(s.test[:3], seed=0):
     p = evaluate.prepare(ctx, "token_budget_matched", q)
     full = evaluate.prepare(ctx, "target_alone", q)

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interlingua_jax import main
 from interlingua_jax.evaluation import harness as evaluate
-from interlingua_jax.run import preflight, runner
+from interlingua_jax.analysis import report
+from interlingua_jax.run import experiment, preflight, stages
+from tiny_system import preflight_of, system
 from interlingua_jax.data import pipeline
 from interlingua_jax.models import CausalLM, DecoderConfig, generate, init_params, loading
 
@@ -110,7 +111,7 @@ def no_weight_reads(monkeypatch):
   monkeypatch.setattr(loading, "load_params", refuse)
 
 
-def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like):
+def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like, tmp_path):
   from transformers import AutoTokenizer
   source, target, root = real_like
   for directory in (source, target):
@@ -123,12 +124,13 @@ def test_real_tokenizers_pad_stop_ids_bos_and_spacing(real_like):
       ids = b.ids(tok, "Q: How many?\nA:")
       assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1  # the post-processor adds none
     assert tok.decode(chat.ids(tok, "hi")) != tok.decode(builder.ids(tok, "hi"))
-  checked = preflight.run(paper_config("stable_64", source, target, **{"data.train_path": f"{root}/train.jsonl",
-                                                                       "data.test_path": f"{root}/test.jsonl"}))
-  tok = checked.target.tokenizer
+  checked = preflight_of(paper_config("stable_64", source, target, **{"data.train_path": f"{root}/train.jsonl",
+                                                                      "data.test_path": f"{root}/test.jsonl"}),
+                         tmp_path)
+  tok = checked.files["target"].tokenizer
   eos = {tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
-  assert set(checked.target.stop_ids) == eos and tok.eos_token_id in eos  # all three end generation
-  assert checked.source.stop_ids == (checked.source.tokenizer.eos_token_id,)
+  assert set(checked.files["target"].stop_ids) == eos and tok.eos_token_id in eos  # all three end generation
+  assert checked.files["source"].stop_ids == (checked.files["source"].tokenizer.eos_token_id,)
   text = tok.decode(pipeline.anchor_ids(tok, "Answer: ") + pipeline.answer_ids(tok, "Answer: ", " Natalia"))
   assert text == "Answer: Natalia"  # one space, whatever spaces the anchor and answer carry
   assert tok.decode(pipeline.anchor_ids(tok, "A:") + pipeline.answer_ids(tok, "A:", "12")) == "A: 12"
@@ -143,7 +145,7 @@ def test_stripped_tokenizer_fails_before_any_weight(real_like, tmp_path, no_weig
   cfg = paper_config("stable_64", source, str(stripped), **{"data.train_path": f"{root}/train.jsonl",
                                                              "data.test_path": f"{root}/test.jsonl"})
   with pytest.raises(ValueError) as e:
-    runner.setup(cfg, str(tmp_path))
+    system(cfg, tmp_path)
   assert "no tokenizer files" in str(e.value) and str(stripped) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -154,7 +156,7 @@ def test_missing_split_fails_before_any_weight(real_like, tmp_path, no_weight_re
   cfg = paper_config("hotpotqa_64", source, target, **{"data.hf_name": f"{root}/hotpotqa", "data.hf_config": "",
                                                         "data.test_split": "test"})
   with pytest.raises(ValueError) as e:
-    runner.setup(cfg, str(tmp_path))
+    system(cfg, tmp_path)
   assert "no split 'test'" in str(e.value) and "data.test_split" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -166,14 +168,14 @@ def test_rehearsal_of_the_paper_configs(real_like, tmp_path, name):
            else {"data.train_path": f"{root}/hotpotqa/train.jsonl",
                  "data.test_path": f"{root}/hotpotqa/validation.jsonl"})
   cfg = paper_config(name, source, target, **paths)
-  result = runner.run(cfg, str(tmp_path), main.MODES_OF_ALL)
+  experiment.run(cfg, str(tmp_path), ("train", "eval", "compression"))
   with open(tmp_path / "train_summary.json") as f:
     summary = json.load(f)
   with open(tmp_path / "eval" / "aggregate.json") as f:
     agg = json.load(f)
-  assert set(agg["methods"]) == set(cfg.eval.methods) | {f"latent_at_{runner.other_checkpoint(cfg)}"} and agg["num_questions"] == 4
+  assert set(agg["methods"]) == set(cfg.eval.methods) | {f"latent_at_{stages.other_checkpoint(cfg)}"} and agg["num_questions"] == 4
   assert summary["skipped_long_prompts"] == {"train": 0, "validation": 0, "test": 1 if name == "hotpotqa_64" else 0}
-  assert os.path.exists(tmp_path / "compression" / "compression.json") and result["report"]
+  assert os.path.exists(tmp_path / "compression" / "compression.json") and os.path.exists(report.write(str(tmp_path)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ def test_cudnn_is_refused_without_a_gpu():
     pytest.skip("this machine has a GPU")
   with pytest.raises(ValueError, match=r"model.attention_impl='cudnn' needs an NVIDIA GPU, but JAX runs on 'cpu'; "
                                        r"use --config.model.attention_impl=xla"):
-    preflight.check_machine(cfg)
+    preflight.check_machine(cfg, {"source.path": cfg.source.dtype, "target.path": cfg.target.dtype})
 
 
 @pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN fused attention needs an NVIDIA GPU")

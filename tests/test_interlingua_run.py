@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from interlingua_jax import models
-from interlingua_jax.bridges import kind as bridges
-from interlingua_jax.bridges.translator import bridge
-from interlingua_jax.core import errors
-from interlingua_jax.run import runner, validate
-from interlingua_jax.training import train
-from interlingua_jax.analysis import cli as analysis_cli
-from interlingua_jax.data import pipeline, splits
-from interlingua_jax.bridges.interlingua import batches, stage, training
+from interlingua_jax import bridges, models
+from interlingua_jax.analysis import cli as analysis_cli, report
+from interlingua_jax.bridges.interlingua import batches, diagnostics
+from interlingua_jax.bridges.interlingua import kind as interlingua_kind
 from interlingua_jax.bridges.interlingua.states_encoder import StatesEncoder
-from tiny_system import write_splits
+from interlingua_jax.core import errors
+from interlingua_jax.data import pipeline, splits
+from interlingua_jax.run import config as config_lib, stages, validate
+from interlingua_jax.run.setup import resolve_paths
+from interlingua_jax.training import optim
+from interlingua_jax.training.checkpoints import Checkpoints, abstract_like
+from interlingua_jax.training.state import init_state, merge_module
+from tiny_system import system as make_system, write_splits
 
 COLOURS = ["red", "blue", "green", "black", "white", "brown"]
 NAMES = ["Ann", "Tom", "Sue", "Bob", "Eve", "Max", "Kim", "Lee"]
@@ -68,8 +70,16 @@ def interlingua_config(llama_dir, qwen_dir, data_paths):
 @pytest.fixture(scope="module")
 def system(tiny_llama_dir, tiny_qwen_dir, tmp_path_factory):
   cfg = interlingua_config(tiny_llama_dir, tiny_qwen_dir, write_qa(str(tmp_path_factory.mktemp("qa"))))
-  validate.check(cfg)
-  return cfg, stage.setup(cfg)
+  return make_system(cfg, tmp_path_factory.mktemp("work"))
+
+
+def targets(s) -> dict:
+  """The loaded targets of an interlingua setup (every model but a states encoder's source)."""
+  return {name: m for name, m in s.models.items() if name != "source"}
+
+
+def at(run, workdir, cfg=None):
+  return dataclasses.replace(run, workdir=str(workdir), cfg=cfg or run.cfg)
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -98,31 +108,33 @@ def test_each_bad_interlingua_key_is_one_clear_error(key, value, message):
 def one_step_program():
   """Every run of this module's config gets the first run's jitted step: the same program (same config,
   graphdef and optimizer), compiled once instead of once per run (~10 s each on this machine)."""
-  real, cache = training.make_train_step, {}
+  real, cache = stages.make_train_step, {}
+  program = lambda kwargs: (kwargs["graphdef"], str(jax.tree.structure(kwargs["frozen_shardings"])))
 
   def make(**kwargs):
     if "step" not in cache:
-      cache["step"], cache["program"] = real(**kwargs), (kwargs["graphdef"], tuple(kwargs["configs"]))
-    return cache["step"] if cache["program"] == (kwargs["graphdef"], tuple(kwargs["configs"])) else real(**kwargs)
+      cache["step"], cache["program"] = real(**kwargs), program(kwargs)
+    return cache["step"] if cache["program"] == program(kwargs) else real(**kwargs)
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(training, "make_train_step", make)
+    mp.setattr(stages, "make_train_step", make)
     yield cache
 
 
 @pytest.fixture(scope="module")
 def trained(system, one_step_program, tmp_path_factory):
-  cfg, s = system
+  run, kind, s = system
   workdir = tmp_path_factory.mktemp("suite") / "interlingua_a"  # a suite root holding one run, for the analysis
   workdir.mkdir()
-  runner.check_config(cfg, str(workdir))  # config.json, as `stage.run` writes it
-  return str(workdir), stage.train_stage(cfg, s, str(workdir))
+  config_lib.check_config(config_lib.record(run.cfg, run.paths, kind), str(workdir), kind)  # as the pipeline does
+  return str(workdir), stages.train_stage(at(run, workdir), kind, s)
 
 
 def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trained, one_step_program, tmp_path,
                                                                    monkeypatch):
-  cfg, s = system
-  assert [t.lm.config.model_type for t in s.targets.values()] == ["llama", "qwen2"]
-  assert s.targets["qwen"].tokenizer.bos_token_id is None and s.targets["llama"].tokenizer.bos_token_id == 1
+  run, kind, s = system
+  cfg = run.cfg
+  assert [t.lm.config.model_type for t in targets(s).values()] == ["llama", "qwen2"]
+  assert s.models["qwen"].tokenizer.bos_token_id is None and s.models["llama"].tokenizer.bos_token_id == 1
   straight, summary = trained
   assert summary["final_step"] == cfg.train.steps
   step = one_step_program["step"]
@@ -134,12 +146,12 @@ def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trai
 
   monkeypatch.setitem(one_step_program, "step", crash_at_first_checkpoint)
   with pytest.raises(KeyboardInterrupt):
-    stage.train_stage(cfg, s, str(tmp_path))
+    stages.train_stage(at(run, tmp_path), kind, s)
   monkeypatch.setitem(one_step_program, "step", step)
-  stage.train_stage(cfg, s, str(tmp_path))
-  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  _, template = train.init_state(stage.new_module(cfg, s), tx, s.mesh)
-  finals = [train.Checkpoints.restore(train.Checkpoints(w, keep=2).latest, train.abstract_like(template))[0]
+  stages.train_stage(at(run, tmp_path), kind, s)
+  tx, _ = optim.from_config(cfg.optim, cfg.train.steps)
+  _, template = init_state(kind.new_module(run, s), tx, s.mesh)
+  finals = [Checkpoints.restore(Checkpoints(w, keep=2).latest, abstract_like(template))[0]
             for w in (straight, str(tmp_path))]
   assert int(finals[0].step) == int(finals[1].step) == cfg.train.steps
   for x, y in zip(jax.tree.leaves(finals[0].params), jax.tree.leaves(finals[1].params)):
@@ -157,15 +169,16 @@ def test_two_targets_of_two_families_train_one_z_and_resume_exactly(system, trai
   assert all(isinstance(r["validation/llama/top_first_token"], str) for r in alarms)
 
 
-def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(system, trained, capsys):
-  cfg, s = system
+def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(system, trained):
+  run, kind, s = system
+  cfg = run.cfg
   workdir, _ = trained
-  agg = stage.eval_stage(cfg, s, workdir)
+  agg = stages.eval_stage(at(run, workdir), kind, s)
   assert list(agg["targets"]) == ["llama", "qwen"]
   for name, table in agg["targets"].items():
     records = [json.loads(line) for line in open(os.path.join(workdir, "eval", name, "samples.jsonl"))]
     assert {r["target"] for r in records} == {name}
-    assert {r["method"] for r in records} == set(cfg.eval.methods) | {f"latent_at_{runner.other_checkpoint(cfg)}"}
+    assert {r["method"] for r in records} == set(cfg.eval.methods) | {f"latent_at_{stages.other_checkpoint(cfg)}"}
     ids = {m: sorted(r["id"] for r in records if r["method"] == m) for m in cfg.eval.methods}
     assert all(v == ids["latent"] for v in ids.values()) and len(ids["latent"]) == cfg.eval.num_samples
     assert table["methods"]["latent"]["n"] == cfg.eval.num_samples and "f1" in table["methods"]["latent"]
@@ -179,19 +192,19 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     assert f1["ci95_cluster"][0] <= f1["diff"] <= f1["ci95_cluster"][1]
     assert "f1_ci95_cluster" in table["methods"]["latent"]
     assert 0 < table["pca"]["explained_variance"] <= 1 and "latent_vs_pca" in table["f1_comparisons"]
-  assert "## target qwen" in capsys.readouterr().out
-  assert "| token_budget_text |" in open(stage.report_stage(workdir)).read()
+  assert "| token_budget_text |" in open(report.write(workdir)).read()
   analysis = analysis_cli.analyze(Path(workdir).parent)
   assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(analysis["files"])
   tex = (Path(workdir).parent / "analysis" / "interlingua_sweep.tex").read_text()
   assert "interlingua\\_a" in tex and f"{100 * agg['targets']['qwen']['methods']['latent']['f1']:.1f}" in tex
-  result = stage.diagnostics.run(cfg, s, workdir)
+  result = diagnostics.run(at(run, workdir), s, kind.contexts(run, s, stages.restore(at(run, workdir), kind, s,
+                                                                                     "best")))
   out = os.path.join(workdir, "diagnostics")
   for stem in ("rms", "nearest_vocabulary", "first_token_accuracy"):
     assert os.path.getsize(os.path.join(out, f"{stem}.pdf")) and os.path.getsize(os.path.join(out, f"{stem}.png"))
   for name in ("llama", "qwen"):
     r = result[name]
-    table = np.asarray(s.targets[name].lm.params["embed"], np.float64)
+    table = np.asarray(s.models[name].lm.params["embed"], np.float64)
     assert r["table_rms"] == pytest.approx(np.sqrt(np.mean(table ** 2)), rel=1e-5)
     assert -1 <= r["nearest_cos_median"] <= 1 and len(r["nearest_tokens"]) >= 1
     assert set(r["latent"]) == {"as_trained", "rms_rescaled", "batch_normalized"}
@@ -206,7 +219,7 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
   # Batch normalisation maps the soft tokens' per-dimension statistics onto the text embeddings'.
   rng = np.random.default_rng(0)
   soft, text = 50 * rng.normal(3.0, 2.0, (64, 8)), rng.normal(0.1, 0.02, (200, 8))
-  normed = stage.diagnostics.batch_normalized(soft.mean(0), soft.std(0), text.mean(0), text.std(0))(soft)
+  normed = diagnostics.batch_normalized(soft.mean(0), soft.std(0), text.mean(0), text.std(0))(soft)
   np.testing.assert_allclose(normed.mean(0), text.mean(0), atol=1e-9)
   np.testing.assert_allclose(normed.std(0), text.std(0), rtol=1e-9)
 
@@ -214,41 +227,42 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
 def test_the_states_encoder_reads_the_frozen_source_and_trains_evaluates_one_z(system, tiny_mistral_dir, tmp_path):
   """interlingua.encoder = "states": the frozen source LM's hidden states (the translator's source path) feed the
   pooler; two train steps move only the trainable parts, and latent evaluation reads the same states."""
-  base_cfg, s = system
-  cfg = base_cfg.copy_and_resolve_references()
+  base, kind, _ = system
+  cfg = base.cfg.copy_and_resolve_references()
   cfg.interlingua.encoder, cfg.source.path, cfg.source.dtype, cfg.source.layer = "states", tiny_mistral_dir, "float32", 1
   cfg.train.steps, cfg.train.eval_every, cfg.eval.num_samples, cfg.eval.methods = 2, 2, 4, ("latent",)
-  validate.check(cfg)
-  states = stage.setup(cfg)
-  assert states.source.layer == 1 and states.source.lm.config.model_type == "mistral"
-  reader = stage.reader(cfg, states)
+  run, kind, states = make_system(cfg, tmp_path)
+  source_lm = states.models["source"]
+  assert interlingua_kind.frozen_source(run, states)[0].layer == 1 and source_lm.lm.config.model_type == "mistral"
+  reader = interlingua_kind.reader(run, states)
   example = states.test[0]
   ids = reader.ids(example)
-  assert ids == states.source.tokenizer(batches.reading_text(example))["input_ids"][:cfg.data.max_source_len]
-  module = stage.new_module(cfg, states)
+  assert ids == source_lm.tokenizer(batches.reading_text(example))["input_ids"][:cfg.data.max_source_len]
+  module = kind.new_module(run, states)
   assert isinstance(module.encoder, StatesEncoder)
-  assert module.encoder.source_dim == states.source.lm.config.hidden_size
-  summary = stage.train_stage(cfg, states, str(tmp_path))
+  assert module.encoder.source_dim == source_lm.lm.config.hidden_size
+  summary = stages.train_stage(run, kind, states)
   assert summary["final_step"] == 2
-  graphdef, params, rest = stage.evaluated_module(cfg, states, str(tmp_path))
-  source = stage.context(cfg, states, "qwen", (graphdef, params, rest)).soft_source
+  graphdef, params, rest = stages.restore(run, kind, states, stages.evaluated_checkpoint(cfg))
+  source = kind.contexts(run, states, (graphdef, params, rest))["qwen"].soft_source
   soft = np.asarray(source.soft([ids]))
-  hidden = models.forward(states.source.lm.params, states.source.lm.config, input_ids=np.asarray([ids]),
+  hidden = models.forward(source_lm.lm.params, source_lm.lm.config, input_ids=np.asarray([ids]),
                           upto_layer=1, output_hidden_states=False).hidden_states[-1]
-  trained_module = bridge.merge_translator(graphdef, params, rest)
+  trained_module = merge_module(graphdef, params, rest)
   expected = trained_module(hidden, np.ones((1, len(ids)), np.int32))["qwen"]
   np.testing.assert_allclose(soft, np.asarray(expected), rtol=1e-4, atol=1e-5)  # padding changes nothing
-  agg = stage.eval_stage(cfg, states, str(tmp_path))
+  agg = stages.eval_stage(run, kind, states)
   assert agg["targets"]["llama"]["methods"]["latent"]["n"] == 4
 
 
 def test_training_batches_cut_the_encoders_input_to_its_bucket_and_the_loss_ignores_the_cut(system):
   """Rows padded to the pool's longest are cut per batch to the bucket of the batch's longest (pad columns only),
   and the loss is the same at either width: the cut saves the encoder's work and never changes the step."""
-  cfg, s = system
-  c, tokenizers = cfg.interlingua, {name: t.tokenizer for name, t in s.targets.items()}
+  run, kind, s = system
+  cfg = run.cfg
+  c, tokenizers = cfg.interlingua, {name: t.tokenizer for name, t in targets(s).items()}
   spec = batches.row_spec(s.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
-                          anchor=cfg.data.answer_anchor, reader=stage.reader(cfg, s))
+                          anchor=cfg.data.answer_anchor, reader=interlingua_kind.reader(run, s))
   assert spec.width < c.max_bytes
   wide = dataclasses.replace(spec, width=c.max_bytes)  # as if the pool held a text of max_bytes
   encoded = [batches.encode_example(e, tokenizers, wide) for e in s.train]
@@ -263,13 +277,11 @@ def test_training_batches_cut_the_encoders_input_to_its_bucket_and_the_loss_igno
   for key in (batches.ENCODER_IDS, batches.ENCODER_MASK):
     np.testing.assert_array_equal(cut[key], full[key][:, :width])
   assert not full[batches.ENCODER_MASK][:, width:].any()
-  tx, _ = train.make_optimizer(cfg, cfg.train.steps)
-  graphdef, state = train.init_state(stage.new_module(cfg, s), tx, s.mesh)
-  frozen = (None, {n: t.lm.params for n, t in s.targets.items()})
-  loss = lambda batch: training.loss_fn(state.params, state, graphdef, frozen, batch,
-                                        configs={n: t.lm.config for n, t in s.targets.items()},
-                                        spec=training.LossSpec(k_tokens=c.k_tokens,
-                                                               first_token_weight=c.first_token_weight))[0]
+  tx, _ = optim.from_config(cfg.optim, cfg.train.steps)
+  graphdef, state = init_state(kind.new_module(run, s), tx, s.mesh)
+  training = kind.training(run, s)
+  loss = lambda batch: training.loss(merge_module(graphdef, state.params, state.rngs), training.frozen_params, batch,
+                                     state.step)[0]
   assert float(loss(cut)) == pytest.approx(float(loss(full)), rel=1e-6)
 
 
@@ -286,22 +298,30 @@ class MeanPool(nnx.Module):
     return {n: jax.numpy.repeat(head(pooled)[:, None], self.num_latents, axis=1) for n, head in self.heads.items()}
 
 
+class MeanPoolKind(interlingua_kind.InterlinguaKind):
+  """A new kind: the interlingua's data, loss and evaluation, with another module."""
+  name = "mean_pool"
+
+  def new_module(self, run, setup):
+    dims = {name: t.lm.config.hidden_size for name, t in targets(setup).items()}
+    return MeanPool(dims, run.cfg.interlingua.num_latents, nnx.Rngs(run.cfg.seed))
+
+
 def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
   """docs/DESIGN.md §5, "How to add a bridge kind", done once: register, name it in the config, train."""
-  cfg, s = system
-  kind = bridges.register(bridges.Kind(
-      "mean_pool", run=bridges.run_latent,
-      build=lambda c, dims, rms, source_dim: MeanPool(dims, c.interlingua.num_latents, nnx.Rngs(c.seed))))
+  run, _, s = system
+  kind = bridges.register(MeanPoolKind())
   try:
-    cfg = cfg.copy_and_resolve_references()
+    cfg = run.cfg.copy_and_resolve_references()
     cfg.bridge.kind, cfg.train.steps, cfg.train.eval_every = "mean_pool", 2, 2
     validate.check(cfg)
-    one = stage.Setup({"llama": s.targets["llama"]}, s.train, s.validation, s.test, s.mesh, s.splits, s.skipped)
-    summary = stage.train_stage(cfg, one, str(tmp_path))
+    one = dataclasses.replace(s, models={"llama": s.models["llama"]}, builders={"llama": s.builders["llama"]})
+    summary = stages.train_stage(at(run, tmp_path, cfg), kind, one)
     assert summary["final_step"] == 2
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2] and "qwen/loss" not in rows[-1]
-    assert kind.build is not None and set(train.Checkpoints(str(tmp_path), keep=1).latest.all_steps()) >= {2}
+    assert set(Checkpoints(str(tmp_path), keep=1).latest.all_steps()) >= {2}
+    assert isinstance(stages.restore(at(run, tmp_path, cfg), kind, one, "final")[0], nnx.GraphDef)
   finally:
     del bridges.REGISTRY["mean_pool"]
 
@@ -310,7 +330,7 @@ def test_latent_methods_are_refused_for_the_translator():
   from configs import tiny
   cfg = tiny.get_config()
   cfg.eval.methods = ("latent", "pca")
-  with pytest.raises(errors.ConfigError, match=r"holds \['pca'\], methods of latent bridge kinds only"):
+  with pytest.raises(errors.ConfigError, match=r"holds \['pca'\], methods of bridge.kind='interlingua' only"):
     validate.check(cfg)
 
 
@@ -336,16 +356,19 @@ def test_sweep_suite_is_the_24_point_grid_three_calibrated_arms_and_its_reduced_
 def test_a_run_saved_before_bridge_kinds_existed_still_matches_its_config(tmp_path):
   from configs import tiny
   cfg = tiny.get_config()
-  runner.check_config(cfg, str(tmp_path))
+  kind = bridges.get("translator")
+  check = lambda cfg, kind, **kw: config_lib.check_config(
+      config_lib.record(cfg, resolve_paths(cfg, str(tmp_path), kind), kind), str(tmp_path), kind, **kw)
+  check(cfg, kind)
   path = tmp_path / "config.json"
   saved = json.loads(path.read_text())
   del saved["bridge"], saved["interlingua"]
   path.write_text(json.dumps(saved))
   (tmp_path / "checkpoints").mkdir()
-  runner.check_config(cfg, str(tmp_path), modes=("eval",))
+  check(cfg, kind, modes=("eval",))
   cfg.bridge.kind = "interlingua"
   with pytest.raises(errors.ConfigError, match="bridge.kind: 'translator' -> 'interlingua'"):
-    runner.check_config(cfg, str(tmp_path), modes=("eval",))
+    check(cfg, bridges.get("interlingua"), modes=("eval",))
 
 
 def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):

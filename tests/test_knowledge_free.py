@@ -44,10 +44,10 @@ def test_source_fact_scores_the_first_number_against_the_private_fact():
 
 
 def test_probe_methods_read_the_probe_and_refuse_without_one(system):
-  cfg, s, ctx = system
+  _, _, s, ctx = system
   q = evaluate.questions(s.test[:2], seed=0)[0]
   probed = dataclasses.replace(q, example=dataclasses.replace(q.example, probes=tuple(PROBES.items())))
-  src = s.frozen.source_tokenizer
+  src = ctx.frozen.source_tokenizer
   latent = evaluate.prepare(ctx, "latent", probed)
   for method, probe in (("latent_name_swap", "name_swap"), ("latent_unknown_name", "unknown_name")):
     p = evaluate.prepare(ctx, method, probed)
@@ -55,7 +55,7 @@ def test_probe_methods_read_the_probe_and_refuse_without_one(system):
     assert p.source_ids == ctx.builder.ids(src, ctx.builder.bridge_prompt(swapped)) != latent.source_ids
     assert p.ids == latent.ids  # the target's side is latent's: only what the translator reads changes
   relay = evaluate.prepare(ctx, "text_relay_stated", dataclasses.replace(probed, relayed=" 5 + 2"))
-  assert "Sam has 5 pens. How many?" in s.frozen.target_tokenizer.decode(relay.ids)
+  assert "Sam has 5 pens. How many?" in ctx.frozen.target_tokenizer.decode(relay.ids)
   for method in set(methods.PROBES) - {"source_fact"}:  # the tiny data writes no probes
     with pytest.raises(ValueError, match="has no '.*' probe"):
       evaluate.prepare(ctx, method, dataclasses.replace(q, relayed="5"))
@@ -64,9 +64,8 @@ def test_probe_methods_read_the_probe_and_refuse_without_one(system):
 
 
 def test_probe_methods_on_data_without_probes_fail_before_any_weight(tiny_mistral_dir, tiny_llama_dir, tmp_path):
-  from interlingua_jax.run import preflight
-  from tiny_system import tiny_config, write_data
+  from tiny_system import preflight_of, tiny_config, write_data
   cfg = tiny_config(tiny_mistral_dir, tiny_llama_dir, write_data(str(tmp_path)))
   cfg.eval.methods = ("latent", "latent_name_swap")
   with pytest.raises(ValueError, match=r"holds \['latent_name_swap'\], which read .* without a 'probes' field"):
-    preflight.run(cfg)
+    preflight_of(cfg, tmp_path / "work")

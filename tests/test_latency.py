@@ -1,25 +1,25 @@
 """Batch-1 latency, per sample: time to first token and decoding apart, the relay's source generation counted."""
 import numpy as np
 
-from interlingua_jax.evaluation import harness as evaluate
+from interlingua_jax.evaluation import harness as evaluate, latency
 from test_evaluate import system  # noqa: F401  (the tiny bridged system, a module fixture)
 
 
 def test_batch1_latency_splits_first_token_and_decoding_and_charges_the_relay_its_source(system, monkeypatch):
-  cfg, s, ctx = system
+  _, _, s, ctx = system
   examples = s.test[:3]
   relayed = {r["id"]: r["prediction"] for r in evaluate.run_methods(ctx, ["source_alone"], examples, None,
                                                                      progress=False)}
   timed = []
-  real = evaluate.generate_batch
+  real = latency.generate_batch
 
   def spy(c, batch):
     out, seconds = real(c, batch)
     timed.append((batch[0].method.name, c.decoding.batch_size, c.decoding.max_new_tokens, seconds))
     return out, seconds
 
-  monkeypatch.setattr(evaluate, "generate_batch", spy)
-  got = evaluate.measure_latency(ctx, ["latent", "text_relay", "chance"], examples, 2, relayed=relayed)
+  monkeypatch.setattr(latency, "generate_batch", spy)
+  got = latency.measure_latency(ctx, ["latent", "text_relay", "chance"], examples, 2, relayed=relayed)
   assert set(got) == {"latent", "text_relay"}  # chance has no model; source_alone is timed only for the relay
   assert {b for _, b, _, _ in timed} == {1}  # every question alone
   for name, entry in got.items():

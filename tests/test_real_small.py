@@ -10,7 +10,7 @@ import os
 
 from configs import real_small
 from interlingua_jax.core import outputs
-from interlingua_jax.run import runner
+from interlingua_jax.run import experiment, stages
 
 REDUCE = {
     "source.path": "zoo:smollm2-135m-instruct", "target.path": "zoo:smollm2-135m-instruct",
@@ -31,9 +31,9 @@ def test_reduced_real_small_runs_every_method_on_the_same_questions(tmp_path):
   cfg = real_small.get_config()
   cfg.update_from_flattened_dict(REDUCE)
   workdir = str(tmp_path)
-  runner.run(cfg, workdir, ("train", "eval"))
+  experiment.run(cfg, workdir, ("train", "eval"))
   agg = outputs.read_json(os.path.join(workdir, outputs.AGGREGATE))
-  assert set(agg["methods"]) == set(cfg.eval.methods) | {f"latent_at_{runner.other_checkpoint(cfg)}"}
+  assert set(agg["methods"]) == set(cfg.eval.methods) | {f"latent_at_{stages.other_checkpoint(cfg)}"}
   assert {"latent_shuffled", "no_latent"} <= set(agg["methods"])
   with open(os.path.join(workdir, outputs.SAMPLES)) as f:
     records = [json.loads(line) for line in f]

@@ -22,8 +22,10 @@ from safetensors.numpy import load_file, save_file
 from interlingua_jax import main
 from interlingua_jax.core import cli, outputs, workdir as workdir_lib
 from interlingua_jax.models import inputs
-from interlingua_jax.run import runner
-from interlingua_jax.training import train
+from interlingua_jax.run import experiment, stages
+from interlingua_jax.training.checkpoints import Checkpoints, abstract_like
+from interlingua_jax.training.loop import EarlyStopping, Loop, LoopSettings, MetricsLog, fit
+from interlingua_jax.training.state import TrainState, global_batch
 from interlingua_jax.data import pipeline
 from interlingua_jax.core.errors import ConfigError, InputError, WorkdirError
 from interlingua_jax.models import CheckpointError
@@ -309,9 +311,9 @@ def test_train_steps_may_only_be_raised_and_only_to_train(tiny, tmp_path, capsys
                                  str(workdir))
   assert longer.train.steps == 9 and longer.translator.to_dict() == cfg.translator.to_dict()
   with pytest.raises(ConfigError, match="train.steps: 6 -> 9"):
-    runner.check_config(longer, str(workdir), ("eval",))
+    experiment.start(longer, str(workdir), ("eval",))
   with caplog.at_level(logging.INFO):
-    runner.check_config(longer, str(workdir), ("train", "eval"))
+    experiment.start(longer, str(workdir), ("train", "eval"))
   assert "extending the run from train.steps=6 to 9" in caplog.text
   assert json.load(open(workdir / "config.json"))["train"]["steps"] == 9  # the record of what is trained
 
@@ -322,7 +324,7 @@ def test_eval_keys_may_differ_and_are_logged_without_rewriting_the_record(tiny, 
   cfg = main.effective_config(main.parse_flags(["main", f"--workdir={workdir}", "--config.eval.num_samples=3"]),
                               str(workdir))
   with caplog.at_level(logging.INFO):
-    runner.check_config(cfg, str(workdir), ("eval",))
+    experiment.start(cfg, str(workdir), ("eval",))
   assert "eval.num_samples: 8 -> 3" in caplog.text
   saved = json.load(open(workdir / "config.json"))
   assert saved["eval"]["num_samples"] == 8
@@ -342,8 +344,8 @@ def _scripted_fit(workdir, total_steps, accuracies, *, keep=3, fail_latest_at=No
   import jax
   from jax.sharding import Mesh
   mesh = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "model"))
-  state = train.TrainState(jnp.zeros((), jnp.int32), {"w": jnp.zeros(3)}, {}, ())
-  checkpoints = train.Checkpoints(str(workdir), keep=keep)
+  state = TrainState(jnp.zeros((), jnp.int32), {"w": jnp.zeros(3)}, {}, ())
+  checkpoints = Checkpoints(str(workdir), keep=keep)
   if fail_latest_at is not None:
     real_save = checkpoints.latest.save
 
@@ -353,33 +355,33 @@ def _scripted_fit(workdir, total_steps, accuracies, *, keep=3, fail_latest_at=No
         raise KeyboardInterrupt("killed between the best and the latest commit")
       return real_save(step, **kwargs)
     checkpoints.latest.save = killed
-  data_iter = iter(pipeline.train_dataset([{"x": np.zeros(2, np.int32)}] * 8, global_batch_size=2, seed=0))
-  stopper = train.EarlyStopping(patience=10, enabled=False)
-  restored = checkpoints.restore_latest(train.abstract_like(state))
+  data_iter = iter(pipeline.train_dataset([{"x": np.zeros(2, np.int32)}] * 8, global_batch_size=2, seed=0, parts={}))
+  stopper = EarlyStopping(patience=10, enabled=False)
+  restored = checkpoints.restore_latest(abstract_like(state))
   if restored is not None:
     state, data_state, loop_state = restored
     data_iter.set_state(data_state)
-    stopper = train.EarlyStopping(**loop_state)
+    stopper = EarlyStopping(**loop_state)
 
   def step_fn(state, frozen, batch):
-    return train.TrainState(state.step + 1, {"w": state.params["w"] + 1}, {}, ()), {"loss": jnp.float32(1.0),
+    return TrainState(state.step + 1, {"w": state.params["w"] + 1}, {}, ()), {"loss": jnp.float32(1.0),
                                                                                   "lr": jnp.float32(0.1)}
 
-  loop = train.Loop(step_fn=step_fn, frozen_params=None, data_iter=data_iter, mesh=mesh,
+  loop = Loop(step_fn=step_fn, frozen_params=None, data_iter=data_iter, mesh=mesh,
                     evaluate=lambda st: accuracies[int(st.step)], checkpoints=checkpoints,
-                    metrics=train.MetricsLog(str(workdir), resume_step=int(state.step) if restored else -1),
+                    metrics=MetricsLog(str(workdir), resume_step=int(state.step) if restored else -1),
                     stopper=stopper)
-  settings = train.LoopSettings(total_steps=total_steps, log_every=1, eval_every=2, global_batch_size=2,
+  settings = LoopSettings(total_steps=total_steps, log_every=1, eval_every=2, global_batch_size=2,
                                 progress=False)
   try:
-    return train.fit(state, loop, settings)
+    return fit(state, loop, settings)
   finally:
     loop.metrics.close()
     checkpoints.wait()
 
 
 def _steps(workdir, which):
-  return train.Checkpoints(str(workdir), keep=3).__getattribute__(which).all_steps()
+  return Checkpoints(str(workdir), keep=3).__getattribute__(which).all_steps()
 
 
 def _metric_steps(workdir):
@@ -453,7 +455,7 @@ def test_console_hides_library_info_and_harmless_notices(tmp_path, capsys):
 
 
 def test_a_run_record_is_replaced_whole_or_not_at_all(tmp_path):
-  """config.json is written by process 0 while the other hosts read it (runner.check_config): a write
+  """config.json is written by process 0 while the other hosts read it (run.config.check_config): a write
   that truncates first lets a reader see an empty file, which once failed the two-process run."""
   path = tmp_path / "config.json"
   outputs.write_json(path, {"seed": 0})

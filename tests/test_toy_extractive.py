@@ -119,20 +119,23 @@ def test_saved_qwen_target_has_the_logits_transformers_computes(toy_extractive_w
 
 def test_the_states_rehearsal_reads_a_toy_model_as_its_frozen_source(toy_extractive_world):
   """`toy.source` names which toy model a states encoder reads (the world has no third model); resolving the
-  world sets source.path to its checkpoint, and a missing or misplaced name is one clear error."""
+  world gives the source role its checkpoint (the config is not written), and a missing or misplaced name is one clear
+  error."""
   import ml_collections
 
   from configs import interlingua_toy, interlingua_toy_states
   from interlingua_jax.core import errors
   from interlingua_jax.run import validate
-  from interlingua_jax.bridges.interlingua import stage
+  from interlingua_jax import bridges
+  from interlingua_jax.run.setup import resolve_paths
   cfg = interlingua_toy_states.get_config()
   cfg.toy.extractive = ml_collections.ConfigDict(extractive.REDUCED)
   cfg.toy.cache_dir = os.path.dirname(os.path.dirname(toy_extractive_world["info"]))
   validate.check(cfg)
-  stage.resolve_toy(cfg, "unused: the cache_dir is set")
-  assert cfg.source.path == toy_extractive_world["targets"]["llama"]
-  assert [t["path"] for t in cfg.interlingua.targets] == [toy_extractive_world["targets"][n] for n in ("llama", "qwen")]
+  paths = resolve_paths(cfg, "unused: the cache_dir is set", bridges.get(cfg.bridge.kind))
+  assert paths.models["source"] == toy_extractive_world["targets"]["llama"] != cfg.source.path
+  assert [paths.models[n] for n in ("llama", "qwen")] == [toy_extractive_world["targets"][n] for n in ("llama", "qwen")]
+  assert paths.train == toy_extractive_world["train"] and not cfg.data.train_path
   cfg.toy.source = "mistral"
   with pytest.raises(errors.ConfigError, match=r"toy.source='mistral' must name the toy model .* llama, qwen"):
     validate.check(cfg)

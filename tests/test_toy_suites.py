@@ -29,8 +29,8 @@ def test_stability_suite_differs_only_by_the_fixes():
   # The no-fixes arm keeps none of early stopping's benefit: its test split reads the final checkpoint (and its
   # aggregate reports the best one beside it as latent_at_best), so its test accuracy can show a collapse.
   from configs import toy_hard
-  from interlingua_jax.run import runner
+  from interlingua_jax.run import stages
   for arm, expected in ((fixes, "best"), (no_fixes, "final")):
     cfg = toy_hard.get_config()
     cfg.update_from_flattened_dict(arm["overrides"])
-    assert runner.evaluated_checkpoint(cfg) == expected
+    assert stages.evaluated_checkpoint(cfg) == expected

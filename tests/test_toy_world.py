@@ -10,7 +10,7 @@ import os
 import pytest
 
 from configs import tiny, toy_complementary, toy_hard, toy_reduced
-from interlingua_jax.run import runner
+from interlingua_jax.run import experiment, stages
 from interlingua_jax.toy import capacity, task
 
 
@@ -18,7 +18,7 @@ def test_reduced_toy_world_latent_beats_its_controls_and_the_prior(tmp_path):
   """Not against token_budget alone (near 0 by construction: the question's end is cut off): against another
   question's soft tokens and the knowledge-free prior, by the cluster (per-problem) intervals."""
   workdir = str(tmp_path)
-  runner.run(toy_reduced.get_config(), workdir, ("train", "eval"))
+  experiment.run(toy_reduced.get_config(), workdir, ("train", "eval"))
   with open(os.path.join(workdir, "eval", "aggregate.json")) as f:
     agg = json.load(f)
   acc = {m: v["accuracy"] for m, v in agg["methods"].items()}
@@ -34,7 +34,7 @@ def test_reduced_toy_world_latent_beats_its_controls_and_the_prior(tmp_path):
 @pytest.mark.parametrize("config", [toy_hard, toy_complementary], ids=["hard", "complementary"])
 def test_graded_and_complementary_worlds_run_every_stage(tmp_path, config):
   cfg = tiny.shrink(config.get_config())  # every method of the world's config, its probes included
-  runner.run(cfg, str(tmp_path), ("train", "eval"))
+  experiment.run(cfg, str(tmp_path), ("train", "eval"))
   spec = task.TaskSpec(**cfg.toy.world.task)
   with open(os.path.join(os.path.dirname(cfg.data.test_path), "info.json")) as f:
     info = json.load(f)

@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 
-from interlingua_jax.run import runner
+from interlingua_jax.bridges.translator import rows as translator_rows
+from interlingua_jax.run import experiment, stages
+from interlingua_jax.run.setup import setup
 
 QUESTIONS = [(a, b) for a in range(1, 8) for b in range(1, 6)]
 
@@ -42,11 +44,35 @@ def tiny_config(source_dir, target_dir, data_paths):
 
 
 
-def fixed_batch(cfg, s, n: int):
-  """The first `n` training examples of a `runner.Setup` as one batch of the pipeline's rows, and the lengths."""
-  if len(s.pool) < n:
-    raise ValueError(f"a batch of {n} exceeds the {len(s.pool)} training examples of the tiny data.")
-  lengths, rows = runner.training_data(cfg, s, s.pool[:n])
+def system(cfg, workdir: str, modes=("train",)):
+  """(run, kind, setup) of a config: what the pipeline has before its first stage."""
+  run, kind = experiment.start(cfg, str(workdir), modes)
+  return run, kind, setup(run, kind)
+
+
+def frozen(run, kind, s):
+  """The frozen LMs of the (one) evaluation view of a translator system."""
+  return kind.contexts(run, s, None)[None].frozen
+
+
+def frozen_params(s):
+  return s.models["source"].lm.params, s.models["target"].lm.params
+
+
+def lengths_and_rows(run, s, examples):
+  """The translator's static lengths (measured on the whole pool) and `examples` encoded with them."""
+  cfg, target = run.cfg, s.models["target"].tokenizer
+  common = dict(builder=s.builders[None], target_tokenizer=target, anchor=cfg.data.answer_anchor,
+                num_soft_tokens=cfg.translator.num_soft_tokens)
+  lengths = translator_rows.measure_lengths(s.train, max_answer_len=cfg.data.max_answer_len, **common)
+  return lengths, translator_rows.encode_pool(examples, lengths=lengths, **common)
+
+
+def fixed_batch(run, s, n: int):
+  """The first `n` training examples of a translator setup as one batch of the pipeline's rows, and the lengths."""
+  if len(s.train) < n:
+    raise ValueError(f"a batch of {n} exceeds the {len(s.train)} training examples of the tiny data.")
+  lengths, rows = lengths_and_rows(run, s, s.train[:n])
   return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, lengths
 
 
@@ -57,11 +83,18 @@ def open_gates(translator, value: float) -> None:
       getattr(block, gate)[...] = value
 
 
-def jax_step(cfg, s, lengths, *, gates: float | None = None):
-  """The project's jitted train step for a `runner.Setup` (anything with `frozen` and `mesh`), its initial state
-  and its schedule; `gates` opens the translator's gates first."""
-  translator = runner.new_translator(cfg, s)
+def jax_step(run, kind, s, *, gates: float | None = None):
+  """The project's jitted train step for a translator system, its initial state and its schedule; `gates` opens
+  the translator's gates first."""
+  translator = kind.new_module(run, s)
   if gates is not None:
     open_gates(translator, gates)
-  t = runner.training_step(cfg, s, lengths, translator)
+  t = stages.training_step(run, kind, s, translator)
   return t.state, t.step_fn, t.schedule
+
+
+def preflight_of(cfg, workdir):
+  """What preflight checks of a config, before any weight is read."""
+  from interlingua_jax.run import preflight
+  run, kind = experiment.start(cfg, str(workdir))
+  return preflight.check(run, kind)

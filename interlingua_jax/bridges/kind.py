@@ -1,4 +1,4 @@
-"""The one protocol a bridge kind implements; `run.pipeline` runs any kind through it.
+"""The one protocol a bridge kind implements; `run.experiment` runs any kind through it.
 
 A kind is a package under `bridges/` with one object implementing `Kind`, named in `bridges/__init__.py` (the
 registry) and chosen by `bridge.kind`. The pipeline owns everything the kinds share: config checks, preflight,

@@ -7,6 +7,7 @@
                  the other one; throughput and batch-1 latency; the aggregate with its intervals
     compression  the wire: `latent` after an encode → decode round trip of its soft tokens at each precision
 """
+import dataclasses
 import logging
 import math
 import os
@@ -14,7 +15,7 @@ import os
 import jax
 import ml_collections
 
-from interlingua_jax.bridges.kind import Kind, Setup
+from interlingua_jax.bridges.kind import Kind, Setup, Training
 from interlingua_jax.core import outputs
 from interlingua_jax.core.context import Run
 from interlingua_jax.data import pipeline, splits
@@ -91,11 +92,34 @@ def loop_settings(cfg: ml_collections.ConfigDict, workdir: str) -> LoopSettings:
                       profile_steps=(p.start_step, p.num_steps))
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingStep:
+  """What a config makes of a kind's module and optimizer, ready for `fit`, a test or a benchmark."""
+  training: Training  # the kind's rows, loss and frozen params
+  tx: object  # optax.GradientTransformation
+  schedule: object  # step -> base learning rate
+  graphdef: object
+  state: TrainState  # the module's initial state, replicated over the mesh
+  step_fn: object  # the jitted train step: (state, frozen_params, batch) -> (state, metrics)
+
+
+def training_step(run: Run, kind: Kind, s: Setup, module=None) -> TrainingStep:
+  """The one wiring of a config into a train step on the mesh: the kind's training pieces, the optimizer, the
+  initial state (of `module`, default a fresh one of the kind) and the jitted step."""
+  t = kind.training(run, s)
+  tx, schedule = optim.from_config(run.cfg.optim, run.cfg.train.steps)
+  graphdef, state = init_state(module or kind.new_module(run, s), tx, s.mesh)
+  step_fn = make_train_step(mesh=s.mesh, loss=t.loss, frozen_shardings=t.frozen_shardings, graphdef=graphdef,
+                            tx=tx, schedule=schedule)
+  return TrainingStep(t, tx, schedule, graphdef, state, step_fn)
+
+
 def train_stage(run: Run, kind: Kind, s: Setup) -> dict:
   cfg, workdir = run.cfg, run.workdir
   if (summary := finished_training(cfg, workdir)) is not None:
     return summary
-  t = kind.training(run, s)
+  step = training_step(run, kind, s)
+  t, graphdef = step.training, step.graphdef
   buckets = tuple(cfg.data.length_buckets)
   shapes = pipeline.compiled_shapes(t.rows, buckets, t.parts)
   logging.info("training batches padded to lengths %s: at most %d compiled train-step shapes", shapes,
@@ -104,12 +128,8 @@ def train_stage(run: Run, kind: Kind, s: Setup) -> dict:
                                           seed=cfg.data.shuffle_seed, length_buckets=buckets,
                                           process_index=jax.process_index(), process_count=jax.process_count(),
                                           source_states=t.source_states))
-  tx, schedule = optim.from_config(cfg.optim, cfg.train.steps)
-  graphdef, state = init_state(kind.new_module(run, s), tx, s.mesh)
-  logging.info("%s parameters: %s", kind.name, f"{count_params(state.params):,}")
-  step_fn = make_train_step(mesh=s.mesh, loss=t.loss, frozen_shardings=t.frozen_shardings, graphdef=graphdef,
-                            tx=tx, schedule=schedule)
-  checkpoints, state, stopper, restored = resume(cfg, workdir, state, data_iter)
+  logging.info("%s parameters: %s", kind.name, f"{count_params(step.state.params):,}")
+  checkpoints, state, stopper, restored = resume(cfg, workdir, step.state, data_iter)
   log = MetricsLog(workdir, resume_step=int(state.step) if restored else -1)
 
   def score(st: TrainState) -> float:  # on the validation split, never the test split
@@ -117,7 +137,7 @@ def train_stage(run: Run, kind: Kind, s: Setup) -> dict:
     log.write(row)
     return value
 
-  loop = Loop(step_fn=step_fn, frozen_params=t.frozen_params, data_iter=data_iter, mesh=s.mesh, evaluate=score,
+  loop = Loop(step_fn=step.step_fn, frozen_params=t.frozen_params, data_iter=data_iter, mesh=s.mesh, evaluate=score,
               checkpoints=checkpoints, metrics=log, stopper=stopper)
   state, summary = fit(state, loop, loop_settings(cfg, workdir))
   log.close()

@@ -18,9 +18,31 @@ from interlingua_jax.core.context import Run
 from interlingua_jax.core.rules import at_least, fail, flag, get, within, above
 from interlingua_jax.data import pipeline
 from interlingua_jax.evaluation.context import Context
+from interlingua_jax.models import CausalLM
 from interlingua_jax.models.frozen import Frozen, ModelFiles, resolve_layer
 from interlingua_jax.models.sharding import param_shardings
 from interlingua_jax.nn.blocks import embedding_rms
+
+
+def translator_training(cfg: ml_collections.ConfigDict, source: CausalLM, target: CausalLM, layer: int,
+                        lengths: rows.Lengths, mesh) -> tuple:
+  """(loss, frozen shardings) of the translator between two loaded LMs at static `lengths`: what the train step
+  needs of the kind, also for benchmarks that build the LMs themselves."""
+  spec = LossSpec(source.config, target.config, layer, infonce_weight=cfg.loss.infonce_weight,
+                  infonce_start_step=cfg.loss.infonce_start_step, temperature=cfg.loss.temperature,
+                  answer_window=lengths.answer + 2, remat=cfg.train.remat, attention_impl=cfg.model.attention_impl)
+  loss = lambda module, frozen, batch, step: translator_loss(module, frozen, batch, step, spec=spec)
+  return loss, (param_shardings(source.config, mesh), param_shardings(target.config, mesh))
+
+
+def new_translator(cfg: ml_collections.ConfigDict, source: CausalLM, target: CausalLM) -> Translator:
+  """A fresh translator sized for the two frozen models, calibrated to the target's embedding RMS."""
+  t = cfg.translator
+  return Translator(source_dim=source.config.hidden_size, target_dim=target.config.hidden_size,
+                    num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth, num_heads=t.num_heads,
+                    dropout=t.dropout,
+                    target_embed_rms=embedding_rms(target.params["embed"]) if t.calibrate_rms else None,
+                    rngs=nnx.Rngs(params=cfg.seed, dropout=cfg.seed + 1), reads_source=t.reads_source)
 
 
 class TranslatorKind:
@@ -63,13 +85,7 @@ class TranslatorKind:
                                          bridge_shots=None if d.bridge_shots < 0 else d.bridge_shots)}
 
   def new_module(self, run: Run, setup: Setup) -> Translator:
-    """A fresh translator sized for the two frozen models, calibrated to the target's embedding RMS."""
-    t, source, target = run.cfg.translator, setup.models["source"].lm, setup.models["target"].lm
-    return Translator(source_dim=source.config.hidden_size, target_dim=target.config.hidden_size,
-                      num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth,
-                      num_heads=t.num_heads, dropout=t.dropout,
-                      target_embed_rms=embedding_rms(target.params["embed"]) if t.calibrate_rms else None,
-                      rngs=nnx.Rngs(params=run.cfg.seed, dropout=run.cfg.seed + 1), reads_source=t.reads_source)
+    return new_translator(run.cfg, setup.models["source"].lm, setup.models["target"].lm)
 
   def training(self, run: Run, setup: Setup) -> Training:
     cfg, builder = run.cfg, setup.builders[None]
@@ -89,16 +105,11 @@ class TranslatorKind:
           params=source.lm.params, config=source.lm.config, layer=layer, dtype=cfg.source.dtype,
           attention_impl=cfg.model.attention_impl, mesh=setup.mesh, length_buckets=tuple(cfg.data.length_buckets),
           batch_size=cfg.train.batch_size)
-    spec = LossSpec(source.lm.config, target.lm.config, layer, infonce_weight=cfg.loss.infonce_weight,
-                    infonce_start_step=cfg.loss.infonce_start_step, temperature=cfg.loss.temperature,
-                    answer_window=lengths.answer + 2, remat=cfg.train.remat, attention_impl=cfg.model.attention_impl)
-    shardings = (param_shardings(source.lm.config, setup.mesh), param_shardings(target.lm.config, setup.mesh))
+    loss, shardings = translator_training(cfg, source.lm, target.lm, layer, lengths, setup.mesh)
     # The scale the soft tokens' logged `soft_rms` is read against (calibrated translators output exactly it).
     summary = {"target_embedding_rms": embedding_rms(target.lm.params["embed"])}
-    return Training(encoded, lambda module, frozen, batch, step: translator_loss(module, frozen, batch, step,
-                                                                                 spec=spec),
-                    (source.lm.params, target.lm.params), shardings, parts=rows.PARTS, source_states=states,
-                    summary=summary)
+    return Training(encoded, loss, (source.lm.params, target.lm.params), shardings, parts=rows.PARTS,
+                    source_states=states, summary=summary)
 
   def contexts(self, run: Run, setup: Setup, module: tuple | None) -> dict[None, Context]:
     source, target, builder = setup.models["source"], setup.models["target"], setup.builders[None]

@@ -10,6 +10,7 @@ import jax
 import ml_collections
 
 from interlingua_jax import bridges
+from interlingua_jax.bridges.kind import Kind
 from interlingua_jax.core import errors
 from interlingua_jax.core.context import Run
 from interlingua_jax.run import config as config_lib, stages, validate
@@ -18,8 +19,9 @@ from interlingua_jax.run.setup import resolve_paths, setup
 STAGES = {"train": stages.train_stage, "eval": stages.eval_stage, "compression": stages.compression_stage}
 
 
-def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
-  """The stages of `modes`, in that order, for the config's bridge kind. `report` is left to the caller."""
+def start(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...] = ("train",)) -> tuple[Run, Kind]:
+  """Everything before the models load: the config checked, the paths resolved (the toy worlds built), the
+  workdir's config compared with this one and the record written."""
   validate.check(cfg, device_count=jax.device_count())  # every value, before the toy pretrains or anything loads
   kind = bridges.get(cfg.bridge.kind)
   unknown = [m for m in modes if m not in STAGES and m not in kind.stages and m != "report"]
@@ -30,7 +32,12 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) ->
   os.makedirs(workdir, exist_ok=True)
   paths = resolve_paths(cfg, workdir, kind)
   config_lib.check_config(config_lib.record(cfg, paths, kind), workdir, kind, modes)
-  current = Run(cfg, workdir, tuple(modes), paths)
+  return Run(cfg, workdir, tuple(modes), paths), kind
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, modes: tuple[str, ...]) -> dict:
+  """The stages of `modes`, in that order, for the config's bridge kind. `report` is left to the caller."""
+  current, kind = start(cfg, workdir, modes)
   computed = [m for m in modes if m != "report"]
   s = setup(current, kind) if computed else None
   out = {}
