@@ -65,7 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.interlingua = ml_collections.ConfigDict()
   c.interlingua.encoder = "bytes"  # "bytes": UTF-8 bytes of the text; "states": the frozen source LM's states
   c.interlingua.latent_dim = 256  # d_z
-  c.interlingua.num_latents = 32  # M: rows of Z, soft tokens of every target
+  c.interlingua.num_soft_tokens = 32  # M: rows of Z, soft tokens of every target
   c.interlingua.depth = 2  # byte-encoder layers
   c.interlingua.num_heads = 8
   c.interlingua.max_bytes = 512  # the encoder reads the question first, then the context, cut at this many bytes

@@ -11,7 +11,7 @@ def get_config():
   c.seed = 0
   c.bridge.kind = "interlingua"
   c.interlingua.latent_dim = 32
-  c.interlingua.num_latents = 4
+  c.interlingua.num_soft_tokens = 4
   c.interlingua.depth = 1
   c.interlingua.num_heads = 2
   c.interlingua.max_bytes = 96

@@ -21,7 +21,7 @@ def get_config():
   c.bridge.kind = "interlingua"
   c.interlingua.encoder = "bytes"
   c.interlingua.latent_dim = 256
-  c.interlingua.num_latents = 32
+  c.interlingua.num_soft_tokens = 32
   c.interlingua.depth = 2
   c.interlingua.num_heads = 8
   c.interlingua.max_bytes = 512

@@ -24,7 +24,7 @@ def get_config():
   c.toy.source = ""  # encoder = "states": the toy model (a name in extractive.TARGETS) that is the frozen source
 
   c.interlingua.latent_dim = 64
-  c.interlingua.num_latents = 8
+  c.interlingua.num_soft_tokens = 8
   c.interlingua.depth = 2
   c.interlingua.num_heads = 4
   c.interlingua.max_bytes = 256

@@ -1,7 +1,7 @@
 """Entry point: `python -m interlingua_jax.main --config=configs/stable_64.py --workdir=DIR [--mode=...]`.
 
 Modes: train, eval, compression, report, or all (train → eval → compression → report, then
-`<workdir>/DONE`); or a stage of the bridge kind (the interlingua's diagnostics). With no --config the embedded default is the offline toy world
+`<workdir>/DONE`); or a stage of the bridge kind's own (`Kind.stages`). With no --config the embedded default is the offline toy world
 (`configs/toy.py`), which first pretrains its two tiny LMs (cached in the workdir).
 
 A workdir that already holds a run's `config.json` needs no --config: that saved config is the base

@@ -37,7 +37,7 @@ def shared():
   """One interlingua (d_z=32, M=5) for a d=32 and a d=24 target, built once: eager NNX init is slow on CPU."""
   rngs = nnx.Rngs(0)
   encoder = ByteEncoder(dim=32, depth=2, num_heads=4, max_len=64, rngs=rngs)
-  return SharedInterlingua(encoder=encoder, target_dims={"llama": 32, "qwen": 24}, num_latents=5, latent_dim=32,
+  return SharedInterlingua(encoder=encoder, target_dims={"llama": 32, "qwen": 24}, num_soft_tokens=5, latent_dim=32,
                            num_heads=4, rngs=rngs)
 
 
@@ -67,7 +67,7 @@ def test_states_encoder_pools_frozen_lm_states_under_their_mask():
   """The second encoder kind: source-LM states (here random, d_src=40) through the same pooler and adapters."""
   rngs = nnx.Rngs(2)
   interlingua = SharedInterlingua(encoder=StatesEncoder(source_dim=40, dim=32, rngs=rngs), target_dims={"t": 24},
-                                  num_latents=5, latent_dim=32, num_heads=4, rngs=rngs)
+                                  num_soft_tokens=5, latent_dim=32, num_heads=4, rngs=rngs)
   rng = np.random.RandomState(3)
   states = rng.randn(2, 9, 40).astype(np.float32)
   mask = np.ones((2, 9), np.int32)

@@ -194,10 +194,10 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     assert 0 < table["pca"]["explained_variance"] <= 1 and "latent_vs_pca" in table["f1_comparisons"]
   assert "| token_budget_text |" in open(report.write(workdir)).read()
   analysis = analysis_cli.analyze(Path(workdir).parent)
-  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(analysis["files"])
-  tex = (Path(workdir).parent / "analysis" / "interlingua_sweep.tex").read_text()
+  assert {"target_sweep.tex", "target_sweep.pdf", "target_sweep.png"} <= set(analysis["files"])
+  tex = (Path(workdir).parent / "analysis" / "target_sweep.tex").read_text()
   assert "interlingua\\_a" in tex and f"{100 * agg['targets']['qwen']['methods']['latent']['f1']:.1f}" in tex
-  result = diagnostics.run(at(run, workdir), s, kind.contexts(run, s, stages.restore(at(run, workdir), kind, s,
+  result = diagnostics.diagnose(at(run, workdir), s, kind.contexts(run, s, stages.restore(at(run, workdir), kind, s,
                                                                                      "best")))
   out = os.path.join(workdir, "diagnostics")
   for stem in ("rms", "nearest_vocabulary", "first_token_accuracy"):
@@ -213,7 +213,7 @@ def test_every_method_on_the_same_questions_for_each_target_and_diagnostics(syst
     saved = json.load(f)
   examples = splits.evaluation_subset(s.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
   text_bytes = np.mean([len(batches.reading_text(e).encode()) for e in examples])
-  z16 = cfg.interlingua.num_latents * cfg.interlingua.latent_dim * 2
+  z16 = cfg.interlingua.num_soft_tokens * cfg.interlingua.latent_dim * 2
   assert saved["compression"]["text_bytes_mean"] == pytest.approx(text_bytes)
   assert saved["compression"]["ratio_float16"] == pytest.approx(text_bytes / z16)
   # Batch normalisation maps the soft tokens' per-dimension statistics onto the text embeddings'.
@@ -261,7 +261,7 @@ def test_training_batches_cut_the_encoders_input_to_its_bucket_and_the_loss_igno
   run, kind, s = system
   cfg = run.cfg
   c, tokenizers = cfg.interlingua, {name: t.tokenizer for name, t in targets(s).items()}
-  spec = batches.row_spec(s.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
+  spec = batches.row_spec(s.train, tokenizers, num_soft_tokens=c.num_soft_tokens, k_tokens=c.k_tokens,
                           anchor=cfg.data.answer_anchor, reader=interlingua_kind.reader(run, s))
   assert spec.width < c.max_bytes
   wide = dataclasses.replace(spec, width=c.max_bytes)  # as if the pool held a text of max_bytes
@@ -288,14 +288,14 @@ def test_training_batches_cut_the_encoders_input_to_its_bucket_and_the_loss_igno
 class MeanPool(nnx.Module):
   """The simplest latent kind: mean of byte embeddings, one linear map per target, M copies."""
 
-  def __init__(self, target_dims: dict[str, int], num_latents: int, rngs: nnx.Rngs):
-    self.num_latents = num_latents
+  def __init__(self, target_dims: dict[str, int], num_soft_tokens: int, rngs: nnx.Rngs):
+    self.num_soft_tokens = num_soft_tokens
     self.embed = nnx.Embed(257, 16, rngs=rngs)
     self.heads = nnx.Dict({n: nnx.Linear(16, d, rngs=rngs) for n, d in target_dims.items()})
 
   def __call__(self, ids, mask):
     pooled = (self.embed(ids) * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-    return {n: jax.numpy.repeat(head(pooled)[:, None], self.num_latents, axis=1) for n, head in self.heads.items()}
+    return {n: jax.numpy.repeat(head(pooled)[:, None], self.num_soft_tokens, axis=1) for n, head in self.heads.items()}
 
 
 class MeanPoolKind(interlingua_kind.InterlinguaKind):
@@ -304,7 +304,7 @@ class MeanPoolKind(interlingua_kind.InterlinguaKind):
 
   def new_module(self, run, setup):
     dims = {name: t.lm.config.hidden_size for name, t in targets(setup).items()}
-    return MeanPool(dims, run.cfg.interlingua.num_latents, nnx.Rngs(run.cfg.seed))
+    return MeanPool(dims, run.cfg.interlingua.num_soft_tokens, nnx.Rngs(run.cfg.seed))
 
 
 def test_a_new_bridge_kind_is_one_registered_object(system, tmp_path):
@@ -344,7 +344,7 @@ def test_sweep_suite_is_the_24_point_grid_three_calibrated_arms_and_its_reduced_
   calibrated = [e for e in full if e.overrides.get("interlingua.calibrate_rms") is True]
   points = {tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in grid}
   assert len(grid) == 24 and points == set(itertools.product((32, 48, 64), (256, 512), (0.5, 1.0), (4, 8)))
-  assert sorted(e.overrides["interlingua.num_latents"] for e in calibrated) == [32, 48, 64] and len(full) == 27
+  assert sorted(e.overrides["interlingua.num_soft_tokens"] for e in calibrated) == [32, 48, 64] and len(full) == 27
   assert {e.config.name for e in full} == {"interlingua_squad_32.py"} and len({e.name for e in full}) == 27
   reduced = ablations.parse_suite(interlingua_sweep.get_config("reduced"))
   corners = [tuple(e.overrides[k] for k in interlingua_sweep.GRID) for e in reduced]
@@ -393,8 +393,8 @@ def test_the_reduced_sweep_runs_end_to_end_and_the_analysis_tables_it(tmp_path):
   report = analysis_cli.analyze(root)  # only the runs that ran: suite.json lists the selected ones
   problems = {r["name"]: r["problems"] for r in report["runs"]}
   assert problems[names[0]] == []  # a per-target aggregate and no wire analysis: a complete latent-kind run
-  assert {"interlingua_sweep.tex", "interlingua_sweep.pdf", "interlingua_sweep.png"} <= set(report["files"])
-  tex = (root / "analysis" / "interlingua_sweep.tex").read_text()
+  assert {"target_sweep.tex", "target_sweep.pdf", "target_sweep.png"} <= set(report["files"])
+  tex = (root / "analysis" / "target_sweep.tex").read_text()
   assert all(ablations_name.replace("_", "\\_") in tex for ablations_name in names)
 
 
@@ -409,3 +409,26 @@ def test_the_rehearsal_suite_is_both_encoders_at_both_lengths_and_three_seeds_on
       for seed in (0, 1, 2)]
   assert sorted((e.name, e.config.name, e.seed, steps(e)) for e in runs) == expected
   assert all(e.overrides["toy.cache_dir"] == "{root}/toy_models" for e in runs)
+
+
+def test_a_run_saved_before_m_had_one_name_still_loads_and_matches(tmp_path):
+  """interlingua.num_latents is interlingua.num_soft_tokens now: a saved config.json with the old key is read under
+  the new one (`--mode=eval` without --config) and compares equal to the config that trained it."""
+  from configs import interlingua_reduced
+  cfg = interlingua_reduced.get_config()
+  cfg.interlingua.targets = (dict(name="a", path="p", dtype="float32", tokenizer=""),)
+  kind = bridges.get("interlingua")
+  check = lambda c, **kw: config_lib.check_config(config_lib.record(c, resolve_paths(c, str(tmp_path), kind), kind),
+                                                  str(tmp_path), kind, **kw)
+  check(cfg)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  saved["interlingua"]["num_latents"] = saved["interlingua"].pop("num_soft_tokens")
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  (tmp_path / "checkpoints").mkdir()
+  check(cfg, modes=("eval",))
+  loaded = config_lib.from_json(saved)
+  assert loaded.interlingua.num_soft_tokens == cfg.interlingua.num_soft_tokens and "num_latents" not in loaded.interlingua
+  other = cfg.copy_and_resolve_references()
+  other.interlingua.num_soft_tokens += 1
+  with pytest.raises(errors.ConfigError, match="interlingua.num_soft_tokens"):
+    check(other, modes=("eval",))

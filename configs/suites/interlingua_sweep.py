@@ -13,7 +13,7 @@ import itertools
 
 import ml_collections
 
-GRID = {"interlingua.num_latents": (32, 48, 64), "interlingua.latent_dim": (256, 512),
+GRID = {"interlingua.num_soft_tokens": (32, 48, 64), "interlingua.latent_dim": (256, 512),
         "interlingua.first_token_weight": (0.5, 1.0), "interlingua.k_tokens": (4, 8)}
 REDUCED_CORNERS = ((2, 16, 0.5, 1), (4, 32, 1.0, 2))
 
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg is None:  # RMS calibration trained in, not applied to a model trained without it: one arm per M
     c.experiments += [dict(name=_name(m, 256, 0.5, 4) + "_calibrated", config=config,
                            overrides={**dict(zip(GRID, (m, 256, 0.5, 4))), "interlingua.calibrate_rms": True})
-                      for m in GRID["interlingua.num_latents"]]
+                      for m in GRID["interlingua.num_soft_tokens"]]
   if arg == "reduced":  # the toy targets are pretrained once, shared by the runs
     c.overrides = ml_collections.ConfigDict({"toy.cache_dir": "{root}/toy_models"}, allow_dotted_keys=True)
   return c

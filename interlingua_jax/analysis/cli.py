@@ -13,7 +13,7 @@ from absl import logging
 import matplotlib.pyplot as plt
 
 from interlingua_jax.core import cli as one_line_errors
-from interlingua_jax.analysis import figures, interlingua, runs as runs_lib, tables
+from interlingua_jax.analysis import figures, runs as runs_lib, tables, views
 from interlingua_jax.analysis.tables import Table
 
 FLAGS = flags.FLAGS
@@ -85,8 +85,8 @@ def analyze(root: Path) -> dict[str, Any]:
     (out_dir / f"{stem}.tex").write_text(tables.to_latex(table))
     written.append(f"{stem}.tex")
 
-  with plt.rc_context(figures.STYLE):  # latent bridge kinds: the interlingua sweep's table and figure
-    files, sweep = interlingua.write(root, [r.name for r in runs], out_dir)
+  with plt.rc_context(figures.STYLE):  # runs with one table per target: their sweep's table and figure
+    files, sweep = views.write(root, [r.name for r in runs], out_dir)
   written, made = written + files, made + sweep
   written += ["summary.md", "ablation_results.json"]
   (out_dir / "summary.md").write_text(_markdown_summary(root, results, made, written, skipped))

@@ -96,7 +96,7 @@ def wire_table(result: dict) -> str:
 
 
 def views_report(agg: dict) -> list[str]:
-  """An aggregate with one table per view (`targets`: the interlingua's targets): each view's methods table, F1
+  """An aggregate with one table per view (`targets`: a bridge read by several targets): each view's methods table, F1
   and latent's paired F1 differences."""
   lines = [f"# {agg['bridge']} on {agg['dataset']}\n"]
   for name, table in agg["targets"].items():

@@ -97,11 +97,11 @@ def load_run(name: str, path: Path, group: str = "", seed: int | None = None) ->
   if (path / outputs.METRICS).exists() and not run.eval_rows:
     run.problems.append(f"{outputs.METRICS} has no eval rows (bridged_accuracy)")
   run.train_summary = _read_json(path, outputs.TRAIN_SUMMARY, run.problems)
-  if _dig(run.config, "bridge.kind") in (None, "translator"):
+  if not (path / outputs.AGGREGATE).exists() or "targets" not in (outputs.read_json(path / outputs.AGGREGATE) or {}):
     checks = (("aggregate", outputs.AGGREGATE, lambda d, rel: _entries_error(d, rel, "methods", ("accuracy",))),
               ("compression", outputs.COMPRESSION,
                lambda d, rel: _entries_error(d, rel, "levels", ("packet_bytes", "accuracy"))))
-  else:  # a latent kind: one table per target, and no wire analysis of its own
+  else:  # one table per target (the sweep's, views.py), and a wire analysis per target under compression/<name>/
     checks = (("aggregate", outputs.AGGREGATE, _targets_error),)
   for attr, rel, check in checks:
     data = _read_json(path, rel, run.problems)
@@ -149,9 +149,7 @@ def summarize(run: Run) -> dict[str, Any]:
       "name": run.name, "group": run.group, "seed": run.seed, "path": str(run.path), "complete": run.done,
       "problems": run.problems,
       "dataset": _dig(run.config, "data.dataset") or _dig(run.aggregate, "dataset"),
-      "num_soft_tokens": (_dig(run.config, "translator.num_soft_tokens")
-                          or _dig(run.aggregate, "num_soft_tokens")
-                          or _dig(run.compression, "num_soft_tokens")),
+      "num_soft_tokens": _dig(run.aggregate, "num_soft_tokens") or _dig(run.compression, "num_soft_tokens"),
       "fixes": fixes,
   }
   if run.world:

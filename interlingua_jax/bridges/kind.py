@@ -15,7 +15,7 @@ A kind says only what differs:
   contexts           the evaluation views of a trained module: {label: Context with the kind's soft source};
                      one unlabelled view (None), or one per target
   method_contexts    the contexts of the methods only it can run (`methods`), e.g. a PCA baseline's
-  stages             extra --mode stages (the interlingua's diagnostics)
+  stages             extra --mode stages (e.g. diagnostics of a trained module)
 """
 import dataclasses
 from collections.abc import Callable, Mapping
@@ -76,6 +76,7 @@ class Kind(Protocol):
   methods: tuple[str, ...]
   stages: Mapping[str, Callable[[Run, Setup], Any]]
   added_keys: Mapping[str, Any]  # its config keys added after runs were saved, with the value those runs had
+  renamed_keys: Mapping[str, str]  # old key -> new key, so a config.json saved before a rename still loads
 
   def check(self, cfg: ml_collections.ConfigDict) -> None: ...
 

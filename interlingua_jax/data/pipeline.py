@@ -151,7 +151,7 @@ def train_dataset(encoded: Sequence[dict[str, np.ndarray]], *, global_batch_size
 def add_source_states(batch: dict[str, np.ndarray], source_states: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
   """The rows' cached states in place of their cache index, left-padded to the batch's `source_ids` width:
   each row's real tokens end the row, as they do in `source_ids`. Zeros under the pad, whose keys the
-  translator masks (exactly zero attention weight), so they are never read."""
+  bridge masks (exactly zero attention weight), so they are never read."""
   out = dict(batch)
   index, mask = out.pop(SOURCE_INDEX), batch["source_mask"]
   width = mask.shape[1]

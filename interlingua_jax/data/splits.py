@@ -1,7 +1,7 @@
-"""The run's three splits: `train` (what the translator trains on), `validation` and `test`.
+"""The run's three splits: `train` (what the bridge trains on), `validation` and `test`.
 
 Validation is carved from the train split after the few-shot exemplars are removed, so it is
-disjoint from the exemplars and from the translator's training pool; it serves everything
+disjoint from the exemplars and from the bridge's training pool; it serves everything
 decided during training (evaluation, early stopping, the best checkpoint). The test split is
 evaluated once, at the end. Each split's size and a hash of its ids go into the run's summary,
 so two runs can be checked to have used the same questions.

@@ -77,7 +77,7 @@ class Prepared:
   example: Example
   method: methods.Method
   ids: list[int]  # the answering model's text input (for soft-token methods: the target's row after the soft)
-  source_ids: list[int] | None = None  # soft-token methods: the source prompt the translator reads
+  source_ids: list[int] | None = None  # soft-token methods: what the bridge reads (`SoftSource.ids`)
   answer: str | None = None  # model-free methods: the prediction itself
 
 

@@ -40,7 +40,7 @@ def measure_throughput(ctx: Context, names: Sequence[str], examples: Sequence[Ex
 def measure_latency(ctx: Context, names: Sequence[str], examples: Sequence[Example], num_samples: int,
                     relayed: dict[str, str] | None = None) -> dict:
   """Batch-1 latency of each question alone, as a user waits for it: time to first token (for soft-token methods
-  the source's forward and the translator included) and the decoding after it, per sample, after an untimed run
+  the bridge's source forward and module included) and the decoding after it, per sample, after an untimed run
   of each program. A method that reads another's text (text_relay) also gets `end_to_end_s`: the time of the
   method it reads, on the same question, plus its own.
 

@@ -2,7 +2,7 @@
 
 The cross-entropy sees only the answer tokens and the EOS (the layout's `loss_mask`).
 InfoNCE keeps soft tokens of different questions apart: each sample's anchor (mean of its
-soft tokens) must pick out its own question's embedding among the batch's, so a translator
+soft tokens) must pick out its own question's embedding among the batch's, so a bridge
 that ignores the source (collapse) pays log(batch) nats. The positives must differ per
 sample; a positive shared by all samples (the first implementation used the common
 few-shot header) makes the loss the constant log(batch) with no gradient.
@@ -61,7 +61,7 @@ def info_nce(anchors: jax.Array, positives: jax.Array, temperature: float) -> ja
 
 
 def collapse_diagnostics(soft: jax.Array) -> dict[str, jax.Array]:
-  """Logged, never optimized: a collapsing translator sends every question the same soft tokens.
+  """Logged, never optimized: a collapsing bridge sends every question the same soft tokens.
 
   soft: (B, M, d). `soft_rms`: root mean square of the entries (drift away from the target's
   embedding scale); `soft_similarity`: mean cosine similarity between the flattened soft tokens

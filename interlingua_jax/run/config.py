@@ -4,6 +4,7 @@
 data) filled in: the record of what was trained, which `--mode=eval` without --config reads back. The config
 object itself is never written.
 """
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,12 @@ def added_keys() -> dict:
   return dict(ADDED_KEYS, **{k: v for kind in bridges.REGISTRY.values() for k, v in kind.added_keys.items()})
 
 
+def renamed(flat: dict) -> dict:
+  """A flattened saved config with every renamed key (`Kind.renamed_keys`) under its current name."""
+  names = {old: new for kind in bridges.REGISTRY.values() for old, new in kind.renamed_keys.items()}
+  return {names.get(k, k): v for k, v in flat.items()}
+
+
 def record(cfg: ml_collections.ConfigDict, paths: Paths, kind: Kind) -> dict:
   """The config as JSON with the run's resolved paths written at the keys that name them."""
   out = json.loads(cfg.to_json_best_effort())
@@ -44,7 +51,7 @@ def record(cfg: ml_collections.ConfigDict, paths: Paths, kind: Kind) -> dict:
 
 
 def _set(tree: dict, key: str, value) -> None:
-  """tree[key] = value for a dotted key whose parts may index a list: `interlingua.targets[0].path`."""
+  """tree[key] = value for a dotted key whose parts may index a list: `section.targets[0].path`."""
   *parents, leaf = key.split(".")
   node = tree
   for part in parents:
@@ -91,17 +98,24 @@ def check_config(saved_record: dict, workdir: str, kind: Kind, modes: tuple[str,
 def comparable(flat: dict, kind: Kind) -> dict:
   """A flattened config as two runs' are compared: the sections of the other kinds left out and the keys added
   since (`added_keys`) defaulted, so a config.json saved before they existed still matches its run."""
-  flat = {**added_keys(), **flat}
+  flat = {**added_keys(), **renamed(flat)}
   others = {k.section for k in bridges.REGISTRY.values()} - {kind.section}
   return {k: v for k, v in flat.items() if k.split(".", 1)[0] not in others}
 
 
 def from_json(saved: dict) -> ml_collections.ConfigDict:
   """A ConfigDict from a saved config.json (lists back to tuples, as the config files write them), with the keys
-  added since it was saved (`added_keys`) at the values its run had."""
+  added since it was saved (`added_keys`) at the values its run had and renamed keys under their new names."""
   tuples = lambda x: {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else \
       tuple(x) if isinstance(x, list) else x
   cfg = ml_collections.ConfigDict(tuples(saved))
+  for old, new in ((o, n) for kind in bridges.REGISTRY.values() for o, n in kind.renamed_keys.items()):
+    *parents, leaf = old.split(".")
+    node = functools.reduce(lambda n, part: n.get(part) if n is not None else None, parents, cfg)
+    if node is not None and leaf in node:
+      value = node[leaf]
+      del node[leaf]
+      node[new.rsplit(".", 1)[-1]] = value
   for key, value in added_keys().items():
     *parents, leaf = key.split(".")
     node = cfg

@@ -33,7 +33,7 @@ from interlingua_jax.core import outputs
 
 NAMES = ("Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Leo")
 # The complementary world's people: its fact table covers these too, and questions about the
-# last HELD_OUT_NAMES of them are the only test questions (the translator never trains on them).
+# last HELD_OUT_NAMES of them are the only test questions (the bridge never trains on them).
 LOOKUP_NAMES = NAMES + ("Max", "Ned", "Ola", "Pam", "Rex", "Sam", "Tom", "Una", "Val", "Wes", "Zoe", "Amy")
 HELD_OUT_NAMES = 8
 UNKNOWN_NAME = "Bob"  # a person no toy LM ever read about: the name-swap control's unknown name
@@ -189,7 +189,7 @@ def is_test(example: dict, spec: TaskSpec = TaskSpec()) -> bool:
 
 
 def _in_split(example: dict, spec: TaskSpec, split: str) -> bool:
-  """Split "train" is the translator's data, "test" the test, "pretrain" any non-test question."""
+  """Split "train" is the bridge's data, "test" the test, "pretrain" any non-test question."""
   if is_test(example, spec):
     return split == "test"
   held_out = spec.lookup and example["problem"][0] in LOOKUP_NAMES[-HELD_OUT_NAMES:]
@@ -198,7 +198,7 @@ def _in_split(example: dict, spec: TaskSpec, split: str) -> bool:
 
 def sample_split(rng: np.random.Generator, split: str, num: int, spec: TaskSpec = TaskSpec(),
                  explicit: bool = False) -> list[dict]:
-  """num fresh examples of one split (repeats possible): the pretraining and translator stream."""
+  """num fresh examples of one split (repeats possible): the pretraining and bridge-training stream."""
   if split not in ("train", "test", "pretrain"):
     raise ValueError(f"split must be 'train', 'test' or 'pretrain', got {split!r}")
   out = []

@@ -57,7 +57,7 @@ def make_schedule(*, learning_rate: float, warmup_steps: int, total_steps: int) 
 def make_optimizer(*, learning_rate: float, warmup_steps: int, total_steps: int, b1: float,
                    b2: float, eps: float, weight_decay: float, gate_lr_multiplier: float,
                    clip_norm: float) -> optax.GradientTransformation:
-  """The translator's optimizer; use with `nnx.Optimizer(model, tx, wrt=nnx.Param)`."""
+  """The bridge's optimizer; use with `nnx.Optimizer(model, tx, wrt=nnx.Param)`."""
   if not gate_lr_multiplier > 0:
     raise ValueError(f"gate_lr_multiplier must be positive, got {gate_lr_multiplier}.")
   if not clip_norm > 0:

@@ -62,7 +62,7 @@ class Reader:
 class RowSpec:
   """The fixed shapes of a run's rows: what the encoder reads and its width, and per target the bridged
   row's length."""
-  num_latents: int
+  num_soft_tokens: int
   k_tokens: int
   anchor: str
   reader: Reader
@@ -70,12 +70,12 @@ class RowSpec:
   target_lengths: Mapping[str, int]
 
 
-def row_spec(examples: Sequence[Example], tokenizers: Mapping[str, object], *, num_latents: int, k_tokens: int,
+def row_spec(examples: Sequence[Example], tokenizers: Mapping[str, object], *, num_soft_tokens: int, k_tokens: int,
              anchor: str, reader: Reader) -> RowSpec:
   width = max(len(reader.ids(e)) for e in examples)
-  lengths = {name: (tok.bos_token_id is not None) + num_latents + len(pipeline.anchor_ids(tok, anchor)) + k_tokens + 1
+  lengths = {name: (tok.bos_token_id is not None) + num_soft_tokens + len(pipeline.anchor_ids(tok, anchor)) + k_tokens + 1
              for name, tok in tokenizers.items()}
-  return RowSpec(num_latents, k_tokens, anchor, reader, width, lengths)
+  return RowSpec(num_soft_tokens, k_tokens, anchor, reader, width, lengths)
 
 
 def encode_example(example: Example, tokenizers: Mapping[str, object], spec: RowSpec) -> dict[str, np.ndarray]:
@@ -84,7 +84,7 @@ def encode_example(example: Example, tokenizers: Mapping[str, object], spec: Row
   out = {ENCODER_IDS: ids[0], ENCODER_MASK: mask[0]}
   for name, tok in tokenizers.items():
     answer = pipeline.answer_ids(tok, spec.anchor, example.answer)[:spec.k_tokens]
-    row = layout.bridged_batch([pipeline.anchor_ids(tok, spec.anchor)], [answer], num_soft_tokens=spec.num_latents,
+    row = layout.bridged_batch([pipeline.anchor_ids(tok, spec.anchor)], [answer], num_soft_tokens=spec.num_soft_tokens,
                                seq_len=spec.target_lengths[name], bos_id=tok.bos_token_id, pad_id=tok.pad_token_id,
                                eos_id=tok.eos_token_id)
     out.update({f"{name}/{field}": v[0] for field, v in row._asdict().items()})

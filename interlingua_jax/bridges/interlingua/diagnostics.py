@@ -52,10 +52,10 @@ def batch_normalized(soft_mean: np.ndarray, soft_std: np.ndarray, text_mean: np.
   return lambda s: (s - soft_mean) / np.maximum(soft_std, 1e-12) * text_std + text_mean
 
 
-def compression(examples: list, num_latents: int, latent_dim: int) -> dict:
+def compression(examples: list, num_soft_tokens: int, latent_dim: int) -> dict:
   """What the shared Z saves against sending the text it encodes: mean UTF-8 bytes of the reading text over Z's."""
   text_bytes = float(np.mean([len(batches.reading_text(e).encode("utf-8")) for e in examples]))
-  z = {f"latent_bytes_{name}": num_latents * latent_dim * size for name, size in (("float16", 2), ("float32", 4))}
+  z = {f"latent_bytes_{name}": num_soft_tokens * latent_dim * size for name, size in (("float16", 2), ("float32", 4))}
   return {"text_bytes_mean": text_bytes, **z, "ratio_float16": text_bytes / z["latent_bytes_float16"],
           "ratio_float32": text_bytes / z["latent_bytes_float32"]}
 
@@ -118,7 +118,7 @@ def figures(measured: dict[str, dict], curves: dict, out_dir: Path) -> list[str]
   return files
 
 
-def run(run: Run, setup, contexts: dict[str, Context]) -> dict:
+def diagnose(run: Run, setup, contexts: dict[str, Context]) -> dict:
   """Every diagnostic of the evaluated checkpoint (`contexts`: one per target), for each target."""
   cfg = run.cfg
   examples = splits.evaluation_subset(setup.test, cfg.eval.num_samples, cfg.eval.subset_seed)[0]
@@ -143,5 +143,5 @@ def run(run: Run, setup, contexts: dict[str, Context]) -> dict:
             for name in contexts}
   outputs.write_json(out_dir / "diagnostics.json", {
       "targets": result, "figures": files, "num_questions": len(examples),
-      "compression": compression(examples, cfg.interlingua.num_latents, cfg.interlingua.latent_dim)})
+      "compression": compression(examples, cfg.interlingua.num_soft_tokens, cfg.interlingua.latent_dim)})
   return result

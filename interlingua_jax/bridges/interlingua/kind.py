@@ -70,7 +70,7 @@ class InterlinguaKind:
   rules = {
       "interlingua.encoder": one_of(("bytes", "states")),
       "interlingua.latent_dim": at_least(2),
-      "interlingua.num_latents": at_least(1),
+      "interlingua.num_soft_tokens": at_least(1),
       "interlingua.depth": at_least(1),
       "interlingua.num_heads": at_least(1),
       "interlingua.max_bytes": at_least(1),
@@ -80,8 +80,9 @@ class InterlinguaKind:
       "interlingua.pca_fit_texts": at_least(1),
   }
   methods = OWN_METHODS
-  stages = {"diagnostics": diagnostics.run}
+  stages = {"diagnostics": diagnostics.diagnose}
   added_keys = {}
+  renamed_keys = {"interlingua.num_latents": "interlingua.num_soft_tokens"}  # M has one name in every kind
 
   def check(self, cfg: ml_collections.ConfigDict) -> None:
     """The relations of the interlingua section and its list of targets, one entry at a time."""
@@ -118,7 +119,7 @@ class InterlinguaKind:
         fail("toy.source", source, "is read by interlingua.encoder='states' only; set it to '' for the byte encoder")
 
   def num_soft_tokens(self, cfg: ml_collections.ConfigDict) -> int:
-    return cfg.interlingua.num_latents
+    return cfg.interlingua.num_soft_tokens
 
   def models(self, cfg: ml_collections.ConfigDict) -> dict[str, ModelSpec]:
     """The states encoder's source (if any), then the targets in config order."""
@@ -150,13 +151,13 @@ class InterlinguaKind:
       encoder = ByteEncoder(dim=c.latent_dim, depth=c.depth, num_heads=c.num_heads, max_len=c.max_bytes, rngs=rngs)
     rms = {name: embedding_rms(t.lm.params["embed"]) for name, t in targets.items()}
     return SharedInterlingua(encoder=encoder, target_dims={n: t.lm.config.hidden_size for n, t in targets.items()},
-                             num_latents=c.num_latents, latent_dim=c.latent_dim, num_heads=c.num_heads,
+                             num_soft_tokens=c.num_soft_tokens, latent_dim=c.latent_dim, num_heads=c.num_heads,
                              target_embed_rms=rms if c.calibrate_rms else None, rngs=rngs)
 
   def training(self, run: Run, setup: Setup) -> Training:
     cfg, c, targets = run.cfg, run.cfg.interlingua, _targets(setup)
     tokenizers = {name: t.tokenizer for name, t in targets.items()}
-    spec = batches.row_spec(setup.train, tokenizers, num_latents=c.num_latents, k_tokens=c.k_tokens,
+    spec = batches.row_spec(setup.train, tokenizers, num_soft_tokens=c.num_soft_tokens, k_tokens=c.k_tokens,
                             anchor=cfg.data.answer_anchor, reader=reader(run, setup))
     encoded = [batches.encode_example(e, tokenizers, spec) for e in setup.train]
     source, source_params = frozen_source(run, setup)
@@ -188,7 +189,7 @@ class InterlinguaKind:
       frozen = Frozen(None, None, t.lm, t.tokenizer, 0, (), t.stop_ids)
       soft = None if module is None else LatentSource(module, name, reader(run, setup), *frozen_source(run, setup))
       out[name] = make_context(run, setup, frozen=frozen, builder=setup.builders[name],
-                               num_soft_tokens=run.cfg.interlingua.num_latents, soft_source=soft,
+                               num_soft_tokens=run.cfg.interlingua.num_soft_tokens, soft_source=soft,
                                labels=(("target", name),))
     return out
 
@@ -198,7 +199,7 @@ class InterlinguaKind:
       return {}
     c, embed = run.cfg.interlingua, setup.models[label].lm.params["embed"]
     source = baselines.fit_source(setup.train[:c.pca_fit_texts], ctx.frozen.target_tokenizer, embed,
-                                  num_components=c.num_latents, max_len=run.cfg.data.max_source_len,
+                                  num_components=c.num_soft_tokens, max_len=run.cfg.data.max_source_len,
                                   target_rms=embedding_rms(embed))
     return {"pca": dataclasses.replace(ctx, soft_source=source)}
 

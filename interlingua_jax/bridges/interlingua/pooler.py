@@ -10,10 +10,10 @@ from interlingua_jax.nn.blocks import Attention
 class LatentPooler(nnx.Module):
   """z = Q + CrossAttn(Q, LN(states), mask); z += FeedForward(z). Z has M rows whatever the text's length."""
 
-  def __init__(self, *, num_latents: int, dim: int, num_heads: int, rngs: nnx.Rngs):
-    if num_latents < 1:
-      raise ValueError(f"num_latents must be >= 1; got {num_latents}.")
-    self.queries = nnx.Param(0.02 * jax.random.normal(rngs.params(), (num_latents, dim), jnp.float32))
+  def __init__(self, *, num_soft_tokens: int, dim: int, num_heads: int, rngs: nnx.Rngs):
+    if num_soft_tokens < 1:
+      raise ValueError(f"num_soft_tokens must be >= 1; got {num_soft_tokens}.")
+    self.queries = nnx.Param(0.02 * jax.random.normal(rngs.params(), (num_soft_tokens, dim), jnp.float32))
     self.states_norm = nnx.LayerNorm(dim, rngs=rngs)
     self.cross = Attention(dim, dim, num_heads, rngs=rngs)
     self.mlp = FeedForward(dim, 2 * dim, rngs=rngs)

@@ -27,7 +27,7 @@ class SharedInterlingua(nnx.Module):
   both return (B, T, d_z) states that the pooler reads under the same mask.
   """
 
-  def __init__(self, *, encoder: ByteEncoder | StatesEncoder, target_dims: dict[str, int], num_latents: int,
+  def __init__(self, *, encoder: ByteEncoder | StatesEncoder, target_dims: dict[str, int], num_soft_tokens: int,
                latent_dim: int, num_heads: int, target_embed_rms: dict[str, float] | None = None,
                rngs: nnx.Rngs):
     if not target_dims:
@@ -37,7 +37,7 @@ class SharedInterlingua(nnx.Module):
       raise ValueError(f"target_embed_rms names {sorted(set(rms) - set(target_dims))}, which are not targets "
                        f"{sorted(target_dims)}.")
     self.encoder = encoder
-    self.pooler = LatentPooler(num_latents=num_latents, dim=latent_dim, num_heads=num_heads, rngs=rngs)
+    self.pooler = LatentPooler(num_soft_tokens=num_soft_tokens, dim=latent_dim, num_heads=num_heads, rngs=rngs)
     self.adapters = nnx.Dict({name: Adapter(latent_dim=latent_dim, target_dim=dim, target_embed_rms=rms.get(name),
                                             rngs=rngs) for name, dim in target_dims.items()})
 

@@ -63,6 +63,7 @@ class TranslatorKind:
   methods = ()
   stages = {}
   added_keys = {"translator.reads_source": True}
+  renamed_keys = {}
 
   def check(self, cfg: ml_collections.ConfigDict) -> None:
     if get(cfg, "translator.bottleneck") % get(cfg, "translator.num_heads"):

@@ -1,8 +1,7 @@
-"""The interlingua sweep: one row per run (encoder, M, d_z, first-token weight, K, steps), per target latent F1
-next to the token budget of the same M, PCA and the text baseline, with the paired intervals of latent − token
-budget and latent − PCA; and the figure of latent F1 against M, one panel per target.
-
-Runs are those of the suite root whose `eval/aggregate.json` holds per-target tables (a latent bridge kind).
+"""The sweep of runs whose aggregate holds one table per target (a bridge read by several targets): one row per
+run (M, then every config setting that differs between the runs), per target latent F1 next to the token budget
+of the same M, PCA and the text baseline, with the paired intervals of latent − token budget and latent − PCA; and
+the figure of latent F1 against M, one panel per target.
 """
 from pathlib import Path
 
@@ -10,25 +9,32 @@ import matplotlib.pyplot as plt
 
 from interlingua_jax.core import outputs
 from interlingua_jax.analysis import figures, tables
-from interlingua_jax.analysis.runs import _dig
 
-AXES = (("encoder", "interlingua.encoder"), ("M", "interlingua.num_latents"), ("d_z", "interlingua.latent_dim"),
-        ("w_first", "interlingua.first_token_weight"), ("K", "interlingua.k_tokens"),
-        ("RMS calibrated", "interlingua.calibrate_rms"), ("steps", "train.steps"))
 BUDGET = "token_budget_text"
+UNCOMPARED = ("name", "seed", "data.train_path", "data.test_path")  # not settings of the experiment
 
 
 def load(root: Path, names: list[str]) -> list[dict]:
-  """{name, settings {axis: value}, targets {target: aggregate}} of every latent-kind run with results."""
-  out = []
+  """{name, settings {axis: value}, targets {target: aggregate}} of every run with per-target results; the axes
+  are M and the config keys whose values differ between those runs."""
+  found = []
   for name in names:
     agg = outputs.read_json(root / name / "eval" / "aggregate.json")
     config = outputs.read_json(root / name / "config.json")
     if agg is None or "targets" not in agg or config is None:
       continue
-    out.append({"name": name, "settings": {axis: _dig(config, key) for axis, key in AXES},
-                "targets": agg["targets"]})
-  return out
+    flat = {k: v for k, v in outputs.flatten(config).items() if k not in UNCOMPARED and not isinstance(v, list)}
+    m = next(iter(agg["targets"].values()))["num_soft_tokens"]
+    found.append((name, flat, m, agg["targets"]))
+  keys = sorted({k for _, flat, _, _ in found for k in flat}
+                - {k for k in found[0][1] if all(flat.get(k) == found[0][1][k] for _, flat, _, _ in found)}
+                ) if found else []
+  return [{"name": name, "settings": {"M": m, **{k: flat.get(k) for k in keys}}, "targets": targets}
+          for name, flat, m, targets in found]
+
+
+def _axes(runs: list[dict]) -> list[str]:
+  return list(runs[0]["settings"])
 
 
 def _f1(table: dict, method: str) -> str:
@@ -45,20 +51,21 @@ def sweep_table(runs: list[dict]) -> tables.Table | None:
   if not runs:
     return None
   names = sorted({t for r in runs for t in r["targets"]})
-  header = ["run", *(a for a, _ in AXES)]
+  header = ["run", *_axes(runs)]
   for t in names:
     header += [f"{t} latent F1", f"{t} budget F1", f"{t} latent-budget", f"{t} PCA F1", f"{t} latent-PCA",
                f"{t} text F1"]
   rows = []
-  order = lambda r: [(v is not None, v if v is not None else 0) for v in (r["settings"][a] for a, _ in AXES)]
+  number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+  order = lambda r: [(v is not None, v if number(v) else 0, str(v)) for v in (r["settings"][a] for a in _axes(runs))]
   for r in sorted(runs, key=order):  # by settings; one a run lacks (saved before it existed) sorts first
-    row = [r["name"], *(str(r["settings"][a]) for a, _ in AXES)]
+    row = [r["name"], *(str(r["settings"][a]) for a in _axes(runs))]
     for t in names:
       table = r["targets"].get(t)
       row += ["--"] * 6 if table is None else [_f1(table, "latent"), _f1(table, BUDGET), _diff(table, BUDGET),
                                                 _f1(table, "pca"), _diff(table, "pca"), _f1(table, "target_alone")]
     rows.append(row)
-  return tables.Table("interlingua_sweep", "Shared interlingua sweep: F1 (%) per target; latent − token budget "
+  return tables.Table("target_sweep", "Sweep of a bridge read by several targets: F1 (%) per target; latent − token budget "
                       "and latent − PCA with their paired 95% cluster-bootstrap intervals (points; by article for "
                       "SQuAD).", "l" + "r" * (len(header) - 1), header, [rows])
 
@@ -80,10 +87,10 @@ def sweep_figure(runs: list[dict]) -> plt.Figure | None:
 
 
 def write(root: Path, names: list[str], out_dir: Path) -> tuple[list[str], list[tables.Table]]:
-  """The sweep's table (.tex) and figure (.pdf/.png) under out_dir, when any run is a latent-kind run."""
+  """The sweep's table (.tex) and figure (.pdf/.png) under out_dir, when any run has per-target results."""
   runs = load(root, names)
   table = sweep_table(runs)
   if table is None:
     return [], []
-  (out_dir / "interlingua_sweep.tex").write_text(tables.to_latex(table))
-  return ["interlingua_sweep.tex", *figures.save(sweep_figure(runs), out_dir, "interlingua_sweep")], [table]
+  (out_dir / "target_sweep.tex").write_text(tables.to_latex(table))
+  return ["target_sweep.tex", *figures.save(sweep_figure(runs), out_dir, "target_sweep")], [table]
