@@ -13,6 +13,7 @@ from configs.suites import paper
 from configs.suites import toy
 from interlingua_jax import ablations
 from interlingua_jax import analysis
+from interlingua_jax.core import outputs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def test_overrides_merge_and_format(fake):
   assert exp.overrides == {"toy.cache_dir": "{root}/toy_models", "train.early_stopping": False,
                            "eval.latency_batch_sizes": (1,)}
   nested = ml_collections.ConfigDict({"toy": {"cache_dir": "x"}, "seed": 1})
-  assert ablations.flatten(nested) == {"toy.cache_dir": "x", "seed": 1}
+  assert outputs.flatten(nested) == {"toy.cache_dir": "x", "seed": 1}
   cmd = ablations.build_command(exp, tmp_path / "root", command)
   assert cmd[1:] == [str(tmp_path / "fake_main.py"), f"--config={tmp_path / 'ok.py'}",
                      f"--workdir={tmp_path / 'root' / 'a'}", "--mode=all",

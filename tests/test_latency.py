@@ -34,3 +34,12 @@ def test_batch1_latency_splits_first_token_and_decoding_and_charges_the_relay_it
   relay = got["text_relay"]["per_sample"]["total_s"]
   assert got["text_relay"]["end_to_end_s"] == float(np.median([a + b for a, b in zip(source, relay)]))
   assert "end_to_end_s" not in got["latent"]
+
+
+def test_no_latency_samples_times_nothing_and_writes_no_nan(system):
+  """eval.latency_samples = 0 (the tiny and reduced configs): no entry, rather than medians of nothing (NaN)."""
+  import warnings
+  _, _, s, ctx = system
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    assert latency.measure_latency(ctx, ["latent", "target_alone"], s.test[:3], 0) == {}

@@ -35,12 +35,15 @@ def test_reduced_toy_world_latent_beats_its_controls_and_the_prior(tmp_path):
 def test_graded_and_complementary_worlds_run_every_stage(tmp_path, config):
   cfg = tiny.shrink(config.get_config())  # every method of the world's config, its probes included
   experiment.run(cfg, str(tmp_path), ("train", "eval"))
+  assert not cfg.data.test_path  # the config is never written: the run's record holds the paths it resolved
+  with open(tmp_path / "config.json") as f:
+    test_path = json.load(f)["data"]["test_path"]
   spec = task.TaskSpec(**cfg.toy.world.task)
-  with open(os.path.join(os.path.dirname(cfg.data.test_path), "info.json")) as f:
+  with open(os.path.join(os.path.dirname(test_path), "info.json")) as f:
     info = json.load(f)
   assert info["bits_per_question"] == pytest.approx(capacity.information(spec)["bits_per_question"])
   assert info["test_problems_in_train"] == 0
-  with open(cfg.data.test_path) as f:
+  with open(test_path) as f:
     questions = [json.loads(line)["question"] for line in f]
   assert len(questions) == cfg.toy.world.num_test
   assert all(("lucky number" in q) == spec.lookup for q in questions)

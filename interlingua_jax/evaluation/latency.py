@@ -50,6 +50,8 @@ def measure_latency(ctx: Context, names: Sequence[str], examples: Sequence[Examp
   one = dataclasses.replace(ctx, decoding=dataclasses.replace(ctx.decoding, batch_size=1))
   first = dataclasses.replace(one, decoding=dataclasses.replace(one.decoding, max_new_tokens=1))
   qs = questions(examples, ctx.control_seed, relayed)[:num_samples]
+  if not qs:  # eval.latency_samples = 0: none timed (a median of no sample would be NaN)
+    return {}
   totals: dict[str, list[float]] = {}
   out = {}
   for method in with_dependencies(names):
