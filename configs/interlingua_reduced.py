@@ -36,5 +36,8 @@ def get_config():
   c.eval.stop_strings = ("\n",)
   c.eval.length_buckets = (32, 64, 128)
   c.eval.bootstrap_samples = 200
+  c.eval.latency_batch_sizes = (1,)  # throughput at batch 1 and batch-1 latency of 2 questions: seconds, not minutes
+  c.eval.latency_samples = 2
+  c.compression.num_samples = 6
   c.mesh.data, c.mesh.model = 1, 1
   return c

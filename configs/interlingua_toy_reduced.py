@@ -5,7 +5,7 @@ import ml_collections
 from configs import interlingua_reduced, interlingua_toy
 from interlingua_jax.toy import extractive
 
-KEEP = ("interlingua", "optim", "train", "eval", "data.max_source_len")  # from interlingua_reduced
+KEEP = ("interlingua", "optim", "train", "eval", "compression", "data.max_source_len")  # from interlingua_reduced
 
 
 def get_config():
