@@ -8,6 +8,13 @@ positions (cumsum of the mask) keep RoPE independent of the padding.
 `_start` prefills and picks the first token; `_advance` runs a jitted while_loop that exits as soon as
 every row has ended (an EOS id, any of several). Stop strings are text, not ids: with a `stop`
 predicate the loop returns to the host every few tokens to ask which rows are finished.
+
+A `cache_transform` (e.g. KV-cache fusion, bridges/kv_fusion) rewrites the prompt's cache once before
+decoding. So that the first token reads the rewritten cache, `_start_transformed` prefills all prompt
+tokens but the last, transforms that cache, then runs the last prompt token as the first decode step (as
+C2C runs its final prompt section on the fused cache): the first token's logits come from it. Without a
+transform `_start` runs, untouched. `prefill_prompt` gives any model's cache of a prompt (e.g. a source
+LM's, to fuse from).
 """
 import dataclasses
 import functools
@@ -135,6 +142,12 @@ def _start(params, config, input_ids, inputs_embeds, attention_mask, *, max_new_
   batch, prompt_len = embeds.shape[:2]
   cache = init_cache(config, batch, prompt_len + max_new_tokens, embeds.dtype)
   logits, cache = prefill(params, config, cache, embeds, attention_mask, attention_impl)
+  return _first_state(logits, cache, input_ids, attention_mask, max_new_tokens=max_new_tokens, **processors)
+
+
+def _first_state(logits, cache: KVCache, input_ids, attention_mask, *, max_new_tokens, **processors) -> _Decoding:
+  """The loop's state from the prompt's cache and last logits, with the first token picked."""
+  batch = attention_mask.shape[0]
   # As in transformers, the token history seen by the logits processors is the prompt ids plus the generated
   # tokens (an embedding prompt contributes no ids); the repetition penalty skips the left padding, the
   # n-gram ban does not.
@@ -145,6 +158,53 @@ def _start(params, config, input_ids, inputs_embeds, attention_mask, *, max_new_
                     done=jnp.zeros((batch,), bool), lengths=jnp.full((batch,), max_new_tokens, jnp.int32),
                     first_real=first_real.astype(jnp.int32))
   return _pick(state, logits, history.shape[1], **processors)
+
+
+def _transformed(transform: Callable[[KVCache], KVCache], cache: KVCache) -> KVCache:
+  """transform(cache), checked: decoding needs the same cache layout back (shapes and dtypes are static)."""
+  out = transform(cache)
+  if not isinstance(out, KVCache):
+    raise ValueError(f"cache_transform must return a KVCache; got {type(out).__name__}.")
+  for name in ("k", "v", "valid", "next_position", "index"):
+    a, b = getattr(cache, name), getattr(out, name)
+    if a.shape != b.shape or a.dtype != b.dtype:
+      raise ValueError(f"cache_transform changed the cache's {name} from {a.shape} {a.dtype} to {b.shape} {b.dtype}; "
+                       "it must keep every field's shape and dtype.")
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("max_new_tokens", *_STATIC))
+def _start_transformed(params, config, input_ids, inputs_embeds, attention_mask, transform, *, max_new_tokens,
+                       attention_impl, **processors) -> _Decoding:
+  """_start with `transform` on the cache of the prompt's first T - 1 tokens; the last prompt token then runs
+  against the transformed cache as the first decode step, so the first token reads it.
+
+  `transform` is traced, a pytree argument (its arrays are inputs of the program, its structure and function
+  part of the compile key). The last token's own keys and values are the target's, computed on the
+  transformed cache, and so are every generated token's. Its position is the prompt's own (cumsum of the
+  mask), as in the plain prefill; the cache's next_position is one too high for a row whose first T - 1
+  slots are all padding (a uniform shift RoPE's relative attention would not see, but not the plain numbers).
+  """
+  embeds = input_embeddings(params, config, input_ids, inputs_embeds)
+  batch, prompt_len = embeds.shape[:2]
+  cache = init_cache(config, batch, prompt_len + max_new_tokens, embeds.dtype)
+  positions = default_positions(attention_mask)
+  if prompt_len > 1:  # a one-token prompt hands the transform an empty cache
+    _, cache = _extend(params, config, cache, embeds[:, :-1], attention_mask[:, :-1], positions[:, :-1],
+                       attention_impl)
+  cache = _transformed(transform, cache)
+  logits, cache = _extend(params, config, cache, embeds[:, -1:], attention_mask[:, -1:], positions[:, -1:],
+                          attention_impl)
+  return _first_state(logits, cache, input_ids, attention_mask, max_new_tokens=max_new_tokens, **processors)
+
+
+def _traceable(transform: Callable[[KVCache], KVCache]):
+  """The transform as a pytree jit can take: a plain function (a pytree leaf) becomes Partial(function)."""
+  if not callable(transform):
+    raise ValueError(f"cache_transform must be callable (KVCache -> KVCache); got {type(transform).__name__}.")
+  if jax.tree_util.treedef_is_leaf(jax.tree.structure(transform)):
+    return jax.tree_util.Partial(transform)
+  return transform
 
 
 @functools.partial(jax.jit, static_argnames=("max_new_tokens", *_STATIC), donate_argnames=("state",))
@@ -169,10 +229,58 @@ def to_host(x: jax.Array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+def _left_padded_mask(prompt, attention_mask) -> np.ndarray:
+  """The prompt's (B, T) mask (all ones if None), checked: left-padded, so every row's last token is real."""
+  if attention_mask is None:
+    attention_mask = np.ones(prompt.shape[:2], np.int32)
+  mask = np.asarray(attention_mask)
+  if mask.shape != tuple(prompt.shape[:2]):
+    raise ValueError(f"attention_mask must have shape {tuple(prompt.shape[:2])}; got {mask.shape}.")
+  if not mask[:, -1].all():
+    raise ValueError("prompts must be left-padded: the last column of attention_mask must be 1 in every row "
+                     "(pad on the left, e.g. tokenizer.padding_side = 'left').")
+  return mask
+
+
+def _device_args(model: CausalLM, prompt, input_ids, inputs_embeds, mask) -> list:
+  """ids, embeddings and mask as device arrays, split over the mesh's data axis when the batch divides."""
+  args = [None if x is None else jnp.asarray(x) for x in (input_ids, inputs_embeds, mask)]
+  if model.mesh is not None and prompt.shape[0] % model.mesh.shape["data"] == 0:
+    args = [None if x is None else jax.device_put(x, sharding.batch_sharding(model.mesh)) for x in args]
+  return args
+
+
+@functools.partial(jax.jit, static_argnames=("config", "length", "attention_impl"))
+def _prefill_prompt(params, config, input_ids, inputs_embeds, attention_mask, *, length, attention_impl):
+  embeds = input_embeddings(params, config, input_ids, inputs_embeds)
+  cache = init_cache(config, embeds.shape[0], length, embeds.dtype)
+  return _extend(params, config, cache, embeds, attention_mask, default_positions(attention_mask), attention_impl)
+
+
+def prefill_prompt(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_mask=None,
+                   extra_slots: int = 0) -> tuple[jax.Array, KVCache]:
+  """A left-padded prompt's last logits (B, V) and its KVCache: k, v (L, B, T + extra_slots, K, head_dim).
+
+  The prefill `generate` runs, on its own: for a model whose cache is read rather than decoded from (a KV
+  fusion's source LM), or to decode by hand with decode_step (extra_slots: room for that many tokens).
+  Slots [0, T) hold the prompt (valid = its mask), index = T, next_position = each row's real token count.
+  """
+  prompt = input_ids if input_ids is not None else inputs_embeds
+  if prompt is None:
+    raise ValueError("prefill_prompt needs input_ids (B, T) or inputs_embeds (B, T, d).")
+  if isinstance(extra_slots, bool) or not isinstance(extra_slots, (int, np.integer)) or extra_slots < 0:
+    raise ValueError(f"extra_slots must be an int >= 0; got {extra_slots!r}.")
+  mask = _left_padded_mask(prompt, attention_mask)
+  args = _device_args(model, prompt, input_ids, inputs_embeds, mask)
+  return _prefill_prompt(model.params, model.config, *args, length=prompt.shape[1] + int(extra_slots),
+                         attention_impl=model.attention_impl)
+
+
 def generate(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_mask=None, max_new_tokens: int,
              eos_token_id=None, pad_token_id: int | None = None, repetition_penalty: float = 1.0,
              no_repeat_ngram_size: int = 0, stop: Callable[[np.ndarray], np.ndarray] | None = None,
-             stop_check_every: int = 8) -> GenerateOutput:
+             stop_check_every: int = 8,
+             cache_transform: Callable[[KVCache], KVCache] | None = None) -> GenerateOutput:
   """Greedy decoding until every row ended (an EOS, or `stop`) or max_new_tokens were generated.
 
   Prompts are left-padded (attention_mask (B, T), 1 = real) and given as ids (B, T) or embeddings
@@ -185,6 +293,18 @@ def generate(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_m
   says which rows are finished (e.g. their decoded text holds a stop string); the loop exits once all
   are. Exact, since the caller judges the very text it will cut, at the cost of one host round trip
   per `stop_check_every` tokens; a stopped row's length counts the tokens generated until the check.
+
+  cache_transform: rewrites the prompt's KVCache once, before the first token is chosen (KV-cache fusion).
+  It receives the cache of the prompt's first T - 1 tokens (index T - 1, slot T - 1 and after empty) and
+  must return a KVCache of the same shapes and dtypes; the last prompt token then runs against the result
+  and gives the first token's logits, and decoding continues from there. It is traced inside the jitted
+  start, not a static argument: pass a pytree whose call is part of its structure (jax.tree_util.Partial(f,
+  *arrays), or a registered dataclass with __call__) and its arrays are inputs of the program, compiled once
+  per structure and shapes; a plain function is wrapped as Partial(f), so whatever it closes over is baked
+  into the program as constants and a new function object compiles anew. None (the default): the plain
+  prefill, the program and tokens of a call without it. An identity transform gives the same greedy tokens
+  (the last prompt token's logits come from a one-token step instead of the prefill: equal up to float
+  rounding).
   """
   config = model.config
   prompt = input_ids if input_ids is not None else inputs_embeds
@@ -194,27 +314,21 @@ def generate(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_m
     raise ValueError(f"max_new_tokens must be >= 1; got {max_new_tokens}.")
   if stop_check_every < 1:
     raise ValueError(f"stop_check_every must be >= 1; got {stop_check_every}.")
-  if attention_mask is None:
-    attention_mask = np.ones(prompt.shape[:2], np.int32)
-  mask = np.asarray(attention_mask)
-  if mask.shape != tuple(prompt.shape[:2]):
-    raise ValueError(f"attention_mask must have shape {tuple(prompt.shape[:2])}; got {mask.shape}.")
-  if not mask[:, -1].all():
-    raise ValueError("prompts must be left-padded: the last column of attention_mask must be 1 in every row "
-                     "(pad on the left, e.g. tokenizer.padding_side = 'left').")
+  mask = _left_padded_mask(prompt, attention_mask)
   if repetition_penalty <= 0:
     raise ValueError(f"repetition_penalty must be > 0 (1.0 = off); got {repetition_penalty}.")
   eos = config.eos_token_id if eos_token_id is None else eos_token_id
   eos = tuple(int(e) for e in ((eos,) if isinstance(eos, (int, np.integer)) else eos))
   pad = pad_token_id if pad_token_id is not None else config.pad_token_id
   pad = eos[0] if pad is None else int(pad)
-  args = [None if x is None else jnp.asarray(x) for x in (input_ids, inputs_embeds, mask)]
-  if model.mesh is not None and prompt.shape[0] % model.mesh.shape["data"] == 0:
-    args = [None if x is None else jax.device_put(x, sharding.batch_sharding(model.mesh)) for x in args]
+  args = _device_args(model, prompt, input_ids, inputs_embeds, mask)
   static = dict(max_new_tokens=int(max_new_tokens), eos_token_id=eos, pad_token_id=pad,
                 repetition_penalty=float(repetition_penalty), no_repeat_ngram_size=int(no_repeat_ngram_size),
                 attention_impl=model.attention_impl)
-  state = _start(model.params, config, *args, **static)
+  if cache_transform is None:
+    state = _start(model.params, config, *args, **static)
+  else:
+    state = _start_transformed(model.params, config, *args, _traceable(cache_transform), **static)
   history = state.seq.shape[1] - max_new_tokens
   stopped = np.zeros(prompt.shape[0], bool)
   while True:
