@@ -9,6 +9,7 @@ greedy tokens of `generate`, and times the forward pass, the decode loop, and th
   python benchmarks/attention_impl.py --smoke   # tiny shapes, to exercise the path
 """
 import argparse
+import copy
 import dataclasses
 import os
 import sys
@@ -22,13 +23,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 from forward import LLAMA_31_8B  # noqa: E402
-from train_step import MISTRAL_7B_V03, SMOKE_MODEL, SMOKE_TRANSLATOR, steps_runner, synthetic_batch  # noqa: E402
+from train_step import (MISTRAL_7B_V03, SMOKE_MODEL, SMOKE_TRANSLATOR, steps_runner, synthetic_batch,  # noqa: E402
+                        translator_step)
 
-from interlingua_jax.bridges.translator import bridge
-from interlingua_jax.training import train
-from interlingua_jax.data import pipeline  # noqa: E402
+from interlingua_jax.bridges.translator.rows import Lengths  # noqa: E402
 from interlingua_jax.models import CausalLM, generate, init_params  # noqa: E402
+from interlingua_jax.models.frozen import resolve_layer  # noqa: E402
 from interlingua_jax.models.sharding import make_mesh  # noqa: E402
+from interlingua_jax.training.state import global_batch  # noqa: E402
 
 
 
@@ -100,28 +102,24 @@ def main() -> None:
   del models
   source = CausalLM(source_config, init_params(source_config, jax.random.key(1), jnp.bfloat16, mesh), mesh)
   target = CausalLM(target_config, target_params, mesh)
-  frozen = bridge.Frozen(source, None, target, None, bridge.resolve_layer(cfg.source.layer, source_config.num_layers))
+  layer = resolve_layer(cfg.source.layer, source_config.num_layers)
   t = cfg.translator
-  lengths = pipeline.Lengths(source=args.source_len, target=1 + t.num_soft_tokens + 2 + args.answer_len + 1,
-                             question=64, answer=args.answer_len)
-  batch = train.global_batch(synthetic_batch(np.random.default_rng(0), lengths, batch=args.batch,
-                                             num_soft_tokens=t.num_soft_tokens, source_vocab=source_config.vocab_size,
-                                             target_vocab=target_config.vocab_size), mesh)
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  lengths = Lengths(source=args.source_len, target=1 + t.num_soft_tokens + 2 + args.answer_len + 1,
+                    question=64, answer=args.answer_len)
+  batch = global_batch(synthetic_batch(np.random.default_rng(0), lengths, batch=args.batch,
+                                       num_soft_tokens=t.num_soft_tokens, source_vocab=source_config.vocab_size,
+                                       target_vocab=target_config.vocab_size), mesh)
   print(f"train step (stable_64: M={t.num_soft_tokens}, remat={cfg.train.remat}), batch {args.batch}, source "
         f"{lengths.source}, target {lengths.target} tokens:")
   for impl in dict.fromkeys(impls):
-    translator = bridge.make_translator(frozen=frozen, seed=0, **{k: t[k] for k in (
-        "num_soft_tokens", "bottleneck", "depth", "num_heads", "dropout", "calibrate_rms")})
-    graphdef, state = train.init_state(translator, tx, mesh)
-    spec = train.LossSpec(cfg.loss.infonce_weight, 0, cfg.loss.temperature, lengths.answer + 2,
-                          remat=cfg.train.remat, attention_impl=impl)
-    step = train.make_train_step(mesh=mesh, frozen=frozen, graphdef=graphdef, tx=tx, schedule=schedule, spec=spec)
+    c = copy.deepcopy(cfg)  # the translator of seed 0, InfoNCE from step 0, both frozen models under `impl`
+    c.seed, c.loss.infonce_start_step, c.model.attention_impl = 0, 0, impl
+    state, step, _ = translator_step(c, source, target, layer, lengths, mesh)
     run = steps_runner(step, state, (source.params, target.params), batch)
     run(1)
     start = time.perf_counter()
-    run(3)
-    print(f"  {impl:<6} {(time.perf_counter() - start) / 3 * 1e3:8.1f} ms/step, loss {float(run.metrics['loss']):.4f}",
+    _, metrics = jax.block_until_ready(run(3))
+    print(f"  {impl:<6} {(time.perf_counter() - start) / 3 * 1e3:8.1f} ms/step, loss {float(metrics['loss']):.4f}",
           flush=True)
 
 

@@ -1,6 +1,7 @@
 """Per-device memory of a config's real train step and 8B decode, from the compiler, with no weights.
 
-Lowers and compiles the project's own jitted programs — `train.make_train_step` (source forward,
+Lowers and compiles the project's own jitted programs — `training.step.make_train_step` with the translator
+kind's loss (`bridges.translator.kind.translator_training`: source forward,
 translator, target forward + input-gradient backward, AdamW) and the target's generation (`_start`:
 prefill + first token, `_advance`: the decode loop) — from abstract arrays only
 (`jax.ShapeDtypeStruct`, `jax.eval_shape`, `nnx.eval_shape`) at the real Mistral-7B-v0.3 / Llama-3.1-8B
@@ -57,14 +58,17 @@ from flax import nnx  # noqa: E402
 from forward import LLAMA_31_8B  # noqa: E402
 from train_step import MISTRAL_7B_V03  # noqa: E402
 
-from interlingua_jax.bridges.translator import bridge
-from interlingua_jax.training import train
-from interlingua_jax.data import pipeline  # noqa: E402
+from interlingua_jax.bridges.translator.kind import translator_training  # noqa: E402
+from interlingua_jax.bridges.translator.module import Translator  # noqa: E402
+from interlingua_jax.bridges.translator.rows import Lengths  # noqa: E402
 from interlingua_jax.models import CausalLM, init_params  # noqa: E402
+from interlingua_jax.models.frozen import resolve_layer  # noqa: E402
 from interlingua_jax.models.generate import _advance, _start  # noqa: E402
 from interlingua_jax.models.loading import read_config  # noqa: E402
 from interlingua_jax.models.sharding import batch_sharding, make_mesh, param_shardings  # noqa: E402
-from interlingua_jax.bridges.translator.module import Translator  # noqa: E402
+from interlingua_jax.training import optim  # noqa: E402
+from interlingua_jax.training.state import TrainState, split_module  # noqa: E402
+from interlingua_jax.training.step import make_train_step  # noqa: E402
 
 REAL = {"mistralai/Mistral-7B-Instruct-v0.3": MISTRAL_7B_V03, "meta-llama/Llama-3.1-8B-Instruct": LLAMA_31_8B}
 ANCHOR_TOKENS = 3  # "Answer:" in the Llama-3 tokenizer, a token more for safety
@@ -116,31 +120,30 @@ def train_plan(cfg, mesh, source_config, target_config):
   t, d = cfg.translator, cfg.data
   source = CausalLM(source_config, frozen_params(source_config, cfg.source.dtype, mesh), mesh)
   target = CausalLM(target_config, frozen_params(target_config, cfg.target.dtype, mesh), mesh)
-  frozen = bridge.Frozen(source, None, target, None, bridge.resolve_layer(cfg.source.layer, source_config.num_layers))
+  layer = resolve_layer(cfg.source.layer, source_config.num_layers)
   make = lambda: Translator(source_dim=source_config.hidden_size, target_dim=target_config.hidden_size,
                             num_soft_tokens=t.num_soft_tokens, bottleneck=t.bottleneck, depth=t.depth,
                             num_heads=t.num_heads, dropout=t.dropout, target_embed_rms=1.0,
                             rngs=nnx.Rngs(params=0, dropout=1))
-  tx, schedule = train.make_optimizer(cfg, cfg.train.steps)
+  tx, schedule = optim.from_config(cfg.optim, cfg.train.steps)
 
   def initial_state():
-    _, params, rngs = bridge.split_translator(make())
-    return train.TrainState(jnp.zeros((), jnp.int32), params, rngs, tx.init(params))
+    _, params, rest = split_module(make())
+    return TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
 
   graphdef = nnx.split(nnx.eval_shape(make), nnx.Param, ...)[0]
   state = jax.eval_shape(initial_state)
-  lengths = pipeline.Lengths(source=d.max_source_len, target=1 + t.num_soft_tokens + ANCHOR_TOKENS + d.max_answer_len + 1,
-                             question=QUESTION_TOKENS, answer=d.max_answer_len)
+  lengths = Lengths(source=d.max_source_len, target=1 + t.num_soft_tokens + ANCHOR_TOKENS + d.max_answer_len + 1,
+                    question=QUESTION_TOKENS, answer=d.max_answer_len)
   b = cfg.train.batch_size
   row = lambda n: jax.ShapeDtypeStruct((b, n), jnp.int32)
   batch = {f"target_{k}": row(lengths.target) for k in ("token_ids", "soft_index", "attention_mask", "positions",
                                                           "labels", "loss_mask")}
   batch.update(source_ids=row(lengths.source), source_mask=row(lengths.source), question_ids=row(lengths.question),
                question_mask=row(lengths.question))
-  spec = train.LossSpec(infonce_weight=cfg.loss.infonce_weight, infonce_start_step=cfg.loss.infonce_start_step,
-                        temperature=cfg.loss.temperature, answer_window=lengths.answer + 2, remat=cfg.train.remat,
-                        attention_impl=cfg.model.attention_impl)
-  step = train.make_train_step(mesh=mesh, frozen=frozen, graphdef=graphdef, tx=tx, schedule=schedule, spec=spec)
+  loss, frozen_shardings = translator_training(cfg, source, target, layer, lengths, mesh)
+  step = make_train_step(mesh=mesh, loss=loss, frozen_shardings=frozen_shardings, graphdef=graphdef, tx=tx,
+                         schedule=schedule)
   lower = lambda: step.lower(state, (source.params, target.params), batch)
   return (f"train step B={b} src={lengths.source} tgt={lengths.target}", *compile_timed(lower))
 

@@ -1,6 +1,7 @@
-"""The train step with and without cached frozen-source states (`interlingua_jax/source_cache.py`), same batches.
+"""The train step with and without cached frozen-source states (`bridges/translator/source_cache.py`), same batches.
 
-Both sides run the project's one jitted step (`runner.training_step` -> `train.make_train_step`) on the same
+Both sides run the project's one jitted step (`train_step.translator_step`, the wiring of
+`run.stages.training_step`: the translator kind's loss -> `training.step.make_train_step`) on the same
 batch: "forward" gives it `source_ids`/`source_mask` and the step runs the frozen source's forward; "cached"
 gives it the same batch plus `source_states` gathered from a cache that `source_cache.load_or_build` computed
 beforehand (its one-off build time is printed too) and left-padded by `pipeline.add_source_states`, the
@@ -29,16 +30,16 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]  # `configs` and the tiny che
 
 import timing  # noqa: E402
 from conftest import build_tiny_tokenizer, save_tiny_hf_model  # noqa: E402  (it asks for 4 CPU devices; main sets 1)
-from tiny_system import jax_step  # noqa: E402
-from train_step import synthetic_batch  # noqa: E402
+from train_step import synthetic_batch, translator_step  # noqa: E402
 
-from interlingua_jax.bridges.translator import bridge, source_cache
-from interlingua_jax.core import cli
-from interlingua_jax.run import runner
-from interlingua_jax.training import train
+from interlingua_jax.bridges.translator import source_cache  # noqa: E402
+from interlingua_jax.bridges.translator.rows import Lengths  # noqa: E402
+from interlingua_jax.core import cli  # noqa: E402
 from interlingua_jax.data import pipeline  # noqa: E402
+from interlingua_jax.models.frozen import resolve_layer  # noqa: E402
 from interlingua_jax.models.loading import load_model  # noqa: E402
 from interlingua_jax.models.sharding import make_mesh  # noqa: E402
+from interlingua_jax.training.state import global_batch  # noqa: E402
 
 TOY_SHAPE = dict(vocab_size=8192, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
                  num_key_value_heads=4, head_dim=32, max_position_embeddings=4096, initializer_range=0.02)
@@ -81,11 +82,10 @@ def main(argv: list[str]) -> None:
       cfg.source.path, cfg.target.path = toy_models(work)
     mesh = make_mesh(-1, 1)
     source, target = (load_model(side.path, dtype=side.dtype, mesh=mesh) for side in (cfg.source, cfg.target))
-    layer = bridge.resolve_layer(cfg.source.layer, source.config.num_layers)
-    frozen = bridge.Frozen(source, None, target, None, source_layer=layer)
+    layer = resolve_layer(cfg.source.layer, source.config.num_layers)
     m = cfg.translator.num_soft_tokens
-    lengths = pipeline.Lengths(source=longest, target=1 + m + 2 + args.answer_len + 1, question=args.question_len,
-                               answer=args.answer_len)
+    lengths = Lengths(source=longest, target=1 + m + 2 + args.answer_len + 1, question=args.question_len,
+                      answer=args.answer_len)
     rng = np.random.default_rng(0)
     batch = synthetic_batch(rng, lengths, batch=args.batch, num_soft_tokens=m,
                             source_vocab=source.config.vocab_size, target_vocab=target.config.vocab_size)
@@ -101,18 +101,17 @@ def main(argv: list[str]) -> None:
     build_s = time.perf_counter() - start
     indexed = dict(batch, **{pipeline.SOURCE_INDEX: np.arange(args.batch, dtype=np.int32)})
 
-    s = runner.Setup(frozen, builder=None, pool=[], test=[], mesh=mesh)
     frozen_params = (source.params, target.params)
     steps = {}
     for name in ("forward", "cached"):
-      state, step, _ = jax_step(cfg, s, lengths, gates=GATE_VALUE)
+      state, step, _ = translator_step(cfg, source, target, layer, lengths, mesh, gates=GATE_VALUE)
       steps[name] = [state, step]
 
     def run(name: str):
       """One step of `name` on the batch, the cached side's gather and both sides' device copy included."""
       host = batch if name == "forward" else pipeline.add_source_states(indexed, cache)
       state, step = steps[name]
-      steps[name][0], metrics = step(state, frozen_params, train.global_batch(host, mesh))
+      steps[name][0], metrics = step(state, frozen_params, global_batch(host, mesh))
       return metrics
 
     first = {name: float(run(name)["loss"]) for name in steps}  # step 0 (and the compilation)

@@ -2,8 +2,9 @@
 forward and input-gradient backward → AdamW on the translator.
 
 CPU (default): small random Mistral (source) and Llama (target) models, float32, written by transformers'
-`save_pretrained` and read back by the project's `from_pretrained` (`runner.setup`), so both sides use the
-same weights. The JAX side is the project's own step (`train.make_train_step`) on a batch from the
+`save_pretrained` and read back by the project's `from_pretrained` (`run.setup.setup`), so both sides use the
+same weights. The JAX side is the project's own step (`run.stages.training_step` ->
+`training.step.make_train_step` with the translator kind's loss) on a batch from the
 project's pipeline; the PyTorch side is the reference step of `tests/torch_bridge.py` (transformers models,
 the translator re-written in torch, `torch.optim.AdamW` with the same groups, schedule and clipping) on the
 same numpy arrays, the one `tests/test_torch_bridge.py` checks loss and gradients of. The JAX translator's
@@ -40,17 +41,17 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 import timing  # noqa: E402
 from shapes import LLAMA_31_8B, MISTRAL_7B_V03  # noqa: E402
-from tiny_system import fixed_batch, jax_step, tiny_config, write_data  # noqa: E402
+from tiny_system import fixed_batch, frozen, jax_step, open_gates, system, tiny_config, write_data  # noqa: E402
 
-from interlingua_jax.bridges.translator import bridge
-from interlingua_jax.core import cli
-from interlingua_jax.data import layout
-from interlingua_jax.models import flops
-from interlingua_jax.run import runner
-from interlingua_jax.training import train
-from interlingua_jax.data import pipeline  # noqa: E402
-from interlingua_jax.models import CausalLM, init_params  # noqa: E402
+from interlingua_jax.bridges.translator.kind import new_translator, translator_training  # noqa: E402
+from interlingua_jax.bridges.translator.rows import Lengths  # noqa: E402
+from interlingua_jax.core import cli  # noqa: E402
+from interlingua_jax.data import layout  # noqa: E402
+from interlingua_jax.models import CausalLM, flops, init_params  # noqa: E402
 from interlingua_jax.models.sharding import make_mesh  # noqa: E402
+from interlingua_jax.training import optim  # noqa: E402
+from interlingua_jax.training.state import count_params, global_batch, init_state  # noqa: E402
+from interlingua_jax.training.step import make_train_step  # noqa: E402
 
 SMOKE_MODEL = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
                    head_dim=16)
@@ -71,6 +72,23 @@ def steps_runner(step, state, frozen_params, batch):
 
   run.arguments = lambda: (state, frozen_params, batch)
   return run
+
+
+def translator_step(cfg, source: CausalLM, target: CausalLM, layer: int, lengths: Lengths, mesh, *,
+                    gates: float | None = None):
+  """The project's jitted train step between two LMs built here (no setup, no data files): what
+  `run.stages.training_step` wires for a run (the kind's loss at `lengths`, the config's optimizer, a fresh
+  translator of the config, its replicated state), `gates` opening the translator's gates first.
+  (state, step, schedule)."""
+  translator = new_translator(cfg, source, target)
+  if gates is not None:
+    open_gates(translator, gates)
+  loss, frozen_shardings = translator_training(cfg, source, target, layer, lengths, mesh)
+  tx, schedule = optim.from_config(cfg.optim, cfg.train.steps)
+  graphdef, state = init_state(translator, tx, mesh)
+  step = make_train_step(mesh=mesh, loss=loss, frozen_shardings=frozen_shardings, graphdef=graphdef, tx=tx,
+                         schedule=schedule)
+  return state, step, schedule
 
 
 def compiled_flops(step, *arguments) -> float:
@@ -107,18 +125,18 @@ def cpu(args) -> None:
                           num_heads=args.translator_heads, dropout=0.0)
     cfg.data.num_shots, cfg.data.max_source_len = args.num_shots, 4096  # no exemplar dropped to fit
     cfg.train.steps = schedule_steps + 1  # the schedule decays to 0 at train.steps: keep lr > 0 throughout
-    s = runner.setup(cfg, work)
-    batch, lengths = fixed_batch(cfg, s, args.batch)
-    state, step, schedule = jax_step(cfg, s, lengths, gates=GATE_VALUE)
-    t = cfg.translator
-    module = torch_bridge.translator_copy(state.params, s.frozen, t)  # every parameter matched by name
-    num_params = bridge.count_params(state.params)
+    cfg.train.cache_source_states = False  # the batch carries no cached states: the step runs the source
+    run, kind, s = system(cfg, work)
+    batch, lengths = fixed_batch(run, s, args.batch)
+    state, step, schedule = jax_step(run, kind, s, gates=GATE_VALUE)
+    f, t = frozen(run, kind, s), cfg.translator
+    module = torch_bridge.translator_copy(state.params, f, t)  # every parameter matched by name
+    num_params = count_params(state.params)
     source, target = torch_bridge.frozen_models(dirs["mistral"], dirs["llama"])
-  torch_step = torch_bridge.make_step(cfg, source, target, module, batch, source_layer=s.frozen.source_layer,
+  torch_step = torch_bridge.make_step(cfg, source, target, module, batch, source_layer=f.source_layer,
                                       answer_window=lengths.answer + 2,
                                       schedule_values=np.asarray(jax.vmap(schedule)(jnp.arange(schedule_steps + 1))))
-  run_jax = steps_runner(step, state, (s.frozen.source.params, s.frozen.target.params),
-                         train.global_batch(batch, s.mesh))
+  run_jax = steps_runner(step, state, (f.source.params, f.target.params), global_batch(batch, s.mesh))
 
   def run_torch(num_steps: int) -> dict[str, float]:
     for _ in range(num_steps):
@@ -133,13 +151,13 @@ def cpu(args) -> None:
                               "jax jit": lambda: run_jax(args.steps)}, rounds=args.repeats)
   last = {"jax": float(run_jax(1)[1]["loss"]), "torch": run_torch(1)["loss"]}
 
-  src_c, tgt_c = s.frozen.source.config, s.frozen.target.config
+  src_c, tgt_c = f.source.config, f.target.config
   print(f"CPU: {os.cpu_count()} cores (torch.set_num_threads({torch.get_num_threads()}), XLA uses all), float32. "
         f"Source Mistral / target Llama: d={args.d_model}, {args.layers} layers, {args.heads}/{args.kv_heads} "
         f"heads, MLP {args.mlp}, vocab {args.vocab}. Translator M={t.num_soft_tokens}, b={t.bottleneck}, depth "
         f"{t.depth}, {t.num_heads} heads: {num_params:,} params on both sides. Batch {args.batch}, source "
         f"{lengths.source} tokens ({args.num_shots}-shot), target {lengths.target} (answer window "
-        f"{lengths.answer + 2}), source layer {s.frozen.source_layer}/{src_c.num_layers}, target "
+        f"{lengths.answer + 2}), source layer {f.source_layer}/{src_c.num_layers}, target "
         f"{tgt_c.num_layers} layers.")
   print(f"step-0 losses with the JAX translator copied into torch (gates at {GATE_VALUE}, dropout 0) agree within "
         f"rtol {LOSS_RTOL:g}: " + ", ".join(f"{k} jax {float(first['jax'][k]):.6f} torch {first['torch'][k]:.6f}"
@@ -165,10 +183,10 @@ def cpu(args) -> None:
 # GPU: stable_64 shapes, model FLOP utilisation
 
 
-def synthetic_batch(rng: np.random.Generator, lengths: pipeline.Lengths, *, batch: int, num_soft_tokens: int,
+def synthetic_batch(rng: np.random.Generator, lengths: Lengths, *, batch: int, num_soft_tokens: int,
                     source_vocab: int, target_vocab: int) -> dict[str, np.ndarray]:
-  """Random ids in the pipeline's row layout (`pipeline.encode_example`): unpadded source and question, a
-  2-token anchor ("Answer: ") and an answer of `lengths.answer` tokens. Ids 0, 1, 2 are pad, BOS, EOS."""
+  """Random ids in the translator's row layout (`bridges.translator.rows.encode_example`): unpadded source and
+  question, a 2-token anchor ("Answer: ") and an answer of `lengths.answer` tokens. Ids 0, 1, 2 are pad, BOS, EOS."""
   ids = lambda vocab, n: rng.integers(3, vocab, size=(batch, n))
   row = layout.bridged_batch(ids(target_vocab, 2).tolist(), ids(target_vocab, lengths.answer).tolist(),
                              num_soft_tokens=num_soft_tokens, seq_len=lengths.target, bos_id=1, pad_id=0, eos_id=2)
@@ -194,14 +212,13 @@ def gpu_stable64(args) -> None:
   source, target = (CausalLM(c, init_params(c, jax.random.key(i), jnp.bfloat16, mesh), mesh)
                     for i, c in enumerate((source_config, target_config)))
   layer = cfg.source.layer % (source_config.num_layers + 1)
-  frozen = bridge.Frozen(source, None, target, None, source_layer=layer)
-  lengths = pipeline.Lengths(source=args.source_len, target=1 + t.num_soft_tokens + 2 + args.answer_len + 1,
-                             question=args.question_len, answer=args.answer_len)
+  lengths = Lengths(source=args.source_len, target=1 + t.num_soft_tokens + 2 + args.answer_len + 1,
+                    question=args.question_len, answer=args.answer_len)
   batch = synthetic_batch(np.random.default_rng(0), lengths, batch=args.batch, num_soft_tokens=t.num_soft_tokens,
                           source_vocab=source_config.vocab_size, target_vocab=target_config.vocab_size)
-  state, step, _ = jax_step(cfg, runner.Setup(frozen, builder=None, pool=[], test=[], mesh=mesh), lengths)
-  n_tr = bridge.count_params(state.params)
-  run = steps_runner(step, state, (source.params, target.params), train.global_batch(batch, mesh))
+  state, step, _ = translator_step(cfg, source, target, layer, lengths, mesh)
+  n_tr = count_params(state.params)
+  run = steps_runner(step, state, (source.params, target.params), global_batch(batch, mesh))
   secs = timing.once(lambda: run(args.steps), rounds=args.repeats).median / args.steps
 
   b, window = args.batch, lengths.answer + 2
