@@ -223,12 +223,12 @@ def gpu_stable64(args) -> None:
 
   b, window = args.batch, lengths.answer + 2
   parts = flops.train_step_flops(source=source_config, source_layers=layer, target=target_config,
-                                 translator_params=n_tr, batch=b, source_len=lengths.source,
+                                 bridge_params=n_tr, batch=b, source_len=lengths.source,
                                  target_len=lengths.target, answer_window=window, num_soft_tokens=t.num_soft_tokens)
   tokens = {"source forward": f"2·N_src per source token, {b}×{lengths.source}",
             "target forward + input backward": f"4·N_tgt per target token, {b}×{lengths.target}",
             "target head (answer window)": f"4·d·V per answer-window token, {b}×{window}",
-            "translator forward + backward": f"6·N_tr per soft token, {b}×{t.num_soft_tokens}"}
+            "bridge forward + backward": f"6·N_tr per soft token, {b}×{t.num_soft_tokens}"}
   total = sum(parts.values())
   print(f"{jax.devices()[0].device_kind}: stable_64 shapes{' (SMOKE: shrunk)' if args.smoke else ''}, random bf16 "
         f"frozen weights, float32 translator, remat {cfg.train.remat}. Source {source_config.model_type} "

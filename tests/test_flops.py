@@ -36,16 +36,16 @@ def test_weight_bytes_are_the_decoders_arrays_without_the_embedding():
 
 
 def test_train_step_flops_by_hand():
-  parts = flops.train_step_flops(source=HAND, source_layers=1, target=HAND, translator_params=7, batch=3,
+  parts = flops.train_step_flops(source=HAND, source_layers=1, target=HAND, bridge_params=7, batch=3,
                                  source_len=5, target_len=11, answer_window=4, num_soft_tokens=2)
   assert parts == {
       "source forward": 2 * 34 * 3 * 5,  # 2·N_source (1 layer, no head) per source token
       "target forward + input backward": 4 * (2 * 34) * 3 * 11,  # 4·N_target (layers) per target token
       "target head (answer window)": 4 * 20 * 3 * 4,
-      "translator forward + backward": 6 * 7 * 3 * 2,  # 6·N_translator per soft token
+      "bridge forward + backward": 6 * 7 * 3 * 2,  # 6·N_bridge per soft token
   }
   with pytest.raises(ValueError, match="num_layers=3"):
-    flops.train_step_flops(source=HAND, source_layers=3, target=HAND, translator_params=7, batch=1, source_len=1,
+    flops.train_step_flops(source=HAND, source_layers=3, target=HAND, bridge_params=7, batch=1, source_len=1,
                            target_len=1, answer_window=1, num_soft_tokens=1)
 
 

@@ -4,7 +4,7 @@ Definitions (the ones the GPU targets are stated in), with N = weights that take
 (the embedding lookup reads one row and does not count; an untied or tied head does):
   source forward                       2 · N_source    per source token (frozen, no head)
   target forward + backward to inputs  4 · N_target    per target token (no weight gradients)
-  translator forward + backward        6 · N_translator per soft token
+  bridge forward + backward            6 · N_bridge    per soft token
 Attention scores (QKᵀ, PV) and remat recomputation are not model FLOPs here; `forward_flops` adds
 the scores for a plain forward, where they are part of the work being timed.
 
@@ -44,7 +44,7 @@ def forward_flops(config: DecoderConfig, batch: int, seq: int) -> int:
   return 2 * matmul_params(config) * batch * seq + scores
 
 
-def train_step_flops(*, source: DecoderConfig, source_layers: int, target: DecoderConfig, translator_params: int,
+def train_step_flops(*, source: DecoderConfig, source_layers: int, target: DecoderConfig, bridge_params: int,
                      batch: int, source_len: int, target_len: int, answer_window: int,
                      num_soft_tokens: int) -> dict[str, int]:
   """Model FLOPs of one bridge train step, by part (sum them for the total).
@@ -56,7 +56,7 @@ def train_step_flops(*, source: DecoderConfig, source_layers: int, target: Decod
       "source forward": 2 * matmul_params(source, source_layers, head=False) * batch * source_len,
       "target forward + input backward": 4 * matmul_params(target, head=False) * batch * target_len,
       "target head (answer window)": 4 * head_params(target) * batch * answer_window,
-      "translator forward + backward": 6 * translator_params * batch * num_soft_tokens,
+      "bridge forward + backward": 6 * bridge_params * batch * num_soft_tokens,
   }
 
 
