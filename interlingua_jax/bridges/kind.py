@@ -16,6 +16,8 @@ A kind says only what differs:
                      one unlabelled view (None), or one per target
   method_contexts    the contexts of the methods only it can run (`methods`), e.g. a PCA baseline's
   stages             extra --mode stages (e.g. diagnostics of a trained module)
+  added_keys,        its config keys added, or renamed, after runs were saved: a saved config.json still
+  renamed_keys       loads and compares equal to the config that trained it
 """
 import dataclasses
 from collections.abc import Callable, Mapping
