@@ -89,7 +89,7 @@ def _project(config: DecoderConfig, w: Params, x: jax.Array, name: str) -> jax.A
   return y
 
 
-def _qkv(config: DecoderConfig, w: Params, h: jax.Array, cos: jax.Array, sin: jax.Array):
+def layer_qkv(config: DecoderConfig, w: Params, h: jax.Array, cos: jax.Array, sin: jax.Array):
   """Pre-norm, projections and RoPE: q (B, S, N, hd), k and v (B, S, K, hd)."""
   x = rms_norm(h, w["attn_norm"], config.rms_norm_eps)
   q = apply_rope(_project(config, w, x, "q"), cos, sin)
@@ -97,7 +97,7 @@ def _qkv(config: DecoderConfig, w: Params, h: jax.Array, cos: jax.Array, sin: ja
   return q, k, _project(config, w, x, "v")
 
 
-def _attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params, h: jax.Array, q: jax.Array,
+def attend_and_mlp(config: DecoderConfig, attention_impl: str | None, w: Params, h: jax.Array, q: jax.Array,
                     k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
   """The rest of the block: GQA attention (float32 softmax), output projection, SwiGLU MLP, residuals."""
   a = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, implementation=attention_impl)
@@ -132,8 +132,8 @@ def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: j
     return h if collect else None
 
   def layer(w, h):
-    q, k, v = _qkv(config, w, h, cos, sin)
-    return _attend_and_mlp(config, attention_impl, w, h, q, k, v, mask)
+    q, k, v = layer_qkv(config, w, h, cos, sin)
+    return attend_and_mlp(config, attention_impl, w, h, q, k, v, mask)
 
   if remat:
     layer = jax.checkpoint(layer)
@@ -149,11 +149,11 @@ def run_layers(params: Params, config: DecoderConfig, h: jax.Array, positions: j
   def with_cache(carry, i):  # xs are layer indices; the whole cache rides in the carry
     h, (k_cache, v_cache) = carry
     w = _layer_weights(layers, i)
-    q, k, v = _qkv(config, w, h, cos, sin)
+    q, k, v = layer_qkv(config, w, h, cos, sin)
     at = (i, 0, write_index, 0, 0)  # layer i, every row, this step's slots
     k_cache = jax.lax.dynamic_update_slice(k_cache, k[None].astype(k_cache.dtype), at)
     v_cache = jax.lax.dynamic_update_slice(v_cache, v[None].astype(v_cache.dtype), at)
-    h = _attend_and_mlp(config, attention_impl, w, h, q, k_cache[i], v_cache[i], mask)
+    h = attend_and_mlp(config, attention_impl, w, h, q, k_cache[i], v_cache[i], mask)
     return (h, (k_cache, v_cache)), emit(h)
 
   if cache is not None:
