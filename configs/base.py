@@ -56,8 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   # "cudnn" (fused flash attention; NVIDIA GPU and bfloat16/float16 only, refused elsewhere).
   c.model.attention_impl = "xla"
 
-  # Which trainable bridge (interlingua_jax/bridges.py): "translator" (source LM -> soft tokens -> one target)
-  # or "interlingua" (text -> one shared Z -> an adapter per target of `interlingua.targets`).
+  # Which trainable bridge (interlingua_jax/bridges/): "translator" (source LM -> soft tokens -> one target),
+  # "interlingua" (text -> one shared Z -> an adapter per target of `interlingua.targets`) or "kv_fusion"
+  # (the source's prompt KV cache rewrites the target's).
   c.bridge = ml_collections.ConfigDict()
   c.bridge.kind = "translator"
 
@@ -75,6 +76,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.interlingua.pca_fit_texts = 2000  # training texts the PCA baseline (eval method "pca") is fitted on
   # The frozen targets, each {"name", "path" (directory or hub id), "dtype", "tokenizer" ("" = the checkpoint's)}.
   c.interlingua.targets = ()
+
+  # KV-cache fusion (Cache-to-Cache): read only when bridge.kind is "kv_fusion".
+  c.kv_fusion = ml_collections.ConfigDict()
+  c.kv_fusion.hidden_size = 256  # each fuser's projection and MLP width
+  c.kv_fusion.gate_init = 1.0  # the per-layer gate logits' start: > 0 open under the hard gate of inference
+  c.kv_fusion.head_init = 0.0  # per-head weight logits' start (sigmoid 0.5)
+  c.kv_fusion.output_init_scale = 1e-2  # an untrained fuser barely perturbs the target
+  c.kv_fusion.gate_temperature_start = 1.0  # Gumbel-sigmoid temperature, annealed exponentially...
+  c.kv_fusion.gate_temperature_end = 0.05  # ...to this, so training ends near the hard 0/1 gate
+  c.kv_fusion.anneal_steps = 3000  # steps of the anneal (then the end temperature)
+  c.kv_fusion.sharer = "source"  # "target": the identical-sharer control, the target fused with its own cache
 
   c.translator = ml_collections.ConfigDict()
   c.translator.num_soft_tokens = 64

@@ -81,14 +81,18 @@ def plot_methods(agg: dict, path: str) -> None:
 def wire_table(result: dict) -> str:
   """A plain-text table; every level larger than the text it replaces is flagged as such."""
   text = result["text_bytes_mean"]
+  shape = result.get("soft_shape")
+  sent = (f"latent {result['num_soft_tokens']} soft tokens ({shape[0]} x {shape[1]} numbers)" if result["num_soft_tokens"]
+          else f"a cache of {result['packet_rows_mean']:.1f} x {result['packet_cols']} numbers on average")
   lines = [f"Wire: {result['num_samples']} questions; text prompt {text:.0f} B UTF-8, "
-           f"{result['text_tokens_mean']:.1f} tokens; latent {result['num_soft_tokens']} soft tokens "
-           f"({result['soft_shape'][0]} x {result['soft_shape'][1]} numbers)",
+           f"{result['text_tokens_mean']:.1f} tokens; {sent}",
            f"{'level':>8} {'packet B':>10} {'text/packet':>12} {'accuracy':>9}  verdict"]
   for fmt, v in result["levels"].items():
     verdict = (f"packet is {v['packet_bytes'] / text:.1f}x LARGER than the text" if v["packet_bytes"] > text
                else f"packet is {text / v['packet_bytes']:.1f}x smaller than the text")
     lines.append(f"{fmt:>8} {v['packet_bytes']:>10,} {v['bytes_ratio_vs_text']:>12.4f} {v['accuracy']:>9.3f}  {verdict}")
+  if not result["num_soft_tokens"]:  # a cache bridge: the target reads its whole prompt as well
+    return "\n".join(lines)
   tokens_saved = result["text_tokens_mean"] - result["num_soft_tokens"]
   lines.append(f"KV-cache view: the target holds {result['num_soft_tokens']} soft tokens instead of "
                f"{result['text_tokens_mean']:.1f} prompt tokens ({tokens_saved:+.1f} tokens saved per question).")

@@ -5,6 +5,7 @@ A test or an experiment may `register` another kind object; `get` finds one by n
 """
 from interlingua_jax.bridges.interlingua.kind import INTERLINGUA
 from interlingua_jax.bridges.kind import Kind
+from interlingua_jax.bridges.kv_fusion.kind import KV_FUSION
 from interlingua_jax.bridges.translator.kind import TRANSLATOR
 from interlingua_jax.core import registry
 
@@ -22,3 +23,4 @@ def get(name: str) -> Kind:
 
 register(TRANSLATOR)
 register(INTERLINGUA)
+register(KV_FUSION)

@@ -12,7 +12,8 @@ A kind says only what differs:
   check_models       what its LMs' configs must satisfy, before any weight is read
   new_module         its trainable module, sized for the loaded LMs
   training           its training rows, its loss of the module, the frozen params (and their shardings)
-  contexts           the evaluation views of a trained module: {label: Context with the kind's soft source};
+  contexts           the evaluation views of a trained module: {label: Context with the kind's soft source, or
+                     its cache source where the bridge rewrites the target's KV cache};
                      one unlabelled view (None), or one per target
   method_contexts    the contexts of the methods only it can run (`methods`), e.g. a PCA baseline's
   stages             extra --mode stages (e.g. diagnostics of a trained module)
@@ -32,7 +33,7 @@ from interlingua_jax.core.rules import Rule
 from interlingua_jax.data import pipeline
 from interlingua_jax.data.records import Example
 from interlingua_jax.evaluation import methods
-from interlingua_jax.evaluation.context import Context, Decoding, SoftSource
+from interlingua_jax.evaluation.context import CacheSource, Context, Decoding, SoftSource
 from interlingua_jax.models.frozen import Frozen, FrozenLM, ModelFiles
 from interlingua_jax.training.step import Loss
 
@@ -108,9 +109,11 @@ def decoding(cfg: ml_collections.ConfigDict) -> Decoding:
 
 
 def make_context(run: Run, setup: Setup, *, frozen: Frozen, builder: pipeline.PromptBuilder, num_soft_tokens: int,
-                 soft_source: SoftSource | None, labels: tuple[tuple[str, str], ...] = ()) -> Context:
+                 soft_source: SoftSource | None, labels: tuple[tuple[str, str], ...] = (),
+                 cache_source: CacheSource | None = None) -> Context:
   """An evaluation view of a kind: its LMs, prompt and soft source, with what every view shares from the config
   (decoding, the controls' seed, the prior baseline's table of the training answers)."""
   return Context(frozen, builder, run.cfg.data.answer_anchor, num_soft_tokens, decoding(run.cfg), setup.mesh,
-                 soft_source=soft_source, control_seed=run.cfg.eval.control_seed, labels=labels,
+                 soft_source=soft_source, cache_source=cache_source, control_seed=run.cfg.eval.control_seed,
+                 labels=labels,
                  prior=methods.prior_answers(setup.train + setup.validation))

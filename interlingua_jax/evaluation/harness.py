@@ -77,8 +77,9 @@ class Prepared:
   example: Example
   method: methods.Method
   ids: list[int]  # the answering model's text input (for soft-token methods: the target's row after the soft)
-  source_ids: list[int] | None = None  # soft-token methods: what the bridge reads (`SoftSource.ids`)
+  source_ids: list[int] | None = None  # bridge methods: what the bridge reads (`SoftSource.ids`, `CacheSource.ids`)
   answer: str | None = None  # model-free methods: the prediction itself
+  read: Example | None = None  # bridge methods: the question the bridge reads
 
 
 def questions(examples: Sequence[Example], seed: int, relayed: dict[str, str] | None = None) -> list[methods.Question]:
@@ -91,12 +92,16 @@ def prepare(ctx: Context, method: methods.Method | str, q: methods.Question) -> 
   method = methods.get(method) if isinstance(method, str) else method
   if method.model is None:
     return Prepared(q.example, method, [], answer=method.answer(ctx, q))
-  source_ids = None
-  if method.soft_from is not None:
-    if ctx.soft_source is None:
-      raise ValueError(f"method {method.name} reads soft tokens, but no trained bridge was given.")
-    source_ids = ctx.soft_source.ids(method.soft_from(q))
-  return Prepared(q.example, method, method.ids(ctx, q), source_ids)
+  if method.soft_from is None:
+    return Prepared(q.example, method, method.ids(ctx, q))
+  if ctx.bridge is None:
+    raise ValueError(f"method {method.name} reads the bridge, but no trained bridge was given.")
+  if method.variant and ctx.cache_source is None:
+    raise ValueError(f"method {method.name} is a variant ({method.variant!r}) of a cache bridge; this run's bridge "
+                     "sends soft tokens: drop it from eval.methods.")
+  read = method.soft_from(q)
+  ids = ctx.cache_source.target_ids(q.example) if ctx.cache_source is not None else method.ids(ctx, q)
+  return Prepared(q.example, method, ids, ctx.bridge.ids(read), read=read)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,9 +147,12 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
                 pad_token_id=tok.pad_token_id, repetition_penalty=d.repetition_penalty,
                 no_repeat_ngram_size=d.no_repeat_ngram_size, stop=stop_predicate(tok, d.stop_strings))
   start = time.perf_counter()
-  if rows[0].source_ids is None:
+  if rows[0].source_ids is None or ctx.cache_source is not None:
     ids, mask = left_pad([r.ids for r in rows], bucket(max(len(r.ids) for r in rows), d.length_buckets),
                           tok.pad_token_id)
+    if rows[0].source_ids is not None:  # a cache bridge: the target's own prompt, its cache rewritten
+      kwargs["cache_transform"] = ctx.cache_source.transform([r.read for r in rows], ids, mask, rows[0].method.variant,
+                                                             ctx.soft_transform)
     ids, mask = on_mesh(ctx.mesh, ids, mask)
     out = generate(lm, input_ids=ids, attention_mask=mask, **kwargs)
   else:
@@ -179,7 +187,7 @@ def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, la
                   warmup_s: float = 0.0) -> dict:
   scored = p.method.score(p.example, prediction) if p.method.score else scoring.score(ctx.dataset, prediction,
                                                                                         p.example.golds)
-  soft = ctx.num_soft_tokens if p.source_ids is not None else 0
+  soft = ctx.num_soft_tokens if p.source_ids is not None and ctx.cache_source is None else 0
   model = p.method.model
   kv_bytes = 0
   if model is not None:
@@ -235,7 +243,7 @@ def run_methods(ctx: Context, names: Sequence[str], examples: Sequence[Example],
   from tqdm import tqdm
   chosen = with_dependencies(names)
   soft = [m.name for m in chosen if m.soft_from is not None]
-  if soft and ctx.soft_source is None:
+  if soft and ctx.bridge is None:
     raise ValueError(f"method(s) {', '.join(soft)} need a trained bridge: no checkpoint was given.")
   done = outputs.read_jsonl(samples_path) if samples_path else []
   if samples_path:

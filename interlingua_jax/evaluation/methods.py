@@ -65,7 +65,11 @@ class Method:
   model: which LM answers ("source" or "target"), or None for an answer built without a model.
   ids: the answering model's text input ids; BOS included, except for soft-token methods, whose row
     is [BOS][soft][ids] with the BOS placed by the layout.
-  soft_from: for soft-token methods, the question the bridge reads.
+  soft_from: for bridge methods, the question the bridge reads. With a soft-token bridge the target reads
+    [BOS][soft][ids]; with a cache bridge (`Context.cache_source`) it reads its own full prompt, its cache
+    rewritten by the bridge, and `ids` is not used.
+  variant: a bridge method's variant of the bridge, by a name its kind defines (a cache bridge's controls:
+    its source cache zeroed, noise); "" = the bridge as trained.
   answer: for model-free methods, the prediction text itself.
   reads: the method whose predictions this one reads (into `Question.relayed`).
   control: a control, not a contender (shown beside the methods, never the headline).
@@ -80,12 +84,15 @@ class Method:
   reads: str | None = None
   control: bool = False
   score: Callable[[Example, str], dict] | None = None
+  variant: str = ""
 
   def __post_init__(self):
     answered_by_model = self.model is not None and self.ids is not None and self.answer is None
     if not answered_by_model and not (self.model is None and self.ids is None and self.answer is not None):
       raise ValueError(f"method {self.name!r}: give `model` and `ids` (a model answers) or `answer` alone "
                        "(no model answers)")
+    if self.variant and self.soft_from is None:
+      raise ValueError(f"method {self.name!r}: a variant of the bridge needs `soft_from` (a bridge method)")
     if self.model not in (None, "source", "target"):
       raise ValueError(f"method {self.name!r}: model must be 'source', 'target' or None, got {self.model!r}")
 

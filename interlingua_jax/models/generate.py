@@ -250,11 +250,21 @@ def _device_args(model: CausalLM, prompt, input_ids, inputs_embeds, mask) -> lis
   return args
 
 
+def prompt_cache(params: Params, config: DecoderConfig, attention_mask: jax.Array, *, input_ids=None,
+                 inputs_embeds=None, length: int | None = None,
+                 attention_impl: str | None = None) -> tuple[jax.Array, KVCache]:
+  """Pure and traceable: a left-padded prompt's last logits (B, V) and its cache of `length` slots (default the
+  prompt's T). What a train step calls inside its own jit (a KV fusion's frozen prefills); `prefill_prompt`
+  is the jitted, checked entry for host code."""
+  embeds = input_embeddings(params, config, input_ids, inputs_embeds)
+  cache = init_cache(config, embeds.shape[0], embeds.shape[1] if length is None else length, embeds.dtype)
+  return _extend(params, config, cache, embeds, attention_mask, default_positions(attention_mask), attention_impl)
+
+
 @functools.partial(jax.jit, static_argnames=("config", "length", "attention_impl"))
 def _prefill_prompt(params, config, input_ids, inputs_embeds, attention_mask, *, length, attention_impl):
-  embeds = input_embeddings(params, config, input_ids, inputs_embeds)
-  cache = init_cache(config, embeds.shape[0], length, embeds.dtype)
-  return _extend(params, config, cache, embeds, attention_mask, default_positions(attention_mask), attention_impl)
+  return prompt_cache(params, config, attention_mask, input_ids=input_ids, inputs_embeds=inputs_embeds,
+                      length=length, attention_impl=attention_impl)
 
 
 def prefill_prompt(model: CausalLM, *, input_ids=None, inputs_embeds=None, attention_mask=None,

@@ -21,11 +21,14 @@ from interlingua_jax.toy import extractive, world
 def resolve_paths(cfg: ml_collections.ConfigDict, workdir: str, kind: Kind) -> Paths:
   """Each model's and data file's path: the config's, or where a toy world or the word-problem generator put
   them (built once, cached under `toy.cache_dir` or the workdir)."""
-  models = {role: spec.path for role, spec in kind.models(cfg).items()}
+  specs = kind.models(cfg)
+  models = {role: spec.path for role, spec in specs.items()}
   train, test = cfg.data.train_path, cfg.data.test_path
   if cfg.data.dataset == "toy":  # the toy world: its data and its two pretrained LMs
     built = world.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.world.to_dict())
-    models.update({role: built[role] for role in models if role in ("source", "target")})
+    # each role gets the world's model its config key names (a kind may read the target in the source's role)
+    models.update({role: built[spec.path_key.split(".")[0]] for role, spec in specs.items()
+                   if spec.path_key in ("source.path", "target.path")})
     train, test = built["train"], built["test"]
   if "toy" in cfg and "extractive" in cfg.toy:  # SQuAD-format data and its tiny targets, named as in the config
     built = extractive.prepare(cfg.toy.cache_dir or os.path.join(workdir, "toy"), **cfg.toy.extractive.to_dict())

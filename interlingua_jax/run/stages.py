@@ -177,6 +177,8 @@ def eval_view(run: Run, kind: Kind, s: Setup, label: str | None, ctx, other_ctx,
   agg["f1_comparisons"] = {f"latent_vs_{m}": c for m in e.methods if m != "latent"
                            if (c := results.paired_f1(records, m, bootstrap_samples=e.bootstrap_samples,
                                                       seed=run.cfg.seed))}
+  if hasattr(ctx.bridge, "summary"):  # what the bridge records of itself (a cache bridge's learned gates)
+    agg["bridge_summary"] = ctx.bridge.summary()
   for name, method_ctx in own.items():  # what a method's own soft source records of itself (a fitted PCA)
     if hasattr(method_ctx.soft_source, "summary"):
       agg[name] = method_ctx.soft_source.summary()
