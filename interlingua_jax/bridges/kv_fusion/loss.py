@@ -55,22 +55,29 @@ def gate_probabilities(fusers) -> jax.Array:
   return jax.nn.sigmoid(jnp.stack([f.gate_logit[...] for f in fusers]))
 
 
-def kv_fusion_loss(fusers: nnx.List, frozen_params, batch, step: jax.Array, *, spec: LossSpec):
-  """(loss, metrics) of one batch; frozen_params: (source params, target params)."""
+def fused_answer_logits(fusers: nnx.List, frozen_params, batch, *, spec: LossSpec, temperature, key,
+                        hard: bool) -> jax.Array:
+  """(B, C, V) logits of the chunk [last prompt token, answer...] run on the target's fused prompt cache; hard=True
+  is inference's 0/1 gate (what generation decodes from)."""
   source_params, target_params = frozen_params
   _, source = prompt_cache(source_params, spec.source_config, batch["source_mask"], input_ids=batch["source_ids"],
                            attention_impl=spec.attention_impl)
   _, target = prompt_cache(target_params, spec.target_config, batch["prefix_mask"], input_ids=batch["prefix_ids"],
                            attention_impl=spec.attention_impl)
   aligned = source_at_target_slots(source, batch["alignment"], batch["source_mask"])
+  fused = fuser.fuse_kv_cache(fusers, list(spec.layer_map), aligned, target, temperature=temperature, key=key,
+                              hard=hard)
+  return forward_with_cache(target_params, spec.target_config, fused, input_ids=batch["chunk_ids"],
+                            chunk_mask=batch["chunk_mask"], remat=spec.remat, attention_impl=spec.attention_impl).logits
+
+
+def kv_fusion_loss(fusers: nnx.List, frozen_params, batch, step: jax.Array, *, spec: LossSpec):
+  """(loss, metrics) of one batch; frozen_params: (source params, target params)."""
   temperature = fuser.anneal_temperature(step, spec.temperature_start, spec.temperature_end, spec.anneal_steps)
   key = jax.random.fold_in(jax.random.key(spec.seed), step)
-  fused = fuser.fuse_kv_cache(fusers, list(spec.layer_map), aligned, target, temperature=temperature, key=key,
-                              hard=False)
-  out = forward_with_cache(target_params, spec.target_config, fused, input_ids=batch["chunk_ids"],
-                           chunk_mask=batch["chunk_mask"], remat=spec.remat, attention_impl=spec.attention_impl)
+  logits = fused_answer_logits(fusers, frozen_params, batch, spec=spec, temperature=temperature, key=key, hard=False)
   labels, mask = batch["labels"], batch["loss_mask"]
-  ce = losses.answer_cross_entropy(out.logits, labels, mask)
-  metrics = {"ce": ce, "token_accuracy": losses.answer_accuracy(out.logits, labels, mask),
+  ce = losses.answer_cross_entropy(logits, labels, mask)
+  metrics = {"ce": ce, "token_accuracy": losses.answer_accuracy(logits, labels, mask),
              "gate_temperature": temperature, "gates_open_probability": jnp.mean(gate_probabilities(fusers))}
   return ce, metrics
