@@ -265,3 +265,23 @@ def test_format_matched_token_budget_is_the_target_prompt_with_the_question_cut_
     prompt, full_prompt = ctx.builder.source_prompt(cut), ctx.builder.source_prompt(q.example)
     # The instruction and the answer format of the text methods (exemplars as the long-prompt rule fits them).
     assert prompt.split("\n")[0] == full_prompt.split("\n")[0] and prompt.endswith(f"Q: {head}\nA:")
+
+
+def test_the_oracle_router_answers_with_whichever_single_model_is_right():
+  """Derived beside the table (outside the Holm family): right where either single model is right."""
+  def record(i, method, correct):
+    return {"id": f"q{i}", "method": method, "correct": correct, "prediction": method, "latency_s": 0.0,
+            "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 1,
+            "generated_tokens": 1}
+  source, target, latent = [1, 0, 0, 1, 0, 0], [0, 1, 0, 1, 0, 0], [1, 1, 1, 0, 0, 0]
+  records = [record(i, m, bool(c)) for m, cs in (("source_alone", source), ("target_alone", target),
+                                                  ("latent", latent)) for i, c in enumerate(cs)]
+  agg = results.aggregate(records, dataset="gsm8k", num_soft_tokens=4, bootstrap_samples=200, seed=0)
+  routing = agg["routing"]
+  assert routing["route_oracle"]["correct"] == 3 and "route_oracle" not in agg["methods"]
+  assert routing["latent_vs_route_oracle"]["diff"] == pytest.approx(0.0)
+  assert [r["prediction"] for r in results.oracle_routing(records)] == ["source_alone", "target_alone",
+                                                                         "source_alone", "source_alone",
+                                                                         "source_alone", "source_alone"]
+  assert "routing" not in results.aggregate([r for r in records if r["method"] != "source_alone"], dataset="gsm8k",
+                                            num_soft_tokens=4, bootstrap_samples=200, seed=0)

@@ -77,10 +77,32 @@ def _method_entry(rows: list[dict], clusters: list[str], dataset: str, bootstrap
   return entry
 
 
+ORACLE_ROUTER = "route_oracle"
+
+
+def _paired(a: np.ndarray, b: np.ndarray, clusters: list[str], bootstrap_samples: int, seed: int) -> dict:
+  """a - b on the same questions: the difference, its paired 95% intervals (per question, per cluster), McNemar."""
+  diff, lo, hi = stats.paired_bootstrap(a, b, n=bootstrap_samples, seed=seed)
+  _, cluster_lo, cluster_hi = stats.paired_cluster_bootstrap(a, b, clusters, n=bootstrap_samples, seed=seed)
+  return {"diff": diff, "ci95": [lo, hi], "ci95_cluster": [cluster_lo, cluster_hi], "mcnemar_p": stats.mcnemar_p(a, b)}
+
+
+def oracle_routing(records: Sequence[dict]) -> list[dict]:
+  """The oracle router's records, derived (never generated): each question answered by whichever single model
+  (source_alone, target_alone) is right, the source where both or neither are. The bound of any query router
+  that picks one model per question, and what a bridge must beat to be more than routing."""
+  by = {m: {r["id"]: r for r in records if r["method"] == m} for m in ("source_alone", "target_alone")}
+  out = []
+  for i in sorted(by["source_alone"].keys() & by["target_alone"].keys()):
+    source, target = by["source_alone"][i], by["target_alone"][i]
+    out.append(dict(target if target["correct"] and not source["correct"] else source, method=ORACLE_ROUTER))
+  return out
+
+
 def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bootstrap_samples: int,
               seed: int, throughput: dict | None = None, split: dict | None = None) -> dict:
   """Per-method accuracy with exact and cluster intervals; latent vs each method, paired and Holm-adjusted;
-  KV saving."""
+  KV saving; the oracle router where both single models ran (beside the table, outside the Holm family)."""
   by_method: dict[str, dict[str, dict]] = {}
   for r in records:
     by_method.setdefault(r["method"], {})[r["id"]] = r
@@ -95,10 +117,7 @@ def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bo
     lat = np.array([by_method["latent"][i]["correct"] for i in ids], np.float64)
     for m in by_method.keys() - {"latent"}:
       other = np.array([by_method[m][i]["correct"] for i in ids], np.float64)
-      diff, lo, hi = stats.paired_bootstrap(lat, other, n=bootstrap_samples, seed=seed)
-      _, cluster_lo, cluster_hi = stats.paired_cluster_bootstrap(lat, other, clusters, n=bootstrap_samples, seed=seed)
-      comparisons[f"latent_vs_{m}"] = {"diff": diff, "ci95": [lo, hi], "ci95_cluster": [cluster_lo, cluster_hi],
-                                       "mcnemar_p": stats.mcnemar_p(lat, other)}
+      comparisons[f"latent_vs_{m}"] = _paired(lat, other, clusters, bootstrap_samples, seed)
     adjusted = stats.holm({k: c["mcnemar_p"] for k, c in comparisons.items()})
     for k, c in comparisons.items():
       c["mcnemar_p_holm"] = adjusted[k]
@@ -107,9 +126,17 @@ def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bo
     lat_kv, tgt_kv = table["latent"]["mean_kv_bytes"], table["target_alone"]["mean_kv_bytes"]
     kv_saving = {"latent_mean_kv_bytes": lat_kv, "target_alone_mean_kv_bytes": tgt_kv,
                  "saving_fraction": 1.0 - lat_kv / tgt_kv if tgt_kv else None}
-  return {"dataset": dataset, "num_questions": len(ids), "num_clusters": len(set(clusters)),
-          "num_soft_tokens": num_soft_tokens, "methods": table, "comparisons": dict(sorted(comparisons.items())),
-          "kv_saving": kv_saving, "throughput": throughput or {}, "split": split, "scenario": scenario(comparisons)}
+  out = {"dataset": dataset, "num_questions": len(ids), "num_clusters": len(set(clusters)),
+         "num_soft_tokens": num_soft_tokens, "methods": table, "comparisons": dict(sorted(comparisons.items())),
+         "kv_saving": kv_saving, "throughput": throughput or {}, "split": split, "scenario": scenario(comparisons)}
+  routed = {r["id"]: r for r in oracle_routing(records)}
+  if routed and set(ids) <= routed.keys():
+    out["routing"] = {ORACLE_ROUTER: _method_entry([routed[i] for i in ids], clusters, dataset, bootstrap_samples,
+                                                   seed)}
+    if "latent" in by_method:
+      lat, bound = (np.array([rows[i]["correct"] for i in ids], np.float64) for rows in (by_method["latent"], routed))
+      out["routing"][f"latent_vs_{ORACLE_ROUTER}"] = _paired(lat, bound, clusters, bootstrap_samples, seed)
+  return out
 
 
 def paired_f1(records: list[dict], other: str, *, bootstrap_samples: int, seed: int) -> dict | None:
