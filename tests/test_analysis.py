@@ -326,3 +326,16 @@ def test_a_latent_kinds_aggregate_is_checked_target_by_target():
   assert error == "agg.json (target 'qwen'): methods entry 'latent' lacks numeric f1"
   assert runs._targets_error({"targets": {}}, "agg.json") == "agg.json has no `targets` object"
   assert runs._targets_error({"methods": {}}, "agg.json") == "agg.json has no `targets` object"
+
+
+def test_gates_figure_plots_each_runs_open_probabilities_and_only_where_gates_exist(tmp_path):
+  from interlingua_jax.analysis import figures
+  logits = [-2.0, 0.0, 3.0]
+  gated = {"name": "kv_s0", "group": "kv",
+           "bridge_summary": {"gates": [{"target_layer": i + 4, "source_layer": i, "logit": x, "open": x > 0}
+                                        for i, x in enumerate(logits)]}}
+  assert figures.fig_gates_per_layer([{"name": "soft", "group": "soft"}]) is None
+  fig = figures.fig_gates_per_layer([gated, {"name": "soft", "group": "soft"}])
+  (line,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "kv_s0"]
+  np.testing.assert_array_equal(line.get_xdata(), [4, 5, 6])
+  np.testing.assert_allclose(line.get_ydata(), 1 / (1 + np.exp(-np.array(logits))), rtol=1e-12)

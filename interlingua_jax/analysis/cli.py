@@ -70,6 +70,12 @@ def analyze(root: Path) -> dict[str, Any]:
         stale(stem, ("pdf", "png"), "no run has the data for this figure")
       else:
         written += figures.save(fig, out_dir, stem)
+    gates = figures.fig_gates_per_layer(results)  # only a bridge with gates has it: absent, not "not produced"
+    if gates is None:
+      for ext in ("pdf", "png"):
+        (out_dir / f"gates_per_layer.{ext}").unlink(missing_ok=True)
+    else:
+      written += figures.save(gates, out_dir, "gates_per_layer")
 
   made = []
   for stem, table in (("main_results", tables.main_results_table(results)),

@@ -206,3 +206,27 @@ def fig_inference_costs(results: list[dict], colors: dict[str, str]) -> plt.Figu
   return fig
 
 
+
+
+def fig_gates_per_layer(results: list[dict]) -> plt.Figure | None:
+  """The learned per-layer gates of the runs whose bridge has them (`bridge_summary.gates`): the gate's
+  probability of being open, sigmoid(logit), against the target layer; one line per run, a suite entry's seeds
+  in one color. At inference a gate is hard: open when the probability exceeds 0.5."""
+  runs = [r for r in results if (r.get("bridge_summary") or {}).get("gates")]
+  if not runs:
+    return None
+  groups = sorted({r["group"] for r in runs})
+  fig, ax = plt.subplots(figsize=(9, 4.8))
+  for r in runs:
+    gates = r["bridge_summary"]["gates"]
+    color = f"C{groups.index(r['group']) % 10}"
+    ax.plot([g["target_layer"] for g in gates], [1 / (1 + math.exp(-g["logit"])) for g in gates], color=color,
+            marker="o", ms=4, lw=1.2, alpha=0.8, label=r["name"])
+  ax.axhline(0.5, color="k", ls=":", lw=1, label="open / closed at inference")
+  layers = sorted({g["target_layer"] for r in runs for g in r["bridge_summary"]["gates"]})
+  ax.set_xticks(layers if len(layers) <= 16 else layers[::max(1, len(layers) // 12)])
+  ax.set(xlabel="target layer", ylabel="P(gate open) = sigmoid(logit)", ylim=(-0.02, 1.02),
+         title="Learned fusion gates per layer")
+  ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+  fig.tight_layout()
+  return fig

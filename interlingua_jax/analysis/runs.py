@@ -176,7 +176,8 @@ def summarize(run: Run) -> dict[str, Any]:
   out["best_step"] = summary.get("best_step", out.get("peak_step"))
   out["stopped_early"] = summary.get("stopped_early")
   if run.aggregate:
-    for key in ("methods", "comparisons", "kv_saving", "throughput", "scenario", "num_questions"):
+    for key in ("methods", "comparisons", "kv_saving", "throughput", "scenario", "num_questions", "routing",
+                "bridge_summary"):
       out[key] = run.aggregate.get(key)
   if run.compression:
     out["compression"] = {k: run.compression.get(k) for k in
