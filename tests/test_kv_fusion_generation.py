@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from interlingua_jax.bridges.kv_fusion import alignment, fuser, generation
-from interlingua_jax.models import CausalLM, DecoderConfig, embed, generate, init_params
+import kv_lms
+from interlingua_jax.models import embed, generate
 from interlingua_jax.models.generate import (_start_transformed, decode_step, init_cache, prefill,
                                              prefill_prompt)
 
@@ -19,30 +20,9 @@ TARGET_PADS = (0, 2, 7, 4)  # row 2 has one real token: its first T - 1 slots ar
 SOURCE_PADS = (1, 0, 6, 5)
 
 
-def _lm(config: DecoderConfig, seed: int) -> CausalLM:
-  """Random weights at std 0.1 (norms at 1): logits spread over a few units, so greedy choices are decisive."""
-  params = init_params(config, jax.random.key(seed))
-  params = jax.tree.map(np.asarray, params)  # scaled in numpy: eager jnp ops would compile once per shape
-  return CausalLM(config, jax.tree.map(lambda x: jnp.asarray(x if (x == 1).all() else 5 * x), params))
-
-
 @pytest.fixture(scope="module")
 def lms():
-  """A llama-type target (3 layers, 2 KV heads x 8) and a qwen2-type source (2 layers, 3 KV heads x 16)."""
-  target = _lm(DecoderConfig(model_type="llama", vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=3,
-                             num_heads=4, num_kv_heads=2, head_dim=8), 0)
-  source = _lm(DecoderConfig(model_type="qwen2", vocab_size=80, hidden_size=48, intermediate_size=96, num_layers=2,
-                             num_heads=6, num_kv_heads=3, head_dim=16, rope_theta=1e6), 1)
-  return target, source
-
-
-def _prompts(vocab: int, length: int, pads, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(3, vocab, (len(pads), length)).astype(np.int32)
-  mask = np.ones_like(ids)
-  for row, p in enumerate(pads):
-    ids[row, :p], mask[row, :p] = 0, 0
-  return ids, mask
+  return kv_lms.target_and_source()
 
 
 def _token_index(target_mask, source_mask, seed: int = 0) -> list[np.ndarray]:
@@ -70,7 +50,7 @@ def test_no_transform_is_the_plain_path(lms):
   """Without a transform generate runs _start (never _start_transformed) and gives the tokens of a greedy loop
   over the public prefill and decode_step."""
   target, _ = lms
-  ids, mask = _prompts(64, T, TARGET_PADS, seed=0)
+  ids, mask = kv_lms.left_padded(64, T, TARGET_PADS, seed=0)
   compiled = _start_transformed._cache_size()
   out = generate(target, input_ids=ids, attention_mask=mask, **KW)
   assert _start_transformed._cache_size() == compiled, "the plain path went through the transformed start"
@@ -92,7 +72,7 @@ def test_identity_transform_gives_the_same_tokens(lms, variant):
   """A plain function on an embedding prompt; a Partial on an id prompt with both logits processors on (they
   read the prompt ids, which the transformed start must keep)."""
   target, _ = lms
-  ids, mask = _prompts(64, T, TARGET_PADS, seed=1)
+  ids, mask = kv_lms.left_padded(64, T, TARGET_PADS, seed=1)
   if variant == "function_embeddings":
     identity, kw = (lambda cache: cache), KW
     prompt = dict(inputs_embeds=np.asarray(embed(target.params, target.config, jnp.asarray(ids))))
@@ -112,7 +92,7 @@ def test_identity_transform_gives_the_same_tokens(lms, variant):
 def test_identity_transform_keeps_the_stop_checks(lms):
   """The host-side stop predicate works after a transformed start: same tokens, lengths and steps."""
   target, _ = lms
-  ids, mask = _prompts(64, T, TARGET_PADS, seed=2)
+  ids, mask = kv_lms.left_padded(64, T, TARGET_PADS, seed=2)
   free = _tokens(generate(target, input_ids=ids, attention_mask=mask, **KW))
   stop_token = int(free[0, 1])
   stop = lambda generated: (generated == stop_token).any(axis=1)
@@ -133,8 +113,8 @@ def test_the_first_token_reads_the_transformed_cache(lms):
   is computed on the transformed cache."""
   target, _ = lms
   pads = (0, 2, 6, 4)  # every row has >= 2 real tokens, so the other prompt's first T - 1 tokens can be prefilled
-  ids, mask = _prompts(64, T, pads, seed=3)
-  other, _ = _prompts(64, T, pads, seed=4)
+  ids, mask = kv_lms.left_padded(64, T, pads, seed=3)
+  other, _ = kv_lms.left_padded(64, T, pads, seed=4)
   other[:, -1] = ids[:, -1]
   plain, wanted = (_tokens(generate(target, input_ids=x, attention_mask=mask, **KW)) for x in (ids, other))
   assert (plain[:, 0] != wanted[:, 0]).any(), "the two prompts must start differently for the test to tell"
@@ -164,7 +144,7 @@ def test_a_pytree_transform_is_traced_not_baked_in(lms):
 
 def test_bad_transforms_raise(lms):
   target, _ = lms
-  ids, mask = _prompts(64, T, TARGET_PADS, seed=0)
+  ids, mask = kv_lms.left_padded(64, T, TARGET_PADS, seed=0)
   with pytest.raises(ValueError, match="changed the cache's k"):
     generate(target, input_ids=ids, attention_mask=mask, cache_transform=lambda c: dataclasses.replace(
         c, k=c.k[:, :, 1:]), **KW)
@@ -176,8 +156,8 @@ def test_bad_transforms_raise(lms):
 
 def _two_tokenizations():
   """Target prompts (T slots) and source prompts of another tokenizer (S slots), with their slot alignment."""
-  ids, mask = _prompts(64, T, TARGET_PADS, seed=7)
-  sids, smask = _prompts(80, S, SOURCE_PADS, seed=8)
+  ids, mask = kv_lms.left_padded(64, T, TARGET_PADS, seed=7)
+  sids, smask = kv_lms.left_padded(80, S, SOURCE_PADS, seed=8)
   return ids, mask, sids, smask, generation.slot_alignment(_token_index(mask, smask), mask, smask)
 
 
@@ -211,8 +191,8 @@ def test_open_gates_change_the_first_token(lms):
   token from those fused logits, and some row's first token changes."""
   target, source = lms
   pads = (0, 2, 6, 4)
-  ids, mask = _prompts(64, T, pads, seed=9)
-  sids, smask = _prompts(80, S, SOURCE_PADS, seed=10)
+  ids, mask = kv_lms.left_padded(64, T, pads, seed=9)
+  sids, smask = kv_lms.left_padded(80, S, SOURCE_PADS, seed=10)
   index = generation.slot_alignment(_token_index(mask, smask, seed=1), mask, smask)
   fusers, layer_map = _fusers(target, source, gate_init=1.0, output_init_scale=3.0)
   kw = dict(target_ids=ids, target_mask=mask, source_ids=sids, source_mask=smask, alignment_index=index)
@@ -235,7 +215,7 @@ def test_source_prefill_cache(lms):
   """The source's prefill cache: (L_src, B, S, K_src, D_src), its slots and positions, and the model's own
   keys and values (its logits and a decode step from it match a full forward pass)."""
   _, source = lms
-  sids, smask = _prompts(80, S, SOURCE_PADS, seed=11)
+  sids, smask = kv_lms.left_padded(80, S, SOURCE_PADS, seed=11)
   logits, cache = prefill_prompt(source, input_ids=sids, attention_mask=smask)
   assert cache.k.shape == cache.v.shape == (2, B, S, 3, 16)
   np.testing.assert_array_equal(np.asarray(cache.valid), smask.astype(bool))

@@ -15,10 +15,11 @@ from interlingua_jax.bridges.kv_fusion.loss import LossSpec, fused_answer_logits
 from interlingua_jax.core.errors import ConfigError
 from interlingua_jax.evaluation.harness import run_methods
 from interlingua_jax.data.pipeline import PromptBuilder
-from interlingua_jax.models import CausalLM, DecoderConfig, KVCache, generate, init_params
+from interlingua_jax.models import generate
 from interlingua_jax.models.generate import prefill_prompt
 from interlingua_jax.run import experiment, validate
 from interlingua_jax.training.state import split_module
+import kv_lms
 from tiny_system import system
 
 B, T, S, NEW = 4, 8, 10, 5
@@ -26,28 +27,9 @@ TARGET_PADS = (0, 2, 5, 3)
 SOURCE_PADS = (1, 0, 6, 4)
 
 
-def _lm(config: DecoderConfig, seed: int) -> CausalLM:
-  params = jax.tree.map(np.asarray, init_params(config, jax.random.key(seed)))
-  return CausalLM(config, jax.tree.map(lambda x: jnp.asarray(x if (x == 1).all() else 5 * x), params))
-
-
 @pytest.fixture(scope="module")
 def lms():
-  """A llama-type target (3 layers, 2 KV heads x 8) and a qwen2-type source (2 layers, 3 KV heads x 16)."""
-  target = _lm(DecoderConfig(model_type="llama", vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=3,
-                             num_heads=4, num_kv_heads=2, head_dim=8), 0)
-  src = _lm(DecoderConfig(model_type="qwen2", vocab_size=80, hidden_size=48, intermediate_size=96, num_layers=2,
-                          num_heads=6, num_kv_heads=3, head_dim=16, rope_theta=1e6), 1)
-  return target, src
-
-
-def _padded(vocab: int, length: int, pads, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(3, vocab, (len(pads), length)).astype(np.int32)
-  mask = np.ones_like(ids)
-  for row, p in enumerate(pads):
-    ids[row, :p], mask[row, :p] = 0, 0
-  return ids, mask
+  return kv_lms.target_and_source()
 
 
 def _token_index(target_mask, source_mask) -> np.ndarray:
@@ -64,8 +46,8 @@ def _token_index(target_mask, source_mask) -> np.ndarray:
 def test_source_at_target_slots_is_the_host_alignment(lms):
   """The traced gather of training (token indices, shifted by each row's padding) = generation's host path."""
   _, src = lms
-  target_ids, target_mask = _padded(64, T, TARGET_PADS, 0)
-  source_ids, source_mask = _padded(80, S, SOURCE_PADS, 1)
+  target_ids, target_mask = kv_lms.left_padded(64, T, TARGET_PADS, 0)
+  source_ids, source_mask = kv_lms.left_padded(80, S, SOURCE_PADS, 1)
   index = _token_index(target_mask, source_mask)
   _, cache = prefill_prompt(src, input_ids=source_ids, attention_mask=source_mask)
   per_row = [index[b, T - target_mask[b].sum():] for b in range(B)]
@@ -95,8 +77,8 @@ def test_training_teacher_forces_what_generation_decodes(lms):
   target, src = lms
   fusers = _trained_like_fusers(target, src)
   spec = _spec(target, src)
-  target_ids, target_mask = _padded(64, T, TARGET_PADS, 0)
-  source_ids, source_mask = _padded(80, S, SOURCE_PADS, 1)
+  target_ids, target_mask = kv_lms.left_padded(64, T, TARGET_PADS, 0)
+  source_ids, source_mask = kv_lms.left_padded(80, S, SOURCE_PADS, 1)
   index = _token_index(target_mask, source_mask)
   _, cache = prefill_prompt(src, input_ids=source_ids, attention_mask=source_mask)
   graphdef, state = nnx.split(fusers)
@@ -118,8 +100,8 @@ def test_training_teacher_forces_what_generation_decodes(lms):
 def test_the_loss_trains_every_fuser_and_gate(lms):
   target, src = lms
   fusers = _trained_like_fusers(target, src)
-  target_ids, target_mask = _padded(64, T, TARGET_PADS, 0)
-  source_ids, source_mask = _padded(80, S, SOURCE_PADS, 1)
+  target_ids, target_mask = kv_lms.left_padded(64, T, TARGET_PADS, 0)
+  source_ids, source_mask = kv_lms.left_padded(80, S, SOURCE_PADS, 1)
   answer = np.random.default_rng(2).integers(3, 64, (B, 3)).astype(np.int32)
   batch = {"source_ids": source_ids, "source_mask": source_mask, "prefix_ids": target_ids[:, :-1],
            "prefix_mask": target_mask[:, :-1], "alignment": _token_index(target_mask, source_mask)[:, :-1],
@@ -138,7 +120,7 @@ def test_the_loss_trains_every_fuser_and_gate(lms):
 def test_the_controls_destroy_what_they_say(lms):
   """noise: each layer's per-channel mean and std over valid slots kept, its values not; zeroed: zeros."""
   _, src = lms
-  source_ids, source_mask = _padded(80, S, SOURCE_PADS, 1)
+  source_ids, source_mask = kv_lms.left_padded(80, S, SOURCE_PADS, 1)
   _, cache = prefill_prompt(src, input_ids=np.tile(source_ids, (8, 1)), attention_mask=np.tile(source_mask, (8, 1)))
   noise = source._noise(cache, jax.random.key(0))
   valid = np.asarray(cache.valid)
