@@ -14,11 +14,13 @@ from interlingua_jax.bridges.kv_fusion import alignment, fuser, generation, rows
 from interlingua_jax.bridges.kv_fusion.loss import LossSpec, fused_answer_logits, kv_fusion_loss, source_at_target_slots
 from interlingua_jax.core.errors import ConfigError
 from interlingua_jax.evaluation.harness import run_methods
+from interlingua_jax.data import pipeline
 from interlingua_jax.data.pipeline import PromptBuilder
 from interlingua_jax.models import generate
 from interlingua_jax.models.generate import prefill_prompt
-from interlingua_jax.run import experiment, validate
-from interlingua_jax.training.state import split_module
+from interlingua_jax.run import config as config_lib, experiment, stages, validate
+from interlingua_jax.training.checkpoints import Checkpoints, abstract_like
+from interlingua_jax.training.state import global_batch, split_module
 import kv_lms
 from tiny_system import system
 
@@ -196,6 +198,73 @@ def test_tokens_are_aligned_by_the_text_they_cover(shrunk_run):
     piece = tokenizers[1].decode([tgt_ids[j]]).strip()
     if piece:
       assert piece in src_text[index[j]] or src_text[index[j]] in piece, (piece, src_text[index[j]])
+
+
+def _saved_config(workdir, **changes):
+  """The shrunk run's saved config (its toy world's paths filled in, so nothing is rebuilt), with changes."""
+  cfg = config_lib.from_json(json.loads((workdir / "config.json").read_text()))
+  cfg.update_from_flattened_dict(changes)
+  return cfg
+
+
+def _first_batch(run, kind, s) -> dict:
+  t = kind.training(run, s)
+  data = pipeline.train_dataset(t.rows, parts=t.parts, global_batch_size=4, seed=0,
+                                length_buckets=tuple(run.cfg.data.length_buckets), process_index=0, process_count=1)
+  return next(iter(data))
+
+
+def test_a_sharded_step_equals_a_single_device_step(shrunk_run, tmp_path):
+  """The fusers replicated, the batch over "data", both frozen LMs over "model": a (2, 2) mesh takes the same step."""
+  _, workdir = shrunk_run
+  results = []
+  for name, mesh in (("one", {"mesh.data": 1, "mesh.model": 1}), ("four", {"mesh.data": 2, "mesh.model": 2})):
+    run, kind, s = system(_saved_config(workdir, **mesh), tmp_path / name)
+    assert s.mesh.devices.size == (4 if name == "four" else 1)
+    t = stages.training_step(run, kind, s)
+    state, metrics = t.step_fn(t.state, t.training.frozen_params, global_batch(_first_batch(run, kind, s), s.mesh))
+    results.append((jax.tree.map(np.asarray, state.params), float(metrics["loss"])))
+  (p1, l1), (p4, l4) = results
+  assert l1 == pytest.approx(l4, rel=1e-5)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_fusers(shrunk_run, tmp_path, monkeypatch):
+  """Killed after the step-3 checkpoint and restarted: the same fusers and gates at step 6 (the gates' Gumbel noise
+  is keyed by the step, so it is redrawn identically)."""
+  _, workdir = shrunk_run
+  cfg = _saved_config(workdir, **{"train.steps": 6, "train.eval_every": 3, "kv_fusion.anneal_steps": 6})
+  monkeypatch.setattr(stages, "validation_pass", lambda contexts, ex, step: (0.5, {"step": step}))
+  at = lambda name: system(cfg, tmp_path / name)
+  stages.train_stage(*at("straight"))
+  real = stages.make_train_step
+
+  def interrupted(**kwargs):
+    fn = real(**kwargs)
+
+    def step(state, frozen, batch):
+      if int(state.step) == 3:
+        raise KeyboardInterrupt("simulated crash after the step-3 checkpoint")
+      return fn(state, frozen, batch)
+    return step
+
+  monkeypatch.setattr(stages, "make_train_step", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    stages.train_stage(*at("resumed"))
+  monkeypatch.setattr(stages, "make_train_step", real)
+  run, kind, s = at("resumed")
+  stages.train_stage(run, kind, s)
+  template = stages.training_step(run, kind, s).state
+  finals = []
+  for name in ("straight", "resumed"):
+    manager = Checkpoints(str(tmp_path / name), keep=2).latest
+    assert manager.latest_step() == 6
+    finals.append(Checkpoints.restore(manager, abstract_like(template))[0])
+  leaves = [jax.tree.leaves(f.params) for f in finals]
+  assert len(leaves[0]) > 0
+  for x, y in zip(*leaves):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("key, value, match", [
