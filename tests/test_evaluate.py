@@ -267,12 +267,33 @@ def test_format_matched_token_budget_is_the_target_prompt_with_the_question_cut_
     assert prompt.split("\n")[0] == full_prompt.split("\n")[0] and prompt.endswith(f"Q: {head}\nA:")
 
 
+def test_the_confidence_router_answers_with_whichever_single_model_is_surer():
+  """Reads no gold: the higher mean log-probability wins (ties to the source), right or wrong; no router where a
+  single model's records carry no log-probability (runs older than them)."""
+  def record(i, method, correct, logprob):
+    return {"id": f"q{i}", "method": method, "correct": correct, "prediction": method, "latency_s": 0.0,
+            "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 1,
+            "generated_tokens": 1, "mean_logprob": logprob, "kv_model": method.split("_")[0]}
+  source, target = [(1, -0.1), (0, -2.0), (1, -3.0), (0, -0.5)], [(0, -1.0), (1, -0.2), (0, -0.1), (1, -0.5)]
+  records = [record(i, m, bool(c), lp) for m, rows in (("source_alone", source), ("target_alone", target))
+             for i, (c, lp) in enumerate(rows)]
+  routed = results.confidence_routing(records)
+  assert [r["prediction"] for r in routed] == ["source_alone", "target_alone", "target_alone", "source_alone"]
+  agg = results.aggregate(records, dataset="gsm8k", num_soft_tokens=4, bootstrap_samples=200, seed=0)
+  assert agg["routing"]["route_confidence"]["correct"] == 2 and agg["routing"]["route_confidence"]["picked_target"] == 0.5
+  assert agg["routing"]["route_oracle"]["correct"] == 4
+  records[0]["mean_logprob"] = None
+  assert results.confidence_routing(records) == []
+  assert "route_confidence" not in results.aggregate(records, dataset="gsm8k", num_soft_tokens=4,
+                                                     bootstrap_samples=200, seed=0)["routing"]
+
+
 def test_the_oracle_router_answers_with_whichever_single_model_is_right():
   """Derived beside the table (outside the Holm family): right where either single model is right."""
   def record(i, method, correct):
     return {"id": f"q{i}", "method": method, "correct": correct, "prediction": method, "latency_s": 0.0,
             "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 1,
-            "generated_tokens": 1}
+            "generated_tokens": 1, "kv_model": method.split("_")[0]}
   source, target, latent = [1, 0, 0, 1, 0, 0], [0, 1, 0, 1, 0, 0], [1, 1, 1, 0, 0, 0]
   records = [record(i, m, bool(c)) for m, cs in (("source_alone", source), ("target_alone", target),
                                                   ("latent", latent)) for i, c in enumerate(cs)]

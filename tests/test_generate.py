@@ -123,6 +123,27 @@ def test_eos_stops_rows_and_pads_after(pair):
                                                   MAX_NEW))
 
 
+def test_logprob_is_the_models_own_over_the_generated_tokens(pair):
+  """The summed log-probability equals transformers' raw logits (before the repetition penalty) at the greedy
+  tokens, up to each row's EOS: nothing after a row ended counts."""
+  hf, model = pair("mistral")
+  ids, mask = prompts(model.config.vocab_size, seed=4)
+  free = np.asarray(models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW,
+                                    eos_token_id=2, pad_token_id=0).tokens)
+  eos = int(free[1, 3])  # a token the rows emit early
+  out = models.generate(model, input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW, eos_token_id=eos,
+                        pad_token_id=0, repetition_penalty=1.3)
+  with torch.no_grad():
+    ref = hf.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=MAX_NEW,
+                      do_sample=False, eos_token_id=eos, pad_token_id=0, repetition_penalty=1.3,
+                      output_logits=True, return_dict_in_generate=True)
+  tokens, lengths = np.asarray(out.tokens), np.asarray(out.lengths)
+  raw = torch.log_softmax(torch.stack(ref.logits, 1).float(), -1).numpy()  # (B, steps, V), unprocessed
+  expected = [raw[row, np.arange(n), tokens[row, :n]].sum() for row, n in enumerate(lengths)]
+  assert lengths.min() < MAX_NEW, "no row ended early: the masking after EOS went untested"
+  np.testing.assert_allclose(np.asarray(out.logprob), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_cached_decoding_equals_full_forward(pair):
   """prefill + decode_step logits equal a full forward over the same (left-padded) sequence."""
   _, model = pair("mistral_window")

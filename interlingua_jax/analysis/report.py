@@ -18,10 +18,12 @@ def _interval(ci: list[float] | None, sign: str = "") -> str:
 
 
 def methods_table(agg: dict) -> str:
-  """Markdown table of accuracy per method with its exact and cluster intervals, KV bytes, latency and warm-up."""
+  """Markdown table of accuracy per method with its exact and cluster intervals, KV bytes, latency and warm-up;
+  then the routers derived from the single models' records (`routing`)."""
   lines = ["| method | accuracy | 95% CI (exact) | 95% CI (cluster) | mean KV-cache bytes | latency p50 / p90 (s) "
            "| warm-up (s) |", "|---|---|---|---|---|---|---|"]
-  for name, m in agg["methods"].items():
+  routers = {f"{name} (router, derived)": m for name, m in agg.get("routing", {}).items() if "accuracy" in m}
+  for name, m in {**agg["methods"], **routers}.items():
     label = f"{name} (control)" if m.get("control") else name
     lines.append(f"| {label} | {m['accuracy']:.3f} | {_interval(m['ci95'])} | {_interval(m.get('ci95_cluster'))} | "
                  f"{m['mean_kv_bytes']:,.0f} | {m['latency_p50_s']:.4f} / {m['latency_p90_s']:.4f} | "

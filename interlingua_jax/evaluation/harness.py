@@ -137,8 +137,9 @@ def shape_key(ctx: Context, batch: list[Prepared]) -> tuple:
   return batch[0].method.model, src, bucket(max(len(r.ids) for r in batch), d.length_buckets), d.batch_size
 
 
-def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.ndarray, int]], float]:
-  """Generates for one (padded) batch; returns per-row (tokens, length) and the wall time in seconds."""
+def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.ndarray, int, float]], float]:
+  """Generates for one (padded) batch; returns per-row (tokens, length, summed log-probability) and the wall
+  time in seconds."""
   n = len(batch)
   rows = _pad_rows(batch, ctx.decoding.batch_size)
   lm, tok = _model(ctx, rows[0].method.model)
@@ -158,9 +159,9 @@ def generate_batch(ctx: Context, batch: list[Prepared]) -> tuple[list[tuple[np.n
   else:
     inputs, mask = soft_inputs(ctx, rows)
     out = generate(lm, inputs_embeds=inputs, attention_mask=mask, **kwargs)
-  tokens, lengths = _to_host(out.tokens), _to_host(out.lengths)
+  tokens, lengths, logprob = _to_host(out.tokens), _to_host(out.lengths), _to_host(out.logprob)
   seconds = time.perf_counter() - start
-  return [(tokens[i], int(lengths[i])) for i in range(n)], seconds
+  return [(tokens[i], int(lengths[i]), float(logprob[i])) for i in range(n)], seconds
 
 
 def soft_inputs(ctx: Context, rows: list[Prepared]):
@@ -184,7 +185,9 @@ _place = jax.jit(layout.target_inputs, static_argnames=("config",))
 
 
 def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, latency_s: float,
-                  warmup_s: float = 0.0) -> dict:
+                  warmup_s: float = 0.0, logprob: float | None = None) -> dict:
+  """One question's record. mean_logprob: the answering model's mean log-probability per generated token
+  (None for a method without a model), the confidence a router reads."""
   scored = p.method.score(p.example, prediction) if p.method.score else scoring.score(ctx.dataset, prediction,
                                                                                         p.example.golds)
   soft = ctx.num_soft_tokens if p.source_ids is not None and ctx.cache_source is None else 0
@@ -199,6 +202,7 @@ def sample_record(ctx: Context, p: Prepared, prediction: str, generated: int, la
       "source_prompt_tokens": len(p.source_ids) if p.source_ids else (len(p.ids) if model == "source" else 0),
       "target_prompt_tokens": len(p.ids) if model == "target" else 0,
       "soft_tokens": soft, "generated_tokens": generated, "prediction": prediction,
+      "mean_logprob": logprob / generated if logprob is not None and generated else None,
       "extracted": scored["extracted"], "gold": scored.get("gold", p.example.gold), "cluster": p.example.cluster,
       "correct": bool(scored["correct"]),
       **({"em": scored["em"], "f1": scored["f1"]} if "em" in scored else {}),
@@ -219,8 +223,8 @@ def _answer(ctx: Context, batch: list[Prepared], warm: set) -> list[dict]:
   outputs_, seconds = generate_batch(ctx, batch)
   tok = _model(ctx, batch[0].method.model)[1]
   return [sample_record(ctx, p, stop_at(decode_text(tok, t, n), ctx.decoding.stop_strings), n,
-                        seconds / len(batch), warmup_s if i == 0 else 0.0)
-          for i, (p, (t, n)) in enumerate(zip(batch, outputs_))]
+                        seconds / len(batch), warmup_s if i == 0 else 0.0, logprob)
+          for i, (p, (t, n, logprob)) in enumerate(zip(batch, outputs_))]
 
 
 def with_dependencies(names: Sequence[str]) -> list[methods.Method]:

@@ -78,6 +78,7 @@ def _method_entry(rows: list[dict], clusters: list[str], dataset: str, bootstrap
 
 
 ORACLE_ROUTER = "route_oracle"
+CONFIDENCE_ROUTER = "route_confidence"
 
 
 def _paired(a: np.ndarray, b: np.ndarray, clusters: list[str], bootstrap_samples: int, seed: int) -> dict:
@@ -87,22 +88,39 @@ def _paired(a: np.ndarray, b: np.ndarray, clusters: list[str], bootstrap_samples
   return {"diff": diff, "ci95": [lo, hi], "ci95_cluster": [cluster_lo, cluster_hi], "mcnemar_p": stats.mcnemar_p(a, b)}
 
 
-def oracle_routing(records: Sequence[dict]) -> list[dict]:
-  """The oracle router's records, derived (never generated): each question answered by whichever single model
-  (source_alone, target_alone) is right, the source where both or neither are. The bound of any query router
-  that picks one model per question, and what a bridge must beat to be more than routing."""
+def _routed(records: Sequence[dict], name: str, pick_target) -> list[dict]:
+  """Derived records (never generated): each question answered by source_alone's record, or by target_alone's
+  where pick_target(source, target)."""
   by = {m: {r["id"]: r for r in records if r["method"] == m} for m in ("source_alone", "target_alone")}
   out = []
   for i in sorted(by["source_alone"].keys() & by["target_alone"].keys()):
     source, target = by["source_alone"][i], by["target_alone"][i]
-    out.append(dict(target if target["correct"] and not source["correct"] else source, method=ORACLE_ROUTER))
+    out.append(dict(target if pick_target(source, target) else source, method=name))
   return out
+
+
+def oracle_routing(records: Sequence[dict]) -> list[dict]:
+  """The oracle router: each question answered by whichever single model (source_alone, target_alone) is right,
+  the source where both or neither are. The bound of any query router that picks one model per question, and
+  what a bridge must beat to be more than routing."""
+  return _routed(records, ORACLE_ROUTER, lambda source, target: target["correct"] and not source["correct"])
+
+
+def confidence_routing(records: Sequence[dict]) -> list[dict]:
+  """A router that reads no gold and learns nothing: each question answered by whichever single model is surer
+  of its own greedy answer (the higher mean log-probability per generated token; ties to the source). It costs
+  both models' generations. [] where a single model's record has no log-probability (a run older than them)."""
+  if any(r.get("mean_logprob") is None for r in records if r["method"] in ("source_alone", "target_alone")):
+    return []
+  return _routed(records, CONFIDENCE_ROUTER,
+                 lambda source, target: target["mean_logprob"] > source["mean_logprob"])
 
 
 def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bootstrap_samples: int,
               seed: int, throughput: dict | None = None, split: dict | None = None) -> dict:
   """Per-method accuracy with exact and cluster intervals; latent vs each method, paired and Holm-adjusted;
-  KV saving; the oracle router where both single models ran (beside the table, outside the Holm family)."""
+  KV saving; the oracle and confidence routers where both single models ran (`routing`: beside the table, outside
+  the Holm family)."""
   by_method: dict[str, dict[str, dict]] = {}
   for r in records:
     by_method.setdefault(r["method"], {})[r["id"]] = r
@@ -129,13 +147,16 @@ def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bo
   out = {"dataset": dataset, "num_questions": len(ids), "num_clusters": len(set(clusters)),
          "num_soft_tokens": num_soft_tokens, "methods": table, "comparisons": dict(sorted(comparisons.items())),
          "kv_saving": kv_saving, "throughput": throughput or {}, "split": split, "scenario": scenario(comparisons)}
-  routed = {r["id"]: r for r in oracle_routing(records)}
-  if routed and set(ids) <= routed.keys():
-    out["routing"] = {ORACLE_ROUTER: _method_entry([routed[i] for i in ids], clusters, dataset, bootstrap_samples,
-                                                   seed)}
+  for name, route in ((ORACLE_ROUTER, oracle_routing), (CONFIDENCE_ROUTER, confidence_routing)):
+    routed = {r["id"]: r for r in route(records)}
+    if not routed or not set(ids) <= routed.keys():
+      continue
+    routing = out.setdefault("routing", {})
+    routing[name] = _method_entry([routed[i] for i in ids], clusters, dataset, bootstrap_samples, seed)
+    routing[name]["picked_target"] = float(np.mean([routed[i]["kv_model"] == "target" for i in ids]))
     if "latent" in by_method:
-      lat, bound = (np.array([rows[i]["correct"] for i in ids], np.float64) for rows in (by_method["latent"], routed))
-      out["routing"][f"latent_vs_{ORACLE_ROUTER}"] = _paired(lat, bound, clusters, bootstrap_samples, seed)
+      lat, other = (np.array([rows[i]["correct"] for i in ids], np.float64) for rows in (by_method["latent"], routed))
+      routing[f"latent_vs_{name}"] = _paired(lat, other, clusters, bootstrap_samples, seed)
   return out
 
 
