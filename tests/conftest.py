@@ -9,6 +9,7 @@ same programs, which XLA would otherwise compile again and again. The cache is a
 session, so no test reads an executable from another session or another version of the code.
 """
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -142,3 +143,28 @@ def toy_extractive_world(tmp_path_factory):
   {"train", "test", "info", "targets": {"llama", "qwen"}} (targets pretrained one step: plumbing, not skill)."""
   from interlingua_jax.toy import extractive
   return extractive.prepare(str(tmp_path_factory.mktemp("toy_extractive")), **extractive.REDUCED)
+
+
+@pytest.fixture
+def crash_at_step(monkeypatch):
+  """`with crash_at_step(3): stages.train_stage(...)`: the run dies (KeyboardInterrupt, asserted) when it reaches
+  step 3, after that step's checkpoint, as a kill would; the real train step is back after the block."""
+  from interlingua_jax.run import stages
+
+  @contextlib.contextmanager
+  def crashing(step: int):
+    real = stages.make_train_step
+
+    def interrupted(**kwargs):
+      fn = real(**kwargs)
+
+      def train_step(state, frozen, batch):
+        if int(state.step) == step:
+          raise KeyboardInterrupt(f"simulated crash after the step-{step} checkpoint")
+        return fn(state, frozen, batch)
+      return train_step
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+      patched.setattr(stages, "make_train_step", interrupted)
+      yield
+  return crashing

@@ -273,7 +273,7 @@ def test_the_confidence_router_answers_with_whichever_single_model_is_surer():
   def record(i, method, correct, logprob):
     return {"id": f"q{i}", "method": method, "correct": correct, "prediction": method, "latency_s": 0.0,
             "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 1,
-            "generated_tokens": 1, "mean_logprob": logprob, "kv_model": method.split("_")[0]}
+            "generated_tokens": 1, "mean_logprob": logprob}
   source, target = [(1, -0.1), (0, -2.0), (1, -3.0), (0, -0.5)], [(0, -1.0), (1, -0.2), (0, -0.1), (1, -0.5)]
   records = [record(i, m, bool(c), lp) for m, rows in (("source_alone", source), ("target_alone", target))
              for i, (c, lp) in enumerate(rows)]
@@ -293,7 +293,7 @@ def test_the_oracle_router_answers_with_whichever_single_model_is_right():
   def record(i, method, correct):
     return {"id": f"q{i}", "method": method, "correct": correct, "prediction": method, "latency_s": 0.0,
             "kv_cache_bytes": 0, "target_prompt_tokens": 1, "soft_tokens": 0, "source_prompt_tokens": 1,
-            "generated_tokens": 1, "kv_model": method.split("_")[0]}
+            "generated_tokens": 1}
   source, target, latent = [1, 0, 0, 1, 0, 0], [0, 1, 0, 1, 0, 0], [1, 1, 1, 0, 0, 0]
   records = [record(i, m, bool(c)) for m, cs in (("source_alone", source), ("target_alone", target),
                                                   ("latent", latent)) for i, c in enumerate(cs)]

@@ -230,7 +230,7 @@ def test_a_sharded_step_equals_a_single_device_step(shrunk_run, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_an_interrupted_run_resumes_to_the_uninterrupted_fusers(shrunk_run, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_to_the_uninterrupted_fusers(shrunk_run, tmp_path, monkeypatch, crash_at_step):
   """Killed after the step-3 checkpoint and restarted: the same fusers and gates at step 6 (the gates' Gumbel noise
   is keyed by the step, so it is redrawn identically)."""
   _, workdir = shrunk_run
@@ -238,21 +238,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_fusers(shrunk_run, tmp_
   monkeypatch.setattr(stages, "validation_pass", lambda contexts, ex, step: (0.5, {"step": step}))
   at = lambda name: system(cfg, tmp_path / name)
   stages.train_stage(*at("straight"))
-  real = stages.make_train_step
-
-  def interrupted(**kwargs):
-    fn = real(**kwargs)
-
-    def step(state, frozen, batch):
-      if int(state.step) == 3:
-        raise KeyboardInterrupt("simulated crash after the step-3 checkpoint")
-      return fn(state, frozen, batch)
-    return step
-
-  monkeypatch.setattr(stages, "make_train_step", interrupted)
-  with pytest.raises(KeyboardInterrupt):
+  with crash_at_step(3):
     stages.train_stage(*at("resumed"))
-  monkeypatch.setattr(stages, "make_train_step", real)
   run, kind, s = at("resumed")
   stages.train_stage(run, kind, s)
   template = stages.training_step(run, kind, s).state

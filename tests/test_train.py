@@ -211,29 +211,15 @@ def test_without_early_stopping_the_test_split_reads_the_final_checkpoint(setup,
   assert evaluated["ids"] != [e.id for e in s.test[:3]] and evaluated["size"] == 3
 
 
-def test_resume_reproduces_an_uninterrupted_run(setup, tmp_path, monkeypatch):
+def test_resume_reproduces_an_uninterrupted_run(setup, tmp_path, monkeypatch, crash_at_step):
   run, kind, s = setup
   cfg = run.cfg.copy_and_resolve_references()
   cfg.train.steps, cfg.train.eval_every = 6, 3
   at = lambda name: dataclasses.replace(run, cfg=cfg, workdir=str(tmp_path / name))
   monkeypatch.setattr(stages, "validation_pass", lambda contexts, ex, step: (0.5, {"step": step}))
   stages.train_stage(at("straight"), kind, s)
-
-  real = stages.make_train_step
-
-  def interrupted(**kwargs):
-    fn = real(**kwargs)
-
-    def step(state, frozen, batch):
-      if int(state.step) == 3:
-        raise KeyboardInterrupt("simulated crash after the step-3 checkpoint")
-      return fn(state, frozen, batch)
-    return step
-
-  monkeypatch.setattr(stages, "make_train_step", interrupted)
-  with pytest.raises(KeyboardInterrupt):
+  with crash_at_step(3):
     stages.train_stage(at("resumed"), kind, s)
-  monkeypatch.setattr(stages, "make_train_step", real)
   stages.train_stage(at("resumed"), kind, s)
 
   finals = []

@@ -95,7 +95,8 @@ def _routed(records: Sequence[dict], name: str, pick_target) -> list[dict]:
   out = []
   for i in sorted(by["source_alone"].keys() & by["target_alone"].keys()):
     source, target = by["source_alone"][i], by["target_alone"][i]
-    out.append(dict(target if pick_target(source, target) else source, method=name))
+    to_target = bool(pick_target(source, target))
+    out.append(dict(target if to_target else source, method=name, routed_to="target" if to_target else "source"))
   return out
 
 
@@ -153,7 +154,7 @@ def aggregate(records: Sequence[dict], *, dataset: str, num_soft_tokens: int, bo
       continue
     routing = out.setdefault("routing", {})
     routing[name] = _method_entry([routed[i] for i in ids], clusters, dataset, bootstrap_samples, seed)
-    routing[name]["picked_target"] = float(np.mean([routed[i]["kv_model"] == "target" for i in ids]))
+    routing[name]["picked_target"] = float(np.mean([routed[i]["routed_to"] == "target" for i in ids]))
     if "latent" in by_method:
       lat, other = (np.array([rows[i]["correct"] for i in ids], np.float64) for rows in (by_method["latent"], routed))
       routing[f"latent_vs_{name}"] = _paired(lat, other, clusters, bootstrap_samples, seed)
