@@ -112,8 +112,8 @@ def fig_capacity(results: list[dict]) -> plt.Figure | None:
   toy worlds, against bits per question (the bridge, one line per M): where do M soft tokens stop
   being enough? Runs with the fixes only, so the no-fixes arm of an ablation does not mix in."""
   runs = [r for r in results if r.get("methods") and "latent" in r["methods"]
-          and r["fixes"] is not False and _is_num(r["num_soft_tokens"])]
-  if not runs:
+          and r["fixes"] is not False and _is_num(r["num_soft_tokens"]) and r["num_soft_tokens"] > 0]
+  if not runs:  # a cache bridge passes no soft tokens (M = 0): no curve over M
     return None
   levels = sorted({_level(r) for r in runs})
   by_bits = len({r.get("bits_per_question") for r in runs if _is_num(r.get("bits_per_question"))}) > 1
