@@ -14,8 +14,6 @@ import pytest
 
 import dataclasses
 
-from interlingua_jax.bridges.translator import rows as translator_rows
-from interlingua_jax.bridges.translator.loss import translator_loss
 from interlingua_jax.data import pipeline, splits
 from interlingua_jax.models import embed
 from interlingua_jax.models.frozen import source_states

@@ -122,7 +122,7 @@ def _pick(state: _Decoding, logits, history: int, *, eos_token_id, pad_token_id,
   """Appends every row's next greedy token (after the logits processors); a finished row gets pad. The token's
   log-probability is the model's own (before the processors): what a confidence router compares."""
   batch, seq, done = state.seq.shape[0], state.seq, state.done
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  raw = logits.astype(jnp.float32)
   length = history + state.step  # the slot of the new token; the history before it
   if repetition_penalty != 1.0:
     slots = jnp.arange(seq.shape[1])[None, :]
@@ -132,7 +132,7 @@ def _pick(state: _Decoding, logits, history: int, *, eos_token_id, pad_token_id,
   if no_repeat_ngram_size > 0:
     logits = jnp.where(_ngram_bans(seq, length, no_repeat_ngram_size, logits.shape[-1]), -jnp.inf, logits)
   token = jnp.where(done, pad_token_id, jnp.argmax(logits, axis=-1).astype(jnp.int32))
-  picked = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
+  picked = jnp.take_along_axis(raw, token[:, None], axis=-1)[:, 0] - jax.nn.logsumexp(raw, axis=-1)
   seq = jax.lax.dynamic_update_index_in_dim(seq, token, length, axis=1)
   ended = ~done & jnp.isin(token, jnp.asarray(eos_token_id, jnp.int32))
   return dataclasses.replace(state, step=state.step + 1, token=token, seq=seq, done=done | ended,
